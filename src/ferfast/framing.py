@@ -1,0 +1,57 @@
+"""How a detector's face box (or its eye landmarks) maps onto the 48×48 model input.
+
+FER2013 images are 48×48 gray crops framed by the dataset's own face finder. To feed the model
+faces framed the same way, the detector box is squared, widened by ``margin`` and shifted by
+``offset_x/offset_y``; with landmarks, a similarity warp puts the eyes at ``eye_left`` /
+``eye_right``. The constants below were measured on FER2013 training images with
+``tools/measure_framing.py``; method and numbers are in ``docs/framing.md``.
+
+Coordinates: ``eye_left`` / ``eye_right`` are 48×48 output pixel coordinates in OpenCV's
+convention (pixel (i, j) is centred at (i, j)). ``eye_left`` is where ``landmarks[:, 0]`` goes
+(the eye with the smaller x in the image, YuNet's "right eye"), ``eye_right`` takes
+``landmarks[:, 1]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+__all__ = ["FRAMING", "FRAMING_HAAR", "FRAMING_YUNET", "Framing", "framing_for"]
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Crop geometry and input normalisation for one detector.
+
+    Attributes:
+        margin: square crop side = ``max(w, h) * margin``.
+        offset_x: crop centre shift right, as a fraction of the crop side.
+        offset_y: crop centre shift down, as a fraction of the crop side.
+        eye_left: (x, y) 48×48 output position of ``landmarks[:, 0]``.
+        eye_right: (x, y) 48×48 output position of ``landmarks[:, 1]``.
+        input_scale: model input = gray * input_scale + input_bias (gray in 0..255).
+        input_bias: see ``input_scale``.
+    """
+
+    margin: float
+    offset_x: float = 0.0
+    offset_y: float = 0.0
+    eye_left: tuple[float, float] = (15.5, 19.0)
+    eye_right: tuple[float, float] = (31.5, 19.0)
+    input_scale: float = 1.0 / 255.0
+    input_bias: float = 0.0
+
+    def with_input(self, scale: float, bias: float) -> Framing:
+        """The same geometry with another input normalisation (e.g. from model metadata)."""
+        return replace(self, input_scale=float(scale), input_bias=float(bias))
+
+
+# Provisional values; replaced by the measured ones (docs/framing.md).
+FRAMING_YUNET = Framing(margin=1.0)
+FRAMING_HAAR = Framing(margin=1.0)
+FRAMING = FRAMING_YUNET
+
+
+def framing_for(detector: str) -> Framing:
+    """The framing for a detector kind: ``"yunet"`` or ``"haar"`` (anything else: YuNet)."""
+    return FRAMING_HAAR if detector.lower().startswith("haar") else FRAMING_YUNET
