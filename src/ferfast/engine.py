@@ -1,0 +1,232 @@
+"""The ferfast Engine: frame -> detect -> preprocess -> run -> FaceResult list."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ferfast.detect import Detection, check_frame, make_detector
+from ferfast.framing import FRAMING, Framing
+from ferfast.labels import EMOTIONS
+from ferfast.preprocess import preprocess
+from ferfast.runtime import SIDE, PathLike, make_runner
+
+
+@dataclass(frozen=True, eq=False)
+class FaceResult:
+    """One classified face."""
+
+    box: tuple[float, float, float, float]  # x, y, w, h in frame pixels
+    score: float  # detector score (1.0 for caller-given boxes and Haar)
+    landmarks: np.ndarray | None  # (5, 2) float32 frame pixels, YuNet order; else None
+    probs: np.ndarray  # (K,) float32 in ``emotions`` order
+    emotion: str  # argmax label
+    emotions: tuple[str, ...] = field(default=EMOTIONS, repr=False)
+
+    @property
+    def confidence(self) -> float:
+        """The highest probability (that of ``emotion``)."""
+        return float(self.probs.max())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict: box, score, emotion and probs by emotion name."""
+        return {
+            "box": [float(v) for v in self.box],
+            "score": float(self.score),
+            "emotion": self.emotion,
+            "probs": {name: float(p) for name, p in zip(self.emotions, self.probs)},
+        }
+
+
+def _check_faces(faces: Any) -> np.ndarray:
+    """uint8 (N, 48, 48) or (48, 48) -> (N, 48, 48)."""
+    if not isinstance(faces, np.ndarray):
+        raise TypeError(f"faces must be a numpy.ndarray, got {type(faces).__name__}")
+    if faces.dtype != np.uint8:
+        raise TypeError(f"faces must be uint8 gray crops, got {faces.dtype}")
+    if faces.ndim == 2:
+        faces = faces[None]
+    if faces.ndim != 3 or faces.shape[1:] != (SIDE, SIDE):
+        raise ValueError(f"faces must have shape (N, 48, 48) or (48, 48), got {faces.shape}")
+    return faces
+
+
+def _check_boxes(boxes: Any) -> np.ndarray:
+    """Caller boxes -> float32 (N, 4) with finite values and positive sizes."""
+    try:
+        arr = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"boxes must be numeric (N, 4) x, y, w, h: {exc}") from None
+    if arr.size == 0:
+        return np.empty((0, 4), dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4) (x, y, w, h), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("boxes contain NaN or infinite values")
+    if (arr[:, 2:] <= 0).any():
+        raise ValueError("boxes must have positive width and height")
+    return arr.astype(np.float32)
+
+
+def _check_landmarks(landmarks: Any, n: int) -> np.ndarray:
+    try:
+        arr = np.asarray(landmarks, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"landmarks must be numeric (N, 5, 2): {exc}") from None
+    if arr.shape != (n, 5, 2):
+        raise ValueError(f"landmarks must have shape ({n}, 5, 2), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("landmarks contain NaN or infinite values")
+    return arr
+
+
+class Engine:
+    """Facial-emotion recognition engine.
+
+    ``model``: "int8" / "fp32" (bundled) or a path to an .onnx or .engine file. ``backend``:
+    "auto" (ONNX Runtime on the CPU; TensorRT for .engine files), "onnxruntime" or "tensorrt".
+    ``detector``: "auto" (YuNet when ``detector_model`` or $FERFAST_YUNET names a model, else the
+    Haar cascade), "yunet", "haar", a detector object with ``detect(frame)``, or None (boxes are
+    always given to ``predict``). ``detector_size``: the longer side of the frame the detector
+    sees. ``score_threshold``: YuNet's minimum face score. ``threads``: ONNX Runtime intra-op
+    threads (default min(2, CPUs)).
+
+    Thread safety: one Engine may be shared between threads. Each thread gets its own model
+    input buffer (preprocess writes into it, the model reads it in place), the detector is
+    called under a lock, and the runner is re-entrant (ONNX Runtime sessions run concurrently;
+    IO bindings are per thread). Results never share memory with another call's results.
+    """
+
+    def __init__(
+        self,
+        model: PathLike = "int8",
+        backend: str = "auto",
+        detector: Any = "auto",
+        detector_model: PathLike | None = None,
+        detector_size: int = 320,
+        score_threshold: float = 0.6,
+        threads: int | None = None,
+    ) -> None:
+        self.runner = make_runner(model, backend=backend, threads=threads)
+        self.emotions: tuple[str, ...] = tuple(self.runner.emotions)
+        self.input_scale = float(self.runner.input_scale)
+        self.input_bias = float(self.runner.input_bias)
+        if detector is None or isinstance(detector, str):
+            self.detector = make_detector(
+                detector,
+                model_path=detector_model,
+                input_size=detector_size,
+                score_threshold=score_threshold,
+            )
+        elif callable(getattr(detector, "detect", None)):
+            self.detector = detector
+        else:
+            raise TypeError(
+                "detector must be 'auto', 'yunet', 'haar', None or an object with detect(frame)"
+            )
+        self._detect_lock = threading.Lock()
+        self._local = threading.local()
+        # Crop geometry per detector (framing.py), input normalisation from the model metadata.
+        base = getattr(self.detector, "framing", None)
+        self.framing: Framing = (base if isinstance(base, Framing) else FRAMING).with_input(
+            self.input_scale, self.input_bias
+        )
+
+    def _input(self, n: int) -> np.ndarray:
+        """This thread's model input buffer, the leading ``n`` rows (grown on demand)."""
+        buf = getattr(self._local, "buf", None)
+        if buf is None or len(buf) < n:
+            buf = self.runner.new_input_buffer(max(n, 8, 0 if buf is None else 2 * len(buf)))
+            self._local.buf = buf
+        return buf[:n]
+
+    def classify(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities (N, K) float32 for uint8 gray 48x48 crops (N, 48, 48) or (48, 48).
+
+        The crops are normalised as ``gray * input_scale + input_bias`` (from the model's
+        metadata) straight into the model input buffer.
+        """
+        faces = _check_faces(faces)
+        n = len(faces)
+        if n == 0:
+            return np.empty((0, len(self.emotions)), dtype=np.float32)
+        batch = self._input(n)
+        dst = batch[:, 0]
+        np.multiply(faces, np.float32(self.input_scale), out=dst, casting="unsafe")
+        if self.input_bias != 0.0:
+            np.add(dst, np.float32(self.input_bias), out=dst)
+        return self.runner.run(batch)
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """Faces found by the detector in ``frame`` (uint8 gray/BGR/BGRA)."""
+        frame = check_frame(frame)
+        if self.detector is None:
+            raise ValueError("this Engine has no detector (detector=None): pass boxes to predict")
+        with self._detect_lock:
+            return list(self.detector.detect(frame))
+
+    def predict(
+        self,
+        frame: np.ndarray,
+        boxes: Any = None,
+        landmarks: Any = None,
+        framing: Framing | None = None,
+    ) -> list[FaceResult]:
+        """Detect faces (unless ``boxes`` are given), preprocess them, classify them.
+
+        ``frame``: uint8 (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA, any strides.
+        ``boxes``: optional (N, 4) x, y, w, h in frame pixels, e.g. from a tracker; their score is
+        1.0. ``landmarks``: optional (N, 5, 2) YuNet landmarks for given boxes (eye alignment).
+        ``framing``: crop geometry for given boxes (default: that of this engine's detector).
+        Results follow the detector's order (YuNet: best score first; Haar: largest first).
+        """
+        frame = check_frame(frame)
+        if boxes is None:
+            if landmarks is not None or framing is not None:
+                raise ValueError("landmarks and framing are only accepted together with boxes")
+            dets = self.detect(frame)
+            if not dets:
+                return []
+            box_arr = np.array([d.box for d in dets], dtype=np.float32)
+            scores = [d.score for d in dets]
+            marks = [d.landmarks for d in dets]
+            geometry = self.framing
+        else:
+            box_arr = _check_boxes(boxes)
+            if len(box_arr) == 0:
+                return []
+            scores = [1.0] * len(box_arr)
+            if landmarks is None:
+                marks = [None] * len(box_arr)
+            else:
+                marks = list(_check_landmarks(landmarks, len(box_arr)))
+            if framing is None:
+                geometry = self.framing
+            elif isinstance(framing, Framing):
+                geometry = framing.with_input(self.input_scale, self.input_bias)
+            else:
+                raise TypeError(f"framing must be a Framing, got {type(framing).__name__}")
+        lm_arr = None
+        if all(m is not None for m in marks):
+            lm_arr = np.ascontiguousarray(np.stack(marks), dtype=np.float32)
+        batch = self._input(len(box_arr))
+        preprocess(frame, box_arr, out=batch, landmarks=lm_arr, framing=geometry)
+        probs = self.runner.run(batch)
+        top = probs.argmax(axis=1)
+        return [
+            FaceResult(
+                box=tuple(float(v) for v in box_arr[i]),
+                score=float(scores[i]),
+                landmarks=None if lm_arr is None else lm_arr[i].copy(),
+                probs=probs[i],
+                emotion=self.emotions[top[i]],
+                emotions=self.emotions,
+            )
+            for i in range(len(box_arr))
+        ]
+
+    def __repr__(self) -> str:
+        return f"Engine(runner={self.runner!r}, detector={self.detector!r})"

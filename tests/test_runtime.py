@@ -1,0 +1,217 @@
+"""ONNX Runtime runner: model contract checks, metadata, IO-binding correctness, backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_model import reference_probs
+
+from ferfast.labels import EMOTIONS
+from ferfast.models import BUNDLED, MODELS_DIR, model_path
+from ferfast.runtime import OrtRunner, default_threads, make_runner, parse_metadata
+from ferfast.tensorrt._compat import require_tensorrt
+from ferfast.tensorrt.header import EngineHeader, write_engine
+
+
+def tensorrt_available() -> bool:
+    try:
+        require_tensorrt()
+    except ImportError:
+        return False
+    return True
+
+
+def random_batch(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n, 1, 48, 48)) / 255.0).astype(np.float32)
+
+
+def test_defaults_without_metadata(tiny_model: Path) -> None:
+    runner = OrtRunner(tiny_model)
+    assert runner.emotions == EMOTIONS
+    assert runner.input_scale == pytest.approx(1 / 255)
+    assert runner.input_bias == 0.0
+    assert runner.num_classes == 7
+    assert runner.threads == default_threads() == min(2, __import__("os").cpu_count())
+
+
+def test_metadata_is_read(make_model) -> None:
+    names = ("a", "b", "c", "d", "e")
+    path = make_model(
+        k=5,
+        metadata={
+            "ferfast.emotions": ",".join(names),
+            "ferfast.input_scale": "0.0078431373",
+            "ferfast.input_bias": "-1",
+            "ferfast.version": "9.9",
+        },
+    )
+    runner = OrtRunner(path, threads=1)
+    assert runner.emotions == names
+    assert runner.input_scale == pytest.approx(0.0078431373)
+    assert runner.input_bias == -1.0
+    assert runner.version == "9.9"
+    assert runner.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_six_class_default_omits_disgust(make_model) -> None:
+    runner = OrtRunner(make_model(k=6))
+    assert runner.emotions == tuple(e for e in EMOTIONS if e != "disgust")
+
+
+@pytest.mark.parametrize(
+    ("props", "match"),
+    [
+        ({"ferfast.emotions": "a,b"}, "lists 2 classes"),
+        ({"ferfast.emotions": "a,a,b,c,d,e,f"}, "duplicate"),
+        ({"ferfast.input_scale": "abc"}, "not a number"),
+        ({"ferfast.input_bias": "nan"}, "not finite"),
+        ({"ferfast.input_scale": "0"}, "non-zero"),
+    ],
+)
+def test_bad_metadata(props: dict[str, str], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_metadata(props, 7, "m.onnx")
+
+
+def test_bad_metadata_in_model_names_file(make_model) -> None:
+    path = make_model("badmeta.onnx", metadata={"ferfast.emotions": "x,y"})
+    with pytest.raises(ValueError, match="badmeta.onnx"):
+        OrtRunner(path)
+
+
+def test_run_matches_reference(tiny_model: Path) -> None:
+    runner = OrtRunner(tiny_model)
+    for n in (1, 3, 64):
+        x = random_batch(n, seed=n)
+        buf = runner.new_input_buffer(n)
+        buf[:] = x
+        probs = runner.run(buf)
+        assert probs.shape == (n, 7) and probs.dtype == np.float32
+        np.testing.assert_allclose(probs, reference_probs(x), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_run_reads_buffer_in_place_each_call(tiny_model: Path) -> None:
+    """The cached IO binding must see new buffer contents (it binds the memory, not a copy)."""
+    runner = OrtRunner(tiny_model)
+    buf = runner.new_input_buffer(16)
+    for seed in range(3):
+        x = random_batch(4, seed=seed)
+        buf[:4] = x
+        np.testing.assert_allclose(runner.run(buf[:4]), reference_probs(x), rtol=1e-5, atol=1e-6)
+        buf[:2] = x[:2]
+        np.testing.assert_allclose(
+            runner.run(buf[:2]), reference_probs(x[:2]), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_results_are_independent_arrays(tiny_model: Path) -> None:
+    runner = OrtRunner(tiny_model)
+    buf = runner.new_input_buffer(2)
+    buf[:] = random_batch(2, 1)
+    first = runner.run(buf)
+    kept = first.copy()
+    buf[:] = random_batch(2, 2)
+    runner.run(buf)
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_run_empty_and_bad_batches(tiny_model: Path) -> None:
+    runner = OrtRunner(tiny_model)
+    assert runner.run(runner.new_input_buffer(0)).shape == (0, 7)
+    with pytest.raises(TypeError, match="numpy"):
+        runner.run([[0.0]])
+    with pytest.raises(TypeError, match="float32"):
+        runner.run(np.zeros((1, 1, 48, 48), np.float64))
+    with pytest.raises(ValueError, match="shape"):
+        runner.run(np.zeros((1, 48, 48), np.float32))
+    with pytest.raises(ValueError, match="contiguous"):
+        runner.run(np.zeros((2, 1, 48, 96), np.float32)[..., ::2])
+    with pytest.raises(ValueError, match="threads"):
+        OrtRunner(Path(runner.path), threads=0)
+
+
+def test_missing_model_names_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.onnx"
+    with pytest.raises(FileNotFoundError, match="nope.onnx"):
+        OrtRunner(missing)
+    with pytest.raises(FileNotFoundError, match="nope.onnx"):
+        make_runner(missing)
+
+
+def test_corrupt_model_names_file(tiny_model: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(tiny_model.read_bytes()[:300])
+    with pytest.raises(ValueError, match="corrupt.onnx"):
+        OrtRunner(bad)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not an onnx file at all")
+    with pytest.raises(ValueError, match="junk.onnx"):
+        make_runner(junk)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"channels": 3}, r"\(N, 1, 48, 48\)"),
+        ({"side": 64}, r"\(N, 1, 48, 48\)"),
+        ({"input_name": "x"}, "'input'"),
+        ({"output_name": "logits_out"}, "'probs'"),
+    ],
+)
+def test_wrong_io_contract_names_file(make_model, kwargs: dict, match: str) -> None:
+    path = make_model("wrong.onnx", **kwargs)
+    with pytest.raises(ValueError, match=match) as info:
+        OrtRunner(path)
+    assert "wrong.onnx" in str(info.value)
+
+
+def test_make_runner_choices(tiny_model: Path, tmp_path: Path) -> None:
+    assert isinstance(make_runner(tiny_model, "onnxruntime"), OrtRunner)
+    assert isinstance(make_runner(str(tiny_model)), OrtRunner)
+    with pytest.raises(ValueError, match="backend"):
+        make_runner(tiny_model, "cuda")
+    with pytest.raises(ValueError, match=r"\.onnx or \.engine"):
+        make_runner(tmp_path / "model.pt")
+    with pytest.raises(TypeError, match="model"):
+        make_runner(42)
+    engine_file = tmp_path / "m.engine"
+    engine_file.write_bytes(b"\0" * 16)
+    with pytest.raises(ValueError, match="onnxruntime"):
+        make_runner(engine_file, "onnxruntime")
+
+
+def test_tensorrt_backend_needs_engine_file(tiny_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="build-engine"):
+        make_runner(tiny_model, "tensorrt")
+    garbage = tmp_path / "garbage.engine"
+    garbage.write_bytes(b"\0" * 64)
+    with pytest.raises(ValueError, match="garbage.engine"):
+        make_runner(garbage)
+
+
+@pytest.mark.skipif(tensorrt_available(), reason="tensorrt is installed here")
+def test_tensorrt_unavailable_is_clear(tmp_path: Path) -> None:
+    header = EngineHeader("10.0.0", "Some GPU", "8.7", "int8", EMOTIONS)
+    path = write_engine(tmp_path / "m.engine", header, b"plan")
+    for backend in ("auto", "tensorrt"):
+        with pytest.raises(RuntimeError, match="TensorRT backend is unavailable"):
+            make_runner(path, backend)
+
+
+def test_model_path_names() -> None:
+    with pytest.raises(ValueError, match="unknown bundled model"):
+        model_path("int4")
+    with pytest.raises(TypeError):
+        model_path(8)
+    for name, filename in BUNDLED.items():
+        path = MODELS_DIR / filename
+        if path.is_file():
+            assert model_path(name) == path
+            assert model_path(name.upper()) == path
+        else:
+            with pytest.raises(FileNotFoundError, match=filename):
+                model_path(name)
