@@ -1,0 +1,44 @@
+"""Engine.classify latency at batch 1 and 64 (pytest-benchmark): ``pytest benchmarks/``.
+
+Runs the tiny in-test ONNX model (graph overhead: normalisation, IO binding, session.run) and
+the bundled fp32/int8 models when they are present.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ferfast import Engine
+from ferfast.models import BUNDLED, MODELS_DIR
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tiny_model import build_tiny_model  # noqa: E402
+
+MODELS = ["tiny", *sorted(BUNDLED)]
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Engine]:
+    tiny = build_tiny_model(tmp_path_factory.mktemp("bench") / "tiny.onnx")
+    out = {"tiny": Engine(tiny, detector=None)}
+    for name, filename in BUNDLED.items():
+        if (MODELS_DIR / filename).is_file():
+            out[name] = Engine(name, detector=None)
+    return out
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+@pytest.mark.parametrize("model", MODELS)
+def test_classify(benchmark, engines: dict[str, Engine], model: str, batch: int) -> None:
+    if model not in engines:
+        pytest.skip(f"bundled model {BUNDLED[model]} not present")
+    engine = engines[model]
+    faces = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
+    benchmark.group = f"Engine.classify batch {batch}"
+    benchmark.extra_info.update(model=model, threads=engine.runner.threads)
+    probs = benchmark(engine.classify, faces)
+    assert probs.shape == (batch, len(engine.emotions))
