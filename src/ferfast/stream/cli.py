@@ -1,0 +1,303 @@
+"""``ferfast-stream``: emotion recognition on camera, file and network streams.
+
+Exit status: 0 when the file ended, --max-frames was reached, the window was closed or the run
+was interrupted (Ctrl-C / SIGTERM); 1 when the source or the engine could not be opened, a
+live source could not be reconnected, or an output failed; 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .stats import RunStats, launch_perf_counter
+
+log = logging.getLogger("ferfast.stream")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ferfast-stream``."""
+    p = argparse.ArgumentParser(
+        prog="ferfast-stream",
+        description="Facial-emotion recognition on a camera, video file or network stream.",
+    )
+    src = p.add_argument_group("source")
+    src.add_argument(
+        "--source",
+        required=True,
+        help="camera index (0), V4L2 device (/dev/video0), video file, URL (rtsp://, "
+        "http:// MJPEG, ...) or a GStreamer pipeline ending in appsink",
+    )
+    src.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play a video file at its own frame rate (as a camera would deliver it)",
+    )
+    src.add_argument("--camera-size", type=_size, metavar="WxH", help="capture size for cameras")
+    src.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=5.0,
+        metavar="S",
+        help="open/read timeout of network sources (default 5)",
+    )
+    src.add_argument(
+        "--reconnect-delay",
+        type=_seconds,
+        default=0.5,
+        metavar="S",
+        help="first reconnect delay of a live source; doubles per failed attempt (default 0.5)",
+    )
+    src.add_argument(
+        "--reconnect-max-delay",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="longest reconnect delay (default 10)",
+    )
+    src.add_argument(
+        "--max-reconnects",
+        type=int,
+        default=None,
+        metavar="N",
+        help="give up after N failed reconnect attempts in a row (default: never)",
+    )
+
+    out = p.add_argument_group("output")
+    out.add_argument("--jsonl", metavar="FILE|-", help="write one JSON object per frame")
+    out.add_argument("--output", metavar="OUT.mp4", help="write the annotated video")
+    out.add_argument(
+        "--save-crops", metavar="DIR", help="save face crops as JPEG (off by default: privacy)"
+    )
+    out.add_argument("--display", action="store_true", help="show the annotated video")
+    out.add_argument(
+        "--fullscreen", action="store_true", help="fullscreen kiosk view (implies --display)"
+    )
+    out.add_argument("--kiosk-size", type=_size, metavar="WxH", help="kiosk canvas size")
+    out.add_argument("--summary-json", metavar="FILE", help="write the end-of-run summary as JSON")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar for files")
+    out.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+    run = p.add_argument_group("processing")
+    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    run.add_argument("--model", default="int8", help="int8, fp32 or a path to an ONNX model")
+    run.add_argument("--backend", default="auto", help="auto, ort or tensorrt (default auto)")
+    run.add_argument("--detector", default="auto", choices=("auto", "yunet", "haar"))
+    run.add_argument("--detector-model", metavar="PATH", help="YuNet ONNX model")
+    run.add_argument(
+        "--detector-size",
+        type=_positive_int,
+        default=320,
+        metavar="N",
+        help="detector input size (long side, default 320; smaller is faster)",
+    )
+    run.add_argument("--score-threshold", type=_fraction, default=0.6, metavar="F")
+    run.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+
+    trk = p.add_argument_group("tracking")
+    trk.add_argument(
+        "--smoothing",
+        type=_fraction,
+        default=0.5,
+        metavar="A",
+        help="EMA weight of the newest probabilities (1 = no smoothing, default 0.5)",
+    )
+    trk.add_argument("--no-smoothing", action="store_true", help="report raw probabilities")
+    trk.add_argument("--no-tracking", action="store_true", help="new id for every detection")
+    trk.add_argument("--iou-threshold", type=_fraction, default=0.3, metavar="F")
+    trk.add_argument(
+        "--max-missed",
+        type=int,
+        default=10,
+        metavar="N",
+        help="frames a track survives without a detection (default 10)",
+    )
+    return p
+
+
+class _Interrupts:
+    """SIGINT / SIGTERM set a stop event (a second SIGINT raises KeyboardInterrupt)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.info("%s received, stopping", signal.Signals(signum).name)
+        self.stop.set()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+def _make_engine(args: argparse.Namespace) -> Any:
+    from ferfast import Engine  # deferred: --help and argument errors stay fast
+
+    return Engine(
+        model=args.model,
+        backend=args.backend,
+        detector=args.detector,
+        detector_model=args.detector_model,
+        detector_size=args.detector_size,
+        score_threshold=args.score_threshold,
+        threads=args.threads,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ferfast-stream``; returns the exit status."""
+    launched = launch_perf_counter()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="ferfast-stream: %(levelname)s: %(message)s",
+    )
+    if args.max_reconnects is not None and args.max_reconnects < 0:
+        print("ferfast-stream: error: --max-reconnects must be >= 0", file=sys.stderr)
+        return 2
+    if args.reconnect_max_delay < args.reconnect_delay:
+        args.reconnect_max_delay = args.reconnect_delay
+
+    from .crops import CropWriter
+    from .events import JsonlWriter
+    from .kiosk import Window
+    from .pipeline import Outputs, StreamLoop, progress_bar
+    from .recorder import VideoRecorder
+    from .sources import FrameSource, SourceError, parse_source
+    from .tracking import IouTracker
+
+    stop = threading.Event()
+    outputs = Outputs()
+    source: FrameSource | None = None
+    try:
+        with _Interrupts(stop):
+            spec = parse_source(args.source)
+            source = FrameSource(
+                spec,
+                backoff=(args.reconnect_delay, args.reconnect_max_delay),
+                max_reconnects=args.max_reconnects,
+                timeout_s=args.timeout,
+                size=args.camera_size,
+                realtime=args.realtime,
+            ).open()
+            log.info("opened %s source %s", spec.kind.value, spec.text)
+            engine = _make_engine(args)
+            emotions = tuple(engine.emotions)
+            tracker = IouTracker(
+                emotions,
+                iou_threshold=args.iou_threshold,
+                smoothing=1.0 if args.no_smoothing else args.smoothing,
+                max_missed=max(args.max_missed, 0),
+                enabled=not args.no_tracking,
+            )
+            if args.jsonl:
+                outputs.jsonl = JsonlWriter(args.jsonl, emotions)
+            if args.output:
+                outputs.video = VideoRecorder(args.output, source.fps)
+            if args.save_crops:
+                outputs.crops = CropWriter(args.save_crops)
+            if args.display or args.fullscreen:
+                outputs.window = Window(fullscreen=args.fullscreen, size=args.kiosk_size)
+                if args.fullscreen:
+                    outputs.kiosk_size = outputs.window.size
+            total = source.frame_count
+            if args.max_frames is not None:
+                total = min(total, args.max_frames) if total else args.max_frames
+            outputs.progress = progress_bar(
+                total, not spec.live and not args.no_progress and sys.stderr.isatty()
+            )
+            loop = StreamLoop(
+                engine,
+                source.start(),
+                tracker,
+                outputs,
+                max_frames=args.max_frames,
+                stats=RunStats(launched),
+                stop=stop,
+            )
+            result = loop.run()
+    except SourceError as exc:
+        print(f"ferfast-stream: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, TypeError, RuntimeError, ImportError) as exc:
+        print(f"ferfast-stream: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ferfast-stream: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if source is not None:
+            source.stop()
+        outputs.close()
+
+    summary = result.summary
+    print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
+    print(summary.format(), file=sys.stderr)
+    if args.summary_json:
+        data = summary.as_dict() | {"reason": result.reason}
+        Path(args.summary_json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if result.error:
+        print(f"ferfast-stream: error: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

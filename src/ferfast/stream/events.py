@@ -1,0 +1,81 @@
+"""JSON Lines event output: one object per processed frame, flushed line by line."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from .tracking import TrackedFace
+
+
+def face_event(face: TrackedFace, emotions: Sequence[str]) -> dict:
+    """``{"id", "box", "emotion", "probs", "score"}`` for one tracked face."""
+    if len(face.probs) != len(emotions):
+        raise ValueError(f"face has {len(face.probs)} probabilities for {len(emotions)} emotions")
+    return {
+        "id": int(face.id),
+        "box": [round(float(v), 2) for v in face.box],
+        "emotion": face.emotion,
+        "probs": {name: round(float(p), 6) for name, p in zip(emotions, face.probs)},
+        "score": round(float(face.score), 6),
+    }
+
+
+def frame_event(
+    frame: int, time: float, faces: Sequence[TrackedFace], emotions: Sequence[str]
+) -> dict:
+    """``{"frame", "time", "faces": [...]}`` for one processed frame."""
+    return {
+        "frame": int(frame),
+        "time": float(time),
+        "faces": [face_event(f, emotions) for f in faces],
+    }
+
+
+class JsonlWriter:
+    """Writes one JSON object per line to a file or stdout (``"-"``), flushing every line.
+
+    Each line is written with a single ``write`` call and flushed, so an interrupted run leaves
+    only complete lines behind.
+    """
+
+    def __init__(self, target: str | Path, emotions: Sequence[str]) -> None:
+        if not isinstance(target, (str, Path)):
+            raise TypeError(f"jsonl target must be a path or '-', got {type(target).__name__}")
+        self.emotions = tuple(emotions)
+        self.lines = 0
+        self._own = str(target) != "-"
+        if self._own:
+            path = Path(target)
+            if path.parent and not path.parent.exists():
+                raise ValueError(f"directory for --jsonl does not exist: {path.parent}")
+            self._fh: TextIO = open(path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        else:
+            self._fh = sys.stdout
+
+    def write(self, frame: int, time: float, faces: Sequence[TrackedFace]) -> None:
+        """Append the event of one processed frame."""
+        line = json.dumps(frame_event(frame, time, faces, self.emotions), separators=(",", ":"))
+        try:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+        except (BrokenPipeError, io.UnsupportedOperation, ValueError) as exc:
+            raise OSError(f"cannot write JSON Lines output: {exc}") from exc
+        self.lines += 1
+
+    def close(self) -> None:
+        """Close the file (stdout is only flushed)."""
+        if self._own:
+            self._fh.close()
+        else:
+            self._fh.flush()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

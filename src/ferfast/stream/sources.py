@@ -1,0 +1,313 @@
+"""Frame sources: open a camera, V4L2 device, file, URL or GStreamer pipeline; a capture thread.
+
+Live sources (camera, device, URL, GStreamer) keep only the newest frame when inference falls
+behind (older frames are dropped and counted) and reconnect with exponential backoff when they
+fail. File sources never drop a frame and end at the end of the file.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("ferfast.stream")
+
+_URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+class SourceError(RuntimeError):
+    """A source could not be opened (or reopened)."""
+
+
+class SourceKind(enum.Enum):
+    """How a ``--source`` string is opened."""
+
+    CAMERA = "camera"  # integer index
+    DEVICE = "device"  # V4L2 device path such as /dev/video0
+    FILE = "file"  # a video file
+    URL = "url"  # rtsp://, http:// (MJPEG), udp://, ... through FFmpeg
+    GSTREAMER = "gstreamer"  # a GStreamer pipeline ending in appsink
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed ``--source`` value."""
+
+    text: str
+    kind: SourceKind
+
+    @property
+    def live(self) -> bool:
+        """Live sources drop frames when behind and reconnect; files do neither."""
+        return self.kind is not SourceKind.FILE
+
+
+def parse_source(text: str) -> SourceSpec:
+    """Classify a ``--source`` string (camera index, device path, URL, pipeline or file)."""
+    if not isinstance(text, str):
+        raise TypeError(f"source must be a str, got {type(text).__name__}")
+    text = text.strip()
+    if not text:
+        raise ValueError("source is empty")
+    if text.isdigit():
+        return SourceSpec(text, SourceKind.CAMERA)
+    if _URL_RE.match(text) and not text.startswith("file://"):
+        return SourceSpec(text, SourceKind.URL)
+    if "!" in text:
+        return SourceSpec(text, SourceKind.GSTREAMER)
+    if text.startswith("/dev/"):
+        return SourceSpec(text, SourceKind.DEVICE)
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    return SourceSpec(text, SourceKind.FILE)
+
+
+def has_gstreamer() -> bool:
+    """Whether this OpenCV build can open GStreamer pipelines."""
+    info = cv2.getBuildInformation()
+    match = re.search(r"GStreamer:\s*(\S+)", info)
+    return bool(match) and match.group(1).upper() != "NO"
+
+
+def open_capture(
+    spec: SourceSpec,
+    *,
+    timeout_s: float = 5.0,
+    size: tuple[int, int] | None = None,
+) -> cv2.VideoCapture:
+    """Open ``spec`` with OpenCV; raise :class:`SourceError` with the reason when it fails."""
+    ms = int(timeout_s * 1000)
+    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    if spec.kind is SourceKind.FILE:
+        if not os.path.isfile(spec.text):
+            raise SourceError(f"video file not found: {spec.text}")
+        cap = cv2.VideoCapture(spec.text)
+    elif spec.kind is SourceKind.URL:
+        cap = cv2.VideoCapture(spec.text, cv2.CAP_FFMPEG, timeouts)
+    elif spec.kind is SourceKind.GSTREAMER:
+        if not has_gstreamer():
+            raise SourceError("this OpenCV build has no GStreamer support; cannot open pipeline")
+        cap = cv2.VideoCapture(spec.text, cv2.CAP_GSTREAMER)
+    elif spec.kind is SourceKind.DEVICE:
+        if not os.path.exists(spec.text):
+            raise SourceError(f"video device not found: {spec.text}")
+        cap = cv2.VideoCapture(spec.text, cv2.CAP_V4L2)
+    else:
+        cap = cv2.VideoCapture(int(spec.text))
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"cannot open {spec.kind.value} source: {spec.text}")
+    if size is not None and spec.kind in (SourceKind.CAMERA, SourceKind.DEVICE):
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+    return cap
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame."""
+
+    index: int  # 0-based count of frames read from the source (across reconnects)
+    image: np.ndarray  # BGR uint8 (H, W, 3)
+    captured: float  # time.perf_counter() when the frame was decoded
+    read_s: float  # seconds spent in VideoCapture.read()
+
+
+class _Mailbox:
+    """Bounded frame buffer; when full it either drops the oldest frame or blocks the producer."""
+
+    def __init__(self, capacity: int, drop: bool) -> None:
+        self._items: collections.deque[Frame] = collections.deque()
+        self._capacity = capacity
+        self._drop = drop
+        self._cond = threading.Condition()
+        self.closed = False
+        self.dropped = 0
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        with self._cond:
+            while len(self._items) >= self._capacity:
+                if self._drop:
+                    self._items.popleft()
+                    self.dropped += 1
+                    break
+                if stop.is_set():
+                    return
+                self._cond.wait(0.1)
+            self._items.append(frame)
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if not self._items and not self.closed:
+                self._cond.wait(timeout)
+            if self._items:
+                frame = self._items.popleft()
+                self._cond.notify_all()
+                return frame
+            return None
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    @property
+    def drained(self) -> bool:
+        with self._cond:
+            return self.closed and not self._items
+
+
+class FrameSource:
+    """Reads frames on a background thread so decoding overlaps inference.
+
+    ``start()`` opens the source synchronously (raising :class:`SourceError` if it cannot be
+    opened), then the thread reads until the file ends, ``stop()`` is called or a live source
+    cannot be reopened within ``max_reconnects`` attempts. ``realtime`` paces a file at its own
+    frame rate (as a camera would deliver it); it still never drops frames.
+    """
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        *,
+        buffer: int = 8,
+        backoff: tuple[float, float] = (0.25, 5.0),
+        max_reconnects: int | None = None,
+        timeout_s: float = 5.0,
+        size: tuple[int, int] | None = None,
+        realtime: bool = False,
+        opener: Callable[..., cv2.VideoCapture] = open_capture,
+    ) -> None:
+        if buffer < 1:
+            raise ValueError(f"buffer must be >= 1, got {buffer}")
+        if not 0 < backoff[0] <= backoff[1]:
+            raise ValueError(f"backoff must satisfy 0 < initial <= maximum, got {backoff}")
+        if max_reconnects is not None and max_reconnects < 0:
+            raise ValueError(f"max_reconnects must be >= 0 or None, got {max_reconnects}")
+        self.spec = spec
+        self._backoff = backoff
+        self._max_reconnects = max_reconnects
+        self._realtime = realtime and not spec.live
+        self._open = lambda: opener(spec, timeout_s=timeout_s, size=size)
+        # Live: keep only the newest frame; file: a small FIFO that blocks the reader when full.
+        self._box = _Mailbox(1 if spec.live else buffer, drop=spec.live)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cap: cv2.VideoCapture | None = None
+        self.frames_read = 0
+        self.reconnects = 0
+        self.error: SourceError | None = None
+        self.fps = 0.0
+        self.frame_count = 0
+
+    def open(self) -> FrameSource:
+        """Open the source now; raise :class:`SourceError` when it cannot be opened."""
+        if self._cap is None:
+            self._cap = self._open()
+            self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            if not self.spec.live:
+                self.frame_count = max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+        return self
+
+    def start(self) -> FrameSource:
+        """Open the source if needed (raises :class:`SourceError`); start the capture thread."""
+        if self._thread is not None:
+            raise RuntimeError("FrameSource already started")
+        self.open()
+        self._thread = threading.Thread(target=self._run, name="ferfast-capture", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def dropped(self) -> int:
+        """Frames discarded because inference was behind (live sources only)."""
+        return self._box.dropped
+
+    @property
+    def ended(self) -> bool:
+        """True once the source has finished and every buffered frame has been read."""
+        return self._box.drained
+
+    def read(self, timeout: float = 0.1) -> Frame | None:
+        """The next frame, or None if none arrived within ``timeout`` (see :attr:`ended`)."""
+        return self._box.get(timeout)
+
+    def stop(self) -> None:
+        """Stop the capture thread and release the device."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+        elif self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        self._box.close()
+
+    def _run(self) -> None:
+        cap = self._cap
+        period = 1.0 / self.fps if self._realtime and self.fps > 0 else 0.0
+        t_start = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                assert cap is not None
+                if period:
+                    ahead = t_start + self.frames_read * period - time.perf_counter()
+                    if ahead > 0 and self._stop.wait(ahead):
+                        return
+                t0 = time.perf_counter()
+                ok, image = cap.read()
+                t1 = time.perf_counter()
+                if ok and image is not None:
+                    frame = Frame(self.frames_read, image, t1, t1 - t0)
+                    self.frames_read += 1
+                    self._box.put(frame, self._stop)
+                    continue
+                cap.release()
+                cap = None
+                if not self.spec.live:
+                    log.info("end of file after %d frames: %s", self.frames_read, self.spec.text)
+                    return
+                cap = self._reconnect()
+                if cap is None:
+                    return
+        finally:
+            if cap is not None:
+                cap.release()
+            self._box.close()
+
+    def _reconnect(self) -> cv2.VideoCapture | None:
+        """Reopen a live source with exponential backoff; None when stopped or out of attempts."""
+        delay = self._backoff[0]
+        attempt = 0
+        log.warning("source lost: %s; reconnecting", self.spec.text)
+        while not self._stop.is_set():
+            if self._max_reconnects is not None and attempt >= self._max_reconnects:
+                self.error = SourceError(
+                    f"giving up on {self.spec.text} after {attempt} reconnect attempts"
+                )
+                log.error("%s", self.error)
+                return None
+            attempt += 1
+            log.warning("reconnect attempt %d in %.2f s: %s", attempt, delay, self.spec.text)
+            if self._stop.wait(delay):
+                return None
+            try:
+                cap = self._open()
+            except SourceError as exc:
+                log.warning("reconnect attempt %d failed: %s", attempt, exc)
+                delay = min(delay * 2.0, self._backoff[1])
+                continue
+            self.reconnects += 1
+            log.warning("reconnected after %d attempt(s): %s", attempt, self.spec.text)
+            return cap
+        return None

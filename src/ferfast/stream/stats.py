@@ -1,0 +1,155 @@
+"""Run statistics: per-stage latency percentiles, throughput, drops and an end-of-run summary."""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: Stages timed by the stream loop, in pipeline order.
+#: ``read``: VideoCapture.read on the capture thread (decode; for live sources also the wait for
+#: the next frame). ``wait``: inference loop waiting for a frame. ``infer`` = ``detect`` +
+#: ``classify`` (preprocess and model). ``latency``: end of read to end of output, per frame.
+STAGES = ("read", "wait", "detect", "classify", "infer", "track", "output", "latency")
+
+#: Percentiles are computed over the most recent samples only (bounded memory on long runs).
+WINDOW = 100_000
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Latency of one stage in milliseconds."""
+
+    name: str
+    count: int
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, printed at its end (and optionally written as JSON)."""
+
+    frames: int  # frames processed (inference + events)
+    frames_read: int  # frames decoded from the source
+    dropped: int  # frames discarded by a live source because inference was behind
+    reconnects: int  # successful reconnects of a live source
+    faces: int  # face results over all processed frames
+    elapsed_s: float  # from the first processed frame's arrival to the end of the run
+    fps: float  # frames / elapsed_s
+    first_result_s: float | None  # from launch to the first result
+    stages: tuple[StageStats, ...]
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    def format(self) -> str:
+        """Human-readable multi-line summary."""
+        first = "n/a" if self.first_result_s is None else f"{self.first_result_s:.2f} s"
+        lines = [
+            f"frames {self.frames} processed / {self.frames_read} read, dropped {self.dropped}, "
+            f"reconnects {self.reconnects}, faces {self.faces}",
+            f"fps {self.fps:.1f} over {self.elapsed_s:.2f} s, first result after {first}",
+            "stage latency (ms):   p50      p95     mean",
+        ]
+        for s in self.stages:
+            if s.count:
+                lines.append(f"  {s.name:<16}{s.p50_ms:8.2f} {s.p95_ms:8.2f} {s.mean_ms:8.2f}")
+        return "\n".join(lines)
+
+
+def process_age() -> float | None:
+    """Seconds since this process was started (Linux /proc, 10 ms resolution), else None."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        start_ticks = int(fields[19])  # field 22 of stat(5): starttime in clock ticks after boot
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return age if 0.0 <= age < 3600.0 else None
+
+
+def launch_perf_counter() -> float:
+    """``time.perf_counter()`` value of the moment this process was launched (best effort)."""
+    now = time.perf_counter()
+    age = process_age()
+    return now if age is None else now - age
+
+
+class RunStats:
+    """Collects stage timings and counters during a run."""
+
+    def __init__(self, launched: float | None = None) -> None:
+        """``launched``: ``time.perf_counter()`` at program start (for time-to-first-result)."""
+        self.launched = time.perf_counter() if launched is None else launched
+        self._samples: dict[str, collections.deque[float]] = {
+            name: collections.deque(maxlen=WINDOW) for name in STAGES
+        }
+        self.frames = 0
+        self.faces = 0
+        self.started: float | None = None
+        self.first_result: float | None = None
+        self.last_result: float | None = None
+
+    def record(self, stage: str, seconds: float) -> None:
+        """Add one latency sample for ``stage``."""
+        if stage not in self._samples:
+            raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+        self._samples[stage].append(seconds)
+
+    def frame_started(self, now: float) -> None:
+        """Mark the arrival of a frame at the inference loop (the first one starts the clock)."""
+        if self.started is None:
+            self.started = now
+
+    def frame_done(self, now: float, faces: int) -> None:
+        """Count one processed frame that produced ``faces`` results."""
+        self.frames += 1
+        self.faces += faces
+        if self.first_result is None:
+            self.first_result = now
+        self.last_result = now
+
+    @property
+    def fps(self) -> float:
+        """Processed frames per second so far."""
+        if self.started is None or self.last_result is None or self.frames == 0:
+            return 0.0
+        elapsed = self.last_result - self.started
+        return self.frames / elapsed if elapsed > 0 else 0.0
+
+    def summary(self, *, frames_read: int, dropped: int, reconnects: int) -> RunSummary:
+        """Freeze the counters into a :class:`RunSummary`."""
+        stages = []
+        for name in STAGES:
+            data = np.fromiter(self._samples[name], dtype=np.float64) * 1000.0
+            if data.size:
+                p50, p95 = np.percentile(data, [50, 95])
+                stages.append(
+                    StageStats(name, int(data.size), float(p50), float(p95), float(data.mean()))
+                )
+            else:
+                stages.append(StageStats(name, 0, 0.0, 0.0, 0.0))
+        elapsed = 0.0
+        if self.started is not None and self.last_result is not None:
+            elapsed = self.last_result - self.started
+        first = None if self.first_result is None else self.first_result - self.launched
+        return RunSummary(
+            frames=self.frames,
+            frames_read=frames_read,
+            dropped=dropped,
+            reconnects=reconnects,
+            faces=self.faces,
+            elapsed_s=elapsed,
+            fps=self.fps,
+            first_result_s=first,
+            stages=tuple(stages),
+        )

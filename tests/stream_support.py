@@ -1,0 +1,153 @@
+"""Helpers for the ferfast-stream tests: a moving-face video, a loopback MJPEG camera, CLI runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+YUNET = SHARED / "models" / "face_detection_yunet_2023mar.onnx"
+FACE_PHOTO = SHARED / "data" / "photos" / "images_1.jpg"
+FRAME_SIZE = (640, 480)
+BACKGROUND = (90, 110, 120)  # BGR of the synthetic video's background
+
+
+def face_frames(photo: np.ndarray, n: int, size: tuple[int, int] = FRAME_SIZE) -> list[np.ndarray]:
+    """``n`` frames of ``photo``'s face sliding left to right (and bobbing) on a plain colour."""
+    w, h = size
+    face = cv2.resize(photo, (160, 196), interpolation=cv2.INTER_AREA)
+    fh, fw = face.shape[:2]
+    frames = []
+    for i in range(n):
+        t = i / max(n - 1, 1)
+        x = int(20 + (w - fw - 40) * t)
+        y = int((h - fh) / 2 + 30 * np.sin(2 * np.pi * t))
+        frame = np.empty((h, w, 3), np.uint8)
+        frame[:] = BACKGROUND
+        frame[y : y + fh, x : x + fw] = face
+        frames.append(frame)
+    return frames
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
+    """Write ``frames`` with cv2.VideoWriter (mp4v for .mp4, MJPG for .avi)."""
+    fourcc = "MJPG" if path.suffix == ".avi" else "mp4v"
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened(), f"cannot write {path}"
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for CLI subprocesses: src/ importable, no inherited YuNet override."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    env.pop("FERFAST_YUNET", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def cli_command(*args: str | Path) -> list[str]:
+    """``python -m ferfast.stream.cli ARGS`` (works without the console script installed)."""
+    return [sys.executable, "-m", "ferfast.stream.cli", *(str(a) for a in args)]
+
+
+def engine_args(model: Path, detector_size: int = 160) -> list[str]:
+    """Engine flags for tests: the given model and YuNet at a reduced input size."""
+    return [
+        "--model",
+        str(model),
+        "--detector",
+        "yunet",
+        "--detector-model",
+        str(YUNET),
+        "--detector-size",
+        str(detector_size),
+    ]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every line of a JSON Lines file, parsed (raises on an incomplete or invalid line)."""
+    text = path.read_text(encoding="utf-8")
+    assert text == "" or text.endswith("\n"), "last JSON Lines record is incomplete"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def count_lines(path: Path) -> int:
+    """Complete lines in ``path`` so far (0 if it does not exist yet)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def is_listening(port: int) -> bool:
+    """Whether some socket listens on 127.0.0.1:``port`` (from /proc, without connecting)."""
+    want = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[1].endswith(want) and fields[3] == "0A":
+                return True
+    return False
+
+
+class MjpegCamera:
+    """A network camera: ffmpeg serving a looping video as MJPEG over HTTP on loopback."""
+
+    def __init__(self, video: Path, port: int) -> None:
+        self.video = video
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/cam.mjpg"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> MjpegCamera:
+        ffmpeg = shutil.which("ffmpeg")
+        assert ffmpeg is not None
+        cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re"]
+        cmd += ["-stream_loop", "-1", "-i", str(self.video), "-c:v", "mjpeg", "-q:v", "5"]
+        cmd += ["-f", "mpjpeg", "-listen", "1", self.url]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: is_listening(self.port), 10.0), "ffmpeg did not start listening"
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
