@@ -108,6 +108,17 @@ def test_run_reads_buffer_in_place_each_call(tiny_model: Path) -> None:
         )
 
 
+def test_input_is_bound_without_copy(tiny_model: Path) -> None:
+    """The model input OrtValue is the caller's buffer memory (zero copy)."""
+    runner = OrtRunner(tiny_model)
+    buf = runner.new_input_buffer(8)
+    buf[:] = random_batch(8)
+    runner.run(buf[:5])
+    (_, _, value, bound) = runner._local.cache[(buf.ctypes.data, 5)]
+    assert value.data_ptr() == buf.ctypes.data
+    assert np.shares_memory(bound, buf)
+
+
 def test_results_are_independent_arrays(tiny_model: Path) -> None:
     runner = OrtRunner(tiny_model)
     buf = runner.new_input_buffer(2)
