@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 from ferfast.stream.annotate import color_of, draw_faces, draw_fps
 from ferfast.stream.cli import build_parser, main
 from ferfast.stream.events import JsonlWriter, face_event, frame_event
@@ -19,6 +18,9 @@ from ferfast.stream.kiosk import BACKGROUND, primary_face, render_kiosk
 from ferfast.stream.sources import FrameSource, SourceError, SourceKind, parse_source
 from ferfast.stream.stats import STAGES, RunStats, process_age
 from ferfast.stream.tracking import IouTracker, TrackedFace, iou
+
+# FER2013 order (the contract); kept local so these tests need only ferfast.stream.
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
 @dataclass
