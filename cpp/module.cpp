@@ -14,6 +14,14 @@
 
 #include "preprocess.hpp"
 
+// ---- optional GPU parts (cpp/cuda, cpp/trt), compiled in by CMake when found -----------------
+#ifdef FERFAST_WITH_CUDA
+namespace ferfast { void register_cuda(pybind11::module_& m); }
+#endif
+#ifdef FERFAST_WITH_TENSORRT
+namespace ferfast { void register_trt(pybind11::module_& m); }
+#endif
+
 namespace py = pybind11;
 
 namespace {
@@ -249,4 +257,15 @@ boxes: (N, 4) x, y, w, h. out: optional writable C-contiguous float32 (M >= N, 1
 the result is then a view of out[:N]. landmarks: optional (N, 5, 2) YuNet points; when given,
 a similarity warp puts landmarks[:, 0] at eye_left and landmarks[:, 1] at eye_right.
 Values are gray * scale + bias. Use ferfast.preprocess for the measured framing defaults.)doc");
+  // ---- optional GPU parts: preprocess_cuda / cuda_device_count, TrtRuntime ----
+#ifdef FERFAST_WITH_CUDA
+  ferfast::register_cuda(m);
+#else
+  m.attr("WITH_CUDA") = false;
+#endif
+#ifdef FERFAST_WITH_TENSORRT
+  ferfast::register_trt(m);
+#else
+  m.attr("WITH_TENSORRT") = false;
+#endif
 }

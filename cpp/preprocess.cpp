@@ -17,61 +17,82 @@
 #include <cstring>
 #include <vector>
 
+// The hot loops are plain C++ that -O3 vectorises for the baseline ISA (SSE2 / NEON). On x86-64
+// with GCC, the crop functions are additionally cloned for AVX2+FMA (x86-64-v3) and picked at load
+// time (ifunc), so wheels stay portable without -march=native.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define FERFAST_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FERFAST_MULTIVERSION
+#endif
+
 namespace ferfast {
 namespace {
 
 constexpr float kWB = 0.114f, kWG = 0.587f, kWR = 0.299f;  // BGR -> gray (ITU-R BT.601)
+constexpr int64_t kMaxIntRows = 256;  // rows summed in uint16 before a float flush (256*255 fits)
 
 inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// Per output index u: `taps` (index, weight) pairs into the crop [0, side); zero-weight padding.
+// Resampling weights of one axis, per output index u (the crop is square: one table for both).
+// Output u = w_a * crop[k_a] + w_full * sum(crop[k_full0 .. k_full1)) + w_b * crop[k_b]: the
+// equal-weight interior of an area cell is summed in integers, only its two partial edges (or the
+// two bilinear taps) are weighted in float.
 struct WeightTable {
   int64_t side = -1;
-  int taps = 0;
-  std::vector<int32_t> start;  // first crop index for output u
-  std::vector<float> w;        // w[u * taps + t] weight of crop index start[u] + t
+  int span = 0;                  // crop indices spanned by one output index (max over u)
+  std::vector<int32_t> start;    // first crop index of output u
+  std::vector<int32_t> k_a, k_b, full0, full1;
+  std::vector<float> w_a, w_b, w_full;
+  std::vector<float> lin;        // all weights of output u: lin[u * span + t] for start[u] + t
 };
 
 void build_table(int64_t side, WeightTable& tab) {
   if (tab.side == side) return;
   tab.side = side;
-  tab.start.assign(kOutSide, 0);
+  for (auto* v : {&tab.start, &tab.k_a, &tab.k_b, &tab.full0, &tab.full1}) v->assign(kOutSide, 0);
+  for (auto* v : {&tab.w_a, &tab.w_b, &tab.w_full}) v->assign(kOutSide, 0.0f);
+  const double s = static_cast<double>(side) / kOutSide;
+  tab.lin.assign(static_cast<size_t>(kOutSide) * (static_cast<size_t>(std::ceil(s)) + 2), 0.0f);
+  float* lin = tab.lin.data();
   if (side >= kOutSide) {
-    // Area: output u covers crop interval [u*s, (u+1)*s), s = side / 48.
-    const double s = static_cast<double>(side) / kOutSide;
-    tab.taps = static_cast<int>(std::ceil(s)) + 1;
-    tab.w.assign(static_cast<size_t>(kOutSide) * tab.taps, 0.0f);
+    // Area: output u covers the crop interval [u*s, (u+1)*s) (as cv2.INTER_AREA).
+    tab.span = static_cast<int>(std::ceil(s)) + 1;
     for (int u = 0; u < kOutSide; ++u) {
       const double a = static_cast<double>(u) * side / kOutSide;
       const double b = static_cast<double>(u + 1) * side / kOutSide;
-      const int64_t k0 = static_cast<int64_t>(std::floor(a));
-      const int64_t k1 = std::min<int64_t>(static_cast<int64_t>(std::ceil(b)), side);
-      tab.start[u] = static_cast<int32_t>(k0);
-      for (int64_t k = k0; k < k1 && k - k0 < tab.taps; ++k) {
+      const int64_t ka = static_cast<int64_t>(std::floor(a));
+      const int64_t kf0 = static_cast<int64_t>(std::ceil(a));
+      const int64_t kf1 = static_cast<int64_t>(std::floor(b));
+      tab.start[u] = static_cast<int32_t>(ka);
+      tab.full0[u] = static_cast<int32_t>(kf0);
+      tab.full1[u] = static_cast<int32_t>(kf1);
+      tab.w_full[u] = static_cast<float>(1.0 / s);
+      tab.k_a[u] = static_cast<int32_t>(ka);
+      tab.w_a[u] = kf0 > ka ? static_cast<float>((kf0 - a) / s) : 0.0f;
+      tab.k_b[u] = static_cast<int32_t>(std::min<int64_t>(kf1, side - 1));
+      tab.w_b[u] = (kf1 < side && b > kf1) ? static_cast<float>((b - kf1) / s) : 0.0f;
+      for (int64_t k = ka; k < std::min<int64_t>(static_cast<int64_t>(std::ceil(b)), side); ++k) {
         const double overlap = std::min<double>(k + 1, b) - std::max<double>(k, a);
-        tab.w[u * tab.taps + (k - k0)] = static_cast<float>(std::max(overlap, 0.0) / s);
+        lin[u * tab.span + (k - ka)] = static_cast<float>(std::max(overlap, 0.0) / s);
       }
     }
   } else {
     // Bilinear, half-pixel centres, clamped to the crop (as cv2.resize INTER_LINEAR on the crop).
-    const double s = static_cast<double>(side) / kOutSide;
-    tab.taps = 2;
-    tab.w.assign(static_cast<size_t>(kOutSide) * 2, 0.0f);
+    tab.span = 2;
     for (int u = 0; u < kOutSide; ++u) {
-      double src = (u + 0.5) * s - 0.5;
+      const double src = (u + 0.5) * s - 0.5;
       int64_t k = static_cast<int64_t>(std::floor(src));
       double f = src - static_cast<double>(k);
-      if (k < 0) {
-        k = 0;
-        f = 0.0;
-      }
-      if (k >= side - 1) {
-        k = side - 1;
-        f = 0.0;
-      }
-      tab.start[u] = static_cast<int32_t>(k);
-      tab.w[u * 2] = static_cast<float>(1.0 - f);
-      tab.w[u * 2 + 1] = static_cast<float>(f);  // index k+1 <= side-1 whenever f > 0
+      if (k < 0) k = 0, f = 0.0;
+      if (k >= side - 1) k = side - 1, f = 0.0;
+      tab.start[u] = tab.k_a[u] = static_cast<int32_t>(k);
+      tab.k_b[u] = static_cast<int32_t>(std::min<int64_t>(k + 1, side - 1));
+      tab.full0[u] = tab.full1[u] = 0;
+      tab.w_a[u] = static_cast<float>(1.0 - f);
+      tab.w_b[u] = static_cast<float>(f);
+      lin[u * 2] = tab.w_a[u];
+      lin[u * 2 + 1] = tab.w_b[u];
     }
   }
 }
@@ -79,11 +100,13 @@ void build_table(int64_t side, WeightTable& tab) {
 // Scratch memory reused across calls (one set per thread).
 struct Scratch {
   WeightTable tab;
-  std::vector<float> acc;     // vertically reduced interleaved row, side * c
-  std::vector<float> gray;    // gray row, side + taps (zero tail for padded taps)
-  std::vector<uint8_t> row;   // gathered source row (edge replication / odd strides)
-  std::vector<int64_t> colx;  // byte offset of crop column k within a source row
-  std::vector<float> region;  // landmark mode: gray copy of the touched source region
+  std::vector<uint16_t> isum;  // integer sum of the full-weight rows of one output row
+  std::vector<float> acc;      // vertically resampled interleaved row, side * c
+  std::vector<float> acc_big;  // earlier 256-row chunks of one output row (very large crops)
+  std::vector<float> gray_t;   // gray of all 48 resampled rows, transposed: (side + span) x 48
+  std::vector<uint8_t> row;    // gathered source rows (edge replication / odd strides), 3 rows
+  std::vector<int64_t> colx;   // byte offset of crop column k within a source row
+  std::vector<float> region;   // landmark mode: gray copy of the touched source region
 };
 
 Scratch& scratch() {
@@ -91,77 +114,139 @@ Scratch& scratch() {
   return s;
 }
 
-// acc[i] (+)= w * p[i] for i < n. Plain loops: -O3 vectorises the uint8 -> float multiply-add.
-inline void row_assign(float* __restrict acc, const uint8_t* __restrict p, int64_t n, float w) {
-  for (int64_t i = 0; i < n; ++i) acc[i] = w * static_cast<float>(p[i]);
+// Plain loops over contiguous bytes: -O3 vectorises them with the baseline ISA (SSE2 / NEON).
+inline void isum_assign(uint16_t* __restrict d, const uint8_t* __restrict p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = p[i];
 }
-inline void row_accumulate(float* __restrict acc, const uint8_t* __restrict p, int64_t n, float w) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += w * static_cast<float>(p[i]);
+inline void isum_add2(uint16_t* __restrict d, const uint8_t* __restrict p, const uint8_t* __restrict q,
+                      int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = static_cast<uint16_t>(d[i] + p[i] + q[i]);
+}
+inline void isum_add(uint16_t* __restrict d, const uint8_t* __restrict p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = static_cast<uint16_t>(d[i] + p[i]);
+}
+// acc = wf * isum + wa * ra + wb * rb in one pass (any term may be absent: nullptr).
+inline void combine_rows(float* __restrict acc, const uint16_t* __restrict isum, float wf,
+                         const uint8_t* __restrict ra, float wa, const uint8_t* __restrict rb,
+                         float wb, int64_t n) {
+  if (isum != nullptr && ra != nullptr && rb != nullptr) {
+    for (int64_t i = 0; i < n; ++i)
+      acc[i] = wf * static_cast<float>(isum[i]) + wa * static_cast<float>(ra[i]) +
+               wb * static_cast<float>(rb[i]);
+  } else if (isum != nullptr && (ra != nullptr || rb != nullptr)) {
+    const uint8_t* __restrict r = ra != nullptr ? ra : rb;
+    const float w = ra != nullptr ? wa : wb;
+    for (int64_t i = 0; i < n; ++i)
+      acc[i] = wf * static_cast<float>(isum[i]) + w * static_cast<float>(r[i]);
+  } else if (isum != nullptr) {
+    for (int64_t i = 0; i < n; ++i) acc[i] = wf * static_cast<float>(isum[i]);
+  } else if (ra != nullptr && rb != nullptr) {
+    for (int64_t i = 0; i < n; ++i)
+      acc[i] = wa * static_cast<float>(ra[i]) + wb * static_cast<float>(rb[i]);
+  } else if (ra != nullptr || rb != nullptr) {
+    const uint8_t* __restrict r = ra != nullptr ? ra : rb;
+    const float w = ra != nullptr ? wa : wb;
+    for (int64_t i = 0; i < n; ++i) acc[i] = w * static_cast<float>(r[i]);
+  } else {
+    std::fill(acc, acc + n, 0.0f);
+  }
+}
+inline void acc_add_isum(float* __restrict acc, const uint16_t* __restrict d, int64_t n, float w) {
+  for (int64_t i = 0; i < n; ++i) acc[i] += w * static_cast<float>(d[i]);
 }
 
-void gray_row(const float* __restrict acc, float* __restrict gray, int64_t side, int64_t c) {
+// Gray of one interleaved float row, stored as column v of the transposed (k, 48) buffer.
+inline void gray_column(const float* __restrict acc, float* __restrict gt, int64_t side, int64_t c,
+                        int v) {
   if (c == 1) {
-    std::memcpy(gray, acc, sizeof(float) * side);
+    for (int64_t k = 0; k < side; ++k) gt[k * kOutSide + v] = acc[k];
+  } else if (c == 3) {
+    for (int64_t k = 0; k < side; ++k)
+      gt[k * kOutSide + v] = kWB * acc[3 * k] + kWG * acc[3 * k + 1] + kWR * acc[3 * k + 2];
   } else {
-    for (int64_t k = 0; k < side; ++k) {
-      const float* px = acc + k * c;
-      gray[k] = kWB * px[0] + kWG * px[1] + kWR * px[2];
-    }
+    for (int64_t k = 0; k < side; ++k)
+      gt[k * kOutSide + v] = kWB * acc[4 * k] + kWG * acc[4 * k + 1] + kWR * acc[4 * k + 2];
   }
 }
 
-void crop_box(const FrameView& f, const CropSquare& sq, const FramingParams& fr, float* out,
+FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq, const FramingParams& fr, float* out,
               Scratch& s) {
   const int64_t side = sq.side, c = f.c, n = side * c;
   build_table(side, s.tab);
   const WeightTable& tab = s.tab;
-  const int taps = tab.taps;
+  const int span = tab.span;
+  s.isum.resize(n);
   s.acc.resize(n);
-  s.gray.assign(side + taps, 0.0f);
+  s.gray_t.resize((side + span) * kOutSide);
+  // Zero tail: padded taps (weight 0) may read up to span - 1 entries past the crop.
+  std::fill(s.gray_t.begin() + side * kOutSide, s.gray_t.end(), 0.0f);
 
   // Contiguous pixels fully inside the frame horizontally: read rows in place.
   const bool direct = f.sx == c && f.sc == 1 && sq.x0 >= 0 && sq.x0 + side <= f.w;
   if (!direct) {
-    s.row.resize(n);
+    s.row.resize(2 * n);
     s.colx.resize(side);
     for (int64_t k = 0; k < side; ++k) s.colx[k] = clamp64(sq.x0 + k, 0, f.w - 1) * f.sx;
   }
-  auto source_row = [&](int64_t k) -> const uint8_t* {
+  // Source row k of the crop (in place, or gathered into slot 0/1 of s.row).
+  auto source_row = [&](int64_t k, int slot) -> const uint8_t* {
     const uint8_t* base = f.data + clamp64(sq.y0 + k, 0, f.h - 1) * f.sy;
     if (direct) return base + sq.x0 * c;
-    uint8_t* dst = s.row.data();
-    for (int64_t j = 0; j < side; ++j) {
-      const uint8_t* px = base + s.colx[j];
-      for (int64_t ch = 0; ch < c; ++ch) dst[j * c + ch] = px[ch * f.sc];
+    uint8_t* dst = s.row.data() + slot * n;
+    if (c == 1) {
+      for (int64_t j = 0; j < side; ++j) dst[j] = base[s.colx[j]];
+    } else {
+      for (int64_t j = 0; j < side; ++j) {
+        const uint8_t* px = base + s.colx[j];
+        for (int64_t ch = 0; ch < c; ++ch) dst[j * c + ch] = px[ch * f.sc];
+      }
     }
     return dst;
   };
 
+  // Vertical pass, one output row at a time, on the interleaved bytes; then gray, transposed.
   float* acc = s.acc.data();
-  float* gray = s.gray.data();
+  if (side > kMaxIntRows * kOutSide) s.acc_big.resize(n);
+  float* acc_big = s.acc_big.data();
+  uint16_t* isum = s.isum.data();
+  float* gt = s.gray_t.data();
   for (int v = 0; v < kOutSide; ++v) {
-    const float* wv = &tab.w[v * taps];
-    bool first = true;
-    for (int t = 0; t < taps; ++t) {
-      if (wv[t] == 0.0f) continue;
-      const uint8_t* p = source_row(tab.start[v] + t);
-      if (first) {
-        row_assign(acc, p, n, wv[t]);
-        first = false;
-      } else {
-        row_accumulate(acc, p, n, wv[t]);
+    // Full-weight rows: integer sums (more than 256 rows: earlier chunks flushed to acc_big).
+    const uint16_t* isum_used = nullptr;
+    bool big = false;
+    for (int64_t k = tab.full0[v]; k < tab.full1[v];) {
+      if (isum_used != nullptr) {
+        if (!big) std::fill(acc_big, acc_big + n, 0.0f), big = true;
+        acc_add_isum(acc_big, isum, n, tab.w_full[v]);
       }
+      const int64_t k_end = std::min<int64_t>(tab.full1[v], k + kMaxIntRows);
+      isum_assign(isum, source_row(k++, 0), n);
+      for (; k + 1 < k_end; k += 2) isum_add2(isum, source_row(k, 0), source_row(k + 1, 1), n);
+      if (k < k_end) isum_add(isum, source_row(k++, 0), n);
+      isum_used = isum;
     }
-    if (first) std::fill(acc, acc + n, 0.0f);
-    gray_row(acc, gray, side, c);
-    float* o = out + v * kOutSide;
-    for (int u = 0; u < kOutSide; ++u) {
-      const float* wu = &tab.w[u * taps];
-      const float* g = gray + tab.start[u];
-      float sum = 0.0f;
-      for (int t = 0; t < taps; ++t) sum += wu[t] * g[t];
-      o[u] = sum * fr.scale + fr.bias;
+    // Partial edge rows: gathered rows use slots 0 and 1 (isum is already reduced).
+    const uint8_t* ra = tab.w_a[v] != 0.0f ? source_row(tab.k_a[v], 0) : nullptr;
+    const uint8_t* rb = tab.w_b[v] != 0.0f ? source_row(tab.k_b[v], 1) : nullptr;
+    combine_rows(acc, isum_used, tab.w_full[v], ra, tab.w_a[v], rb, tab.w_b[v], n);
+    if (big) {
+      for (int64_t i = 0; i < n; ++i) acc[i] += acc_big[i];
     }
+    gray_column(acc, gt, side, c, v);
+  }
+
+  // Horizontal pass for all 48 rows at once: 48-wide contiguous multiply-adds per tap.
+  float col[kOutSide];
+  for (int u = 0; u < kOutSide; ++u) {
+    const float* w = &tab.lin[u * span];
+    const float* g = gt + static_cast<int64_t>(tab.start[u]) * kOutSide;
+    for (int v = 0; v < kOutSide; ++v) col[v] = w[0] * g[v];
+    for (int t = 1; t < span; ++t) {
+      const float wt = w[t];
+      const float* gr = g + t * kOutSide;
+      for (int v = 0; v < kOutSide; ++v) col[v] += wt * gr[v];
+    }
+    for (int v = 0; v < kOutSide; ++v) out[v * kOutSide + u] = col[v] * fr.scale + fr.bias;
   }
 }
 
@@ -182,7 +267,7 @@ Similarity eye_similarity(const double* lm, const FramingParams& fr) {
   return m;
 }
 
-void crop_warp(const FrameView& f, const double* lm, const FramingParams& fr, float* out,
+FERFAST_MULTIVERSION void crop_warp(const FrameView& f, const double* lm, const FramingParams& fr, float* out,
                Scratch& s) {
   const Similarity m = eye_similarity(lm, fr);
   const double scale = std::sqrt(m.a * m.a + m.b * m.b);

@@ -1,0 +1,83 @@
+// pybind11 registration of the CUDA preprocessing (called from module.cpp when built with CUDA):
+//   preprocess_cuda(...)          same arguments and result as ferfast._core.preprocess, on the GPU
+//   cuda_device_count()           number of CUDA devices (0 without GPU / driver)
+//   _preprocess_cuda_emulated(...) the kernel's per-pixel code run on the CPU (test reference)
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+
+#include "plan.hpp"
+#include "preprocess_cuda.hpp"
+#include "validate.hpp"
+
+namespace py = pybind11;
+
+namespace ferfast {
+namespace {
+
+using Pair = std::pair<double, double>;
+
+py::array preprocess_cuda(const py::object& frame, const py::object& boxes, const py::object& out,
+                          const py::object& landmarks, double margin, double offset_x,
+                          double offset_y, Pair eye_left, Pair eye_right, double scale,
+                          double bias) {
+  const FramingParams fr =
+      pyval::framing(margin, offset_x, offset_y, eye_left, eye_right, scale, bias);
+  pyval::Inputs in = pyval::inputs(frame, boxes, landmarks, fr);
+  py::array_t<float> res = pyval::output(out, in.n);
+  if (gpu::device_count() == 0) {
+    throw std::runtime_error(
+        "preprocess_cuda: no CUDA GPU available (ferfast was built with CUDA, but this machine "
+        "has no usable NVIDIA GPU/driver); use ferfast.preprocess on the CPU");
+  }
+  float* dst = res.mutable_data();
+  {
+    py::gil_scoped_release release;
+    gpu::preprocess_to_host(in.frame, in.boxes.data(), in.lp, in.n, in.fr, dst);
+  }
+  return pyval::first_rows(res, in.n);
+}
+
+py::array preprocess_emulated(const py::object& frame, const py::object& boxes,
+                              const py::object& out, const py::object& landmarks, double margin,
+                              double offset_x, double offset_y, Pair eye_left, Pair eye_right,
+                              double scale, double bias) {
+  const FramingParams fr =
+      pyval::framing(margin, offset_x, offset_y, eye_left, eye_right, scale, bias);
+  pyval::Inputs in = pyval::inputs(frame, boxes, landmarks, fr);
+  py::array_t<float> res = pyval::output(out, in.n);
+  float* dst = res.mutable_data();
+  {
+    py::gil_scoped_release release;
+    const gpu::Plan plan = gpu::plan_faces(in.frame, in.boxes.data(), in.lp, in.n, in.fr);
+    gpu::emulate(in.frame, plan, in.fr, dst);
+  }
+  return pyval::first_rows(res, in.n);
+}
+
+}  // namespace
+
+void register_cuda(py::module_& m) {
+  for (const auto& entry :
+       {std::make_pair("preprocess_cuda", &preprocess_cuda),
+        std::make_pair("_preprocess_cuda_emulated", &preprocess_emulated)}) {
+    const bool real = entry.second == &preprocess_cuda;
+    m.def(entry.first, entry.second, py::arg("frame"), py::arg("boxes"),
+          py::arg("out") = py::none(), py::arg("landmarks") = py::none(),
+          py::arg("margin") = 1.0, py::arg("offset_x") = 0.0, py::arg("offset_y") = 0.0,
+          py::arg("eye_left") = std::make_pair(16.0, 20.0),
+          py::arg("eye_right") = std::make_pair(31.0, 20.0), py::arg("scale") = 1.0 / 255.0,
+          py::arg("bias") = 0.0,
+          real ? "GPU version of preprocess(): same arguments, same float32 (N, 1, 48, 48) "
+                 "result.\nRaises RuntimeError when no CUDA GPU is present. On integrated GPUs "
+                 "(Jetson) the frame\nis read through mapped host memory without a copy."
+               : "Test hook: the CUDA kernel's per-pixel code run on the CPU (same arguments).");
+  }
+  m.def("cuda_device_count", &gpu::device_count,
+        "Number of CUDA devices visible to ferfast (0 without GPU or driver).");
+  m.attr("WITH_CUDA") = true;
+}
+
+}  // namespace ferfast

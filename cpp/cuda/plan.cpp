@@ -1,0 +1,148 @@
+// Host planning for the CUDA preprocessing kernel (see plan.hpp). The weight tables and the eye
+// similarity are computed with the same code as preprocess.cpp (build_table / eye_similarity /
+// crop_warp's region), so the kernel reproduces the CPU path.
+#include "plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace ferfast {
+namespace gpu {
+namespace {
+
+// Same as preprocess.cpp build_table: area weights (side >= 48) or bilinear (side < 48).
+int build_table(int64_t side, std::vector<int32_t>& start, std::vector<float>& w) {
+  const size_t s0 = start.size(), w0 = w.size();
+  start.resize(s0 + kSide, 0);
+  int taps;
+  if (side >= kSide) {
+    const double s = static_cast<double>(side) / kSide;
+    taps = static_cast<int>(std::ceil(s)) + 1;
+    w.resize(w0 + static_cast<size_t>(kSide) * taps, 0.0f);
+    for (int u = 0; u < kSide; ++u) {
+      const double a = static_cast<double>(u) * side / kSide;
+      const double b = static_cast<double>(u + 1) * side / kSide;
+      const int64_t k0 = static_cast<int64_t>(std::floor(a));
+      const int64_t k1 = std::min<int64_t>(static_cast<int64_t>(std::ceil(b)), side);
+      start[s0 + u] = static_cast<int32_t>(k0);
+      for (int64_t k = k0; k < k1 && k - k0 < taps; ++k) {
+        const double overlap = std::min<double>(k + 1, b) - std::max<double>(k, a);
+        w[w0 + u * taps + (k - k0)] = static_cast<float>(std::max(overlap, 0.0) / s);
+      }
+    }
+  } else {
+    const double s = static_cast<double>(side) / kSide;
+    taps = 2;
+    w.resize(w0 + static_cast<size_t>(kSide) * 2, 0.0f);
+    for (int u = 0; u < kSide; ++u) {
+      double src = (u + 0.5) * s - 0.5;
+      int64_t k = static_cast<int64_t>(std::floor(src));
+      double f = src - static_cast<double>(k);
+      if (k < 0) {
+        k = 0;
+        f = 0.0;
+      }
+      if (k >= side - 1) {
+        k = side - 1;
+        f = 0.0;
+      }
+      start[s0 + u] = static_cast<int32_t>(k);
+      w[w0 + u * 2] = static_cast<float>(1.0 - f);
+      w[w0 + u * 2 + 1] = static_cast<float>(f);
+    }
+  }
+  return taps;
+}
+
+// Same as preprocess.cpp eye_similarity + crop_warp's supersampling and region bounds.
+void plan_warp(const FrameView& f, const double* lm, const FramingParams& fr, FaceJob& job) {
+  const double dox = fr.eye_right[0] - fr.eye_left[0], doy = fr.eye_right[1] - fr.eye_left[1];
+  const double dsx = lm[2] - lm[0], dsy = lm[3] - lm[1];
+  const double d2 = dox * dox + doy * doy;
+  job.a = (dsx * dox + dsy * doy) / d2;
+  job.b = (dsy * dox - dsx * doy) / d2;
+  job.tx = lm[0] - (job.a * fr.eye_left[0] - job.b * fr.eye_left[1]);
+  job.ty = lm[1] - (job.b * fr.eye_left[0] + job.a * fr.eye_left[1]);
+  const double scale = std::sqrt(job.a * job.a + job.b * job.b);
+  job.ns = static_cast<int32_t>(
+      std::min<double>(kMaxSupersample, std::max(1.0, std::ceil(scale - 1e-6))));
+  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
+  for (double cu : {-0.5, kSide - 0.5}) {
+    for (double cv : {-0.5, kSide - 0.5}) {
+      const double x = job.a * cu - job.b * cv + job.tx, y = job.b * cu + job.a * cv + job.ty;
+      xmin = std::min(xmin, x), xmax = std::max(xmax, x);
+      ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+    }
+  }
+  job.rx0 = static_cast<int64_t>(clamp_d(std::floor(xmin) - 1, 0, f.w - 1));
+  job.rx1 = static_cast<int64_t>(clamp_d(std::ceil(xmax) + 1, 0, f.w - 1));
+  job.ry0 = static_cast<int64_t>(clamp_d(std::floor(ymin) - 1, 0, f.h - 1));
+  job.ry1 = static_cast<int64_t>(clamp_d(std::ceil(ymax) + 1, 0, f.h - 1));
+}
+
+}  // namespace
+
+Plan plan_faces(const FrameView& frame, const double* boxes, const double* landmarks, int64_t n,
+                const FramingParams& fr) {
+  Plan plan;
+  plan.jobs.resize(static_cast<size_t>(n));
+  plan.row_lo = frame.h;
+  plan.row_hi = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    FaceJob& job = plan.jobs[static_cast<size_t>(i)];
+    job = FaceJob{};
+    int64_t lo, hi;
+    if (landmarks != nullptr) {
+      job.mode = 1;
+      plan_warp(frame, landmarks + i * 10, fr, job);
+      lo = job.ry0;
+      hi = job.ry1;
+    } else {
+      job.mode = 0;
+      const CropSquare sq = box_crop(boxes + i * 4, fr, frame);
+      job.x0 = sq.x0;
+      job.y0 = sq.y0;
+      job.side = sq.side;
+      job.tab_off = static_cast<int64_t>(plan.weights.size());
+      job.start_off = static_cast<int64_t>(plan.starts.size());
+      job.taps = build_table(sq.side, plan.starts, plan.weights);
+      lo = clamp_i64(sq.y0, 0, frame.h - 1);
+      hi = clamp_i64(sq.y0 + sq.side - 1, 0, frame.h - 1);
+    }
+    plan.row_lo = std::min(plan.row_lo, lo);
+    plan.row_hi = std::max(plan.row_hi, hi);
+  }
+  return plan;
+}
+
+void row_span_bytes(const FrameView& f, int64_t row_lo, int64_t row_hi, int64_t* lo, int64_t* hi) {
+  int64_t mn = 0, mx = 0;
+  bool first = true;
+  for (int64_t y : {row_lo, row_hi}) {
+    for (int64_t x : {int64_t{0}, f.w - 1}) {
+      for (int64_t c : {int64_t{0}, f.c - 1}) {
+        const int64_t off = y * f.sy + x * f.sx + c * f.sc;
+        mn = first ? off : std::min(mn, off);
+        mx = first ? off : std::max(mx, off);
+        first = false;
+      }
+    }
+  }
+  *lo = mn;
+  *hi = mx;
+}
+
+void emulate(const FrameView& frame, const Plan& plan, const FramingParams& fr, float* out) {
+  const FrameDesc f{frame.data, frame.h, frame.w, frame.c, frame.sy, frame.sx, frame.sc};
+  for (size_t i = 0; i < plan.jobs.size(); ++i) {
+    for (int v = 0; v < kSide; ++v) {
+      for (int u = 0; u < kSide; ++u) {
+        out[i * kSide * kSide + v * kSide + u] = face_pixel(
+            f, plan.jobs[i], plan.starts.data(), plan.weights.data(), u, v, fr.scale, fr.bias);
+      }
+    }
+  }
+}
+
+}  // namespace gpu
+}  // namespace ferfast
