@@ -1,0 +1,68 @@
+"""Markdown for the method table (``docs/int8.md``) and the model card's INT8 section."""
+
+from __future__ import annotations
+
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .pipeline import ModelEval
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the comparison: a variant's recipe, its evaluation and its accuracy loss."""
+
+    variant: str
+    recipe: str
+    result: ModelEval
+    loss: float | None  # fp32 accuracy - this accuracy, in points (None for fp32 itself)
+
+
+def _fmt(v: float | None, nd: int = 2) -> str:
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def method_table(rows: list[Row]) -> str:
+    """Markdown table: accuracy, macro-F1, agreement with fp32, loss, per-face latency."""
+    batches = sorted({b for r in rows for b in r.result.latency})
+    head = ["variant", "PublicTest acc %", "macro-F1 %", "agree w/ fp32 %", "loss (pts)"]
+    head += [f"ms/face b{b}" for b in batches]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        s = r.result.scores
+        cells = [r.variant, _fmt(s.accuracy), _fmt(s.macro_f1), _fmt(s.agreement), _fmt(r.loss)]
+        for b in batches:
+            lat = r.result.latency.get(b)
+            cells.append("-" if lat is None else f"{lat.median_ms_per_face:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """Short description of the CPU the numbers were measured on."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return name
+
+
+def replace_section(path: Path, tag: str, body: str, heading: str | None = None) -> None:
+    """Put ``body`` between ``<!-- tag:begin/end -->`` markers in ``path`` (appended if new)."""
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    text = path.read_text() if path.is_file() else ""
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: block, text)
+    else:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += ("\n" if text else "") + (f"{heading}\n\n" if heading else "") + block + "\n"
+    path.write_text(text)

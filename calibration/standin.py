@@ -1,0 +1,93 @@
+"""Development stand-in for the fp32 model: a briefly trained ``training.model.FerNet`` export.
+
+Only for exercising calibrate -> quantize -> evaluate -> benchmark before the real model exists::
+
+    python -m calibration.standin --out /tmp/standin_fp32.onnx --seconds 180
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .dataset import DEFAULT_SEED, list_split, read_faces
+from .model_info import EMOTIONS
+
+TRAIN_ROOT = Path("../shared/data/fer2013/train")
+
+
+def build_standin(
+    out: Path, arch: str = "f", seconds: float = 180.0, per_class: int = 1500
+) -> Path:
+    """Train ``FerNet(arch)`` about ``seconds`` on a class-capped subset; export with metadata."""
+    import torch
+
+    from training.model import ARCHS, FerNet, ProbsWrapper, fold_bn
+
+    if arch not in ARCHS:  # the training package's family evolves; fall back to its first entry
+        arch = next(iter(ARCHS))
+    torch.manual_seed(0)
+    names = list_split(TRAIN_ROOT, EMOTIONS)
+    rng = np.random.default_rng(DEFAULT_SEED + 1)
+    files, labels = [], []
+    for k, c in enumerate(EMOTIONS):
+        pick = rng.permutation(len(names[c]))[:per_class]
+        files += [TRAIN_ROOT / names[c][i] for i in pick]
+        labels += [k] * len(pick)
+    x = torch.from_numpy(read_faces(files).astype(np.float32)[:, None] / 255.0)
+    y = torch.tensor(labels)
+    net = FerNet(arch, num_classes=len(EMOTIONS))
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    t0, step = time.time(), 0
+    net.train()
+    while time.time() - t0 < seconds:
+        idx = torch.randint(0, len(x), (128,))
+        xb = x[idx]
+        if step % 2:
+            xb = torch.flip(xb, dims=[3])
+        loss = torch.nn.functional.cross_entropy(net(xb), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            print(f"step {step} loss {loss.item():.3f}", flush=True)
+    model = ProbsWrapper(fold_bn(net)).eval()
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 48, 48),),
+        str(out),
+        input_names=["input"],
+        output_names=["probs"],
+        dynamic_axes={"input": {0: "N"}, "probs": {0: "N"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    m = onnx.load(str(out))
+    meta = {
+        "ferfast.emotions": ",".join(EMOTIONS),
+        "ferfast.input_scale": repr(1.0 / 255.0),
+        "ferfast.input_bias": "0.0",
+        "ferfast.version": "standin",
+    }
+    for k, v in meta.items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, str(out))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("/tmp/standin_fp32.onnx"))
+    p.add_argument("--arch", default="f")
+    p.add_argument("--seconds", type=float, default=180.0)
+    a = p.parse_args(argv)
+    print(build_standin(a.out, a.arch, a.seconds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""INT8 calibration: stratified sampler, recorded set, Q/DQ quantization of a tiny in-test CNN."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from calibration.dataset import (  # noqa: E402
+    CalibrationSet,
+    normalise,
+    read_faces,
+    stratified_sample,
+)
+from calibration.evaluate import macro_f1, score  # noqa: E402
+from calibration.model_info import EMOTIONS, read_model_info  # noqa: E402
+from calibration.quantize import (  # noqa: E402
+    QuantSettings,
+    fold_bias_dequantize,
+    inspect_qdq,
+    quantize_model,
+    relu_to_leaky,
+)
+from calibration.session import make_session, measure_latency, run_batches  # noqa: E402
+
+COUNTS = {"angry": 5, "disgust": 2, "fear": 4, "happy": 6, "sad": 3, "surprise": 4, "neutral": 5}
+META = {
+    "ferfast.emotions": ",".join(EMOTIONS),
+    "ferfast.input_scale": "0.00784313725490196",  # 2/255: values in [-1, 1] with bias -1
+    "ferfast.input_bias": "-1.0",
+    "ferfast.version": "test",
+}
+
+
+def _conv(name: str, cin: int, cout: int, stride: int, rng: np.random.Generator) -> list:
+    w = (rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (9 * cin))).astype(np.float32)
+    w *= rng.uniform(0.2, 3.0, (cout, 1, 1, 1)).astype(np.float32)  # per-channel spread
+    b = (rng.standard_normal(cout) * 0.1).astype(np.float32)
+    node = helper.make_node(
+        "Conv",
+        [f"{name}_in", f"{name}_w", f"{name}_b"],
+        [f"{name}_out"],
+        name=name,
+        kernel_shape=[3, 3],
+        strides=[stride, stride],
+        pads=[1, 1, 1, 1],
+    )
+    return [node, numpy_helper.from_array(w, f"{name}_w"), numpy_helper.from_array(b, f"{name}_b")]
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny Conv-Relu CNN -> GAP -> Gemm -> Softmax with ferfast metadata (random weights)."""
+    rng = np.random.default_rng(7)
+    nodes, inits = [], []
+    chans = [(1, 8, 2), (8, 16, 2)]
+    prev = "input"
+    for i, (cin, cout, s) in enumerate(chans):
+        node, w, b = _conv(f"conv{i}", cin, cout, s, rng)
+        node.input[0] = prev
+        nodes += [node, helper.make_node("Relu", [node.output[0]], [f"relu{i}"], name=f"relu{i}")]
+        inits += [w, b]
+        prev = f"relu{i}"
+    fc_w = (rng.standard_normal((7, 16)) * 0.5).astype(np.float32)
+    fc_b = (rng.standard_normal(7) * 0.1).astype(np.float32)
+    inits += [numpy_helper.from_array(fc_w, "fc_w"), numpy_helper.from_array(fc_b, "fc_b")]
+    nodes += [
+        helper.make_node("GlobalAveragePool", [prev], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flat", axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
+        helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_cnn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 48, 48])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 7])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in META.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    path = tmp_path_factory.mktemp("cnn") / "cnn_fp32.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A miniature image-folder split: smooth random 48x48 gray faces, uneven class sizes."""
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(3)
+    for c, n in COUNTS.items():
+        (root / c).mkdir()
+        for i in range(n):
+            small = rng.integers(0, 256, (6, 6)).astype(np.uint8)
+            img = cv2.resize(small, (48, 48), interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(root / c / f"{c}_{i:03d}.png"), img)
+    (root / "happy" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_sampler_honours_quotas(split: Path) -> None:
+    cset = stratified_sample(split, EMOTIONS, per_class=4, seed=1)
+    assert cset.counts == {c: min(4, n) for c, n in COUNTS.items()}
+    assert len(cset) == sum(cset.counts.values()) == len(set(cset.files))
+    assert all(f.endswith(".png") for f in cset.files)
+    labels = cset.labels()
+    assert np.bincount(labels, minlength=7).tolist() == [cset.counts[c] for c in EMOTIONS]
+    # interleaved: the first 7 files cover every class once
+    assert sorted(labels[:7].tolist()) == list(range(7))
+
+
+def test_sampler_is_reproducible_from_record(split: Path, tmp_path: Path) -> None:
+    a = stratified_sample(split, EMOTIONS, per_class=3, seed=11)
+    assert stratified_sample(split, EMOTIONS, per_class=3, seed=11) == a
+    assert stratified_sample(split, EMOTIONS, per_class=3, seed=12).files != a.files
+    record = a.save(tmp_path / "set.json")
+    b = CalibrationSet.load(record)
+    assert b == a
+    np.testing.assert_array_equal(read_faces(b.paths()), read_faces(a.paths()))
+
+
+def test_sampler_and_record_reject_bad_input(split: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="per_class"):
+        stratified_sample(split, EMOTIONS, per_class=0)
+    with pytest.raises(TypeError, match="per_class"):
+        stratified_sample(split, EMOTIONS, per_class="3")  # type: ignore[arg-type]
+    with pytest.raises(FileNotFoundError):
+        stratified_sample(tmp_path / "missing", EMOTIONS)
+    with pytest.raises(FileNotFoundError, match="class folder"):
+        stratified_sample(split, ("angry", "contempt"))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 99}')
+    with pytest.raises(ValueError, match="version"):
+        CalibrationSet.load(bad)
+
+
+def test_normalise_follows_model_metadata(cnn: Path) -> None:
+    info = read_model_info(cnn)
+    assert info.emotions == EMOTIONS and info.input_bias == -1.0
+    faces = np.array([[0, 255], [128, 64]], np.uint8).repeat(24, 0).repeat(24, 1)
+    x = normalise(faces, info.input_scale, info.input_bias)
+    assert x.shape == (1, 1, 48, 48) and x.dtype == np.float32 and x.flags.c_contiguous
+    np.testing.assert_allclose(x[0, 0, 0, [0, 47]], [-1.0, 1.0], atol=1e-6)
+    with pytest.raises(TypeError):
+        normalise(faces.astype(np.float32), 1.0, 0.0)
+    with pytest.raises(ValueError):
+        normalise(np.zeros((2, 32, 32), np.uint8), 1.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def calib_x(split: Path, cnn: Path) -> np.ndarray:
+    info = read_model_info(cnn)
+    cset = stratified_sample(split, EMOTIONS, per_class=6, seed=0)
+    return normalise(read_faces(cset.paths()), info.input_scale, info.input_bias)
+
+
+@pytest.mark.parametrize("method", ["entropy", "minmax", "percentile"])
+def test_quantized_model_is_symmetric_per_channel_qdq(
+    cnn: Path, calib_x: np.ndarray, tmp_path: Path, method: str
+) -> None:
+    out = tmp_path / f"int8_{method}.onnx"
+    report = quantize_model(
+        cnn, out, calib_x, QuantSettings(method=method, chunk=16), progress=False
+    )
+    assert report == inspect_qdq(out)
+    assert report.n_quantize > 0 and report.n_dequantize > report.n_quantize
+    assert report.zero_points_all_zero and report.symmetric_int8
+    assert set(report.zero_point_dtypes) == {"int8", "int32"}  # activations/weights, bias
+    assert (report.per_channel_weights, report.per_tensor_weights) == (3, 0)  # 2 Conv + Gemm
+    assert report.quantized_ops["Conv"] == 2 and report.quantized_ops["Gemm"] == 1
+    assert "Relu" not in report.quantized_ops and report.quantized_ops["LeakyRelu"] == 2
+    q = onnx.load(str(out))
+    meta = {p.key: p.value for p in q.metadata_props}
+    assert {k: meta[k] for k in META} == META
+    assert meta["ferfast.precision"] == "int8" and f"method={method}" in meta["ferfast.calibration"]
+    # the per-channel weight scales really differ between channels
+    inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    dq_w = [
+        n
+        for n in q.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] == "conv1_w_quantized"
+    ]
+    assert len(dq_w) == 1 and inits[dq_w[0].input[1]].shape == (16,)
+    assert np.ptp(inits[dq_w[0].input[1]]) > 0
+    # outputs stay close to fp32 on the calibration faces
+    ref = run_batches(make_session(cnn), calib_x)
+    got = run_batches(make_session(out), calib_x)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)  # Softmax stays float
+    assert np.max(np.abs(got - ref)) < 0.03
+
+
+def test_relu_rewrite_and_bias_folding_are_exact(
+    cnn: Path, calib_x: np.ndarray, tmp_path: Path
+) -> None:
+    m = onnx.load(str(cnn))
+    assert relu_to_leaky(m) == 2
+    leaky = tmp_path / "leaky.onnx"
+    onnx.save(m, str(leaky))
+    np.testing.assert_array_equal(
+        run_batches(make_session(leaky), calib_x), run_batches(make_session(cnn), calib_x)
+    )
+    out = tmp_path / "int8.onnx"
+    quantize_model(
+        cnn, out, calib_x, QuantSettings(method="minmax", relu_as_leaky=False), progress=False
+    )
+    rep = inspect_qdq(out)
+    assert rep.int32_bias_dq == 3 and rep.quantized_ops["Relu"] == 2
+    folded = fold_bias_dequantize(onnx.load(str(out)))
+    assert inspect_qdq(folded).int32_bias_dq == 0
+    assert inspect_qdq(folded).per_channel_weights == 3
+    onnx.checker.check_model(folded)
+    a = run_batches(make_session(out), calib_x)
+    b = run_batches(make_session(folded.SerializeToString()), calib_x)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_settings_validate() -> None:
+    with pytest.raises(ValueError, match="method"):
+        QuantSettings(method="kl")
+    with pytest.raises(ValueError, match="percentile"):
+        QuantSettings(method="percentile", percentile=0.0)
+    assert "excl=first_conv+last_gemm" in QuantSettings(exclude_first_last=True).describe()
+
+
+def test_exclude_first_last_keeps_them_float(
+    cnn: Path, calib_x: np.ndarray, tmp_path: Path
+) -> None:
+    out = tmp_path / "int8_excl.onnx"
+    rep = quantize_model(
+        cnn, out, calib_x, QuantSettings(method="minmax", exclude_first_last=True), progress=False
+    )
+    q = onnx.load(str(out))
+    conv0 = next(n for n in q.graph.node if n.name == "conv0")
+    assert conv0.input[1] == "conv0_w"  # float weight, no DequantizeLinear
+    assert rep.quantized_ops.get("Conv") == 1 and "Gemm" not in rep.quantized_ops
+
+
+def test_scores_match_sklearn() -> None:
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 200)
+    probs = rng.random((200, 7)).astype(np.float32)
+    ref = probs.copy()
+    ref[:20] = ref[:20, ::-1]
+    s = score(probs, labels, ref)
+    pred = probs.argmax(1)
+    assert s.accuracy == pytest.approx(100 * np.mean(pred == labels))
+    assert s.macro_f1 == pytest.approx(100 * f1_score(labels, pred, average="macro"))
+    assert macro_f1(labels, pred, 7) == pytest.approx(f1_score(labels, pred, average="macro"))
+    assert s.agreement == pytest.approx(100 * np.mean(pred == ref.argmax(1)))
+    with pytest.raises(ValueError):
+        score(probs, labels[:10])
+
+
+def test_latency_measurement_uses_bound_buffers(cnn: Path) -> None:
+    lat = measure_latency(make_session(cnn), batch=4, repeats=3, warmup=1)
+    assert lat.batch == 4 and 0 < lat.min_ms_per_face <= lat.median_ms_per_face
