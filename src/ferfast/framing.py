@@ -36,8 +36,8 @@ class Framing:
     margin: float
     offset_x: float = 0.0
     offset_y: float = 0.0
-    eye_left: tuple[float, float] = (15.5, 19.0)
-    eye_right: tuple[float, float] = (31.5, 19.0)
+    eye_left: tuple[float, float] = (14.55, 17.7)
+    eye_right: tuple[float, float] = (32.1, 17.7)
     input_scale: float = 1.0 / 255.0
     input_bias: float = 0.0
 
@@ -46,9 +46,11 @@ class Framing:
         return replace(self, input_scale=float(scale), input_bias=float(bias))
 
 
-# Provisional values; replaced by the measured ones (docs/framing.md).
-FRAMING_YUNET = Framing(margin=1.0)
-FRAMING_HAAR = Framing(margin=1.0)
+# Medians over 991 YuNet / 803 Haar detections on 1050 FER2013 training images
+# (tools/measure_framing.py, docs/framing.md). YuNet boxes are taller than wide (w/h ~ 0.75) and
+# about as tall as a FER2013 image; Haar boxes are square and slightly smaller than the image.
+FRAMING_YUNET = Framing(margin=0.966, offset_x=0.0, offset_y=0.016)
+FRAMING_HAAR = Framing(margin=1.016, offset_x=0.0, offset_y=0.0)
 FRAMING = FRAMING_YUNET
 
 
