@@ -1,11 +1,13 @@
 // Per-output-pixel math of the GPU preprocessing, shared by the CUDA kernel (nvcc) and a host
 // emulation (g++) so that CI without a GPU can check it against the CPU kernel (preprocess.cpp).
 //
-// It reproduces preprocess.cpp operation for operation (same float/double types, same order,
-// same zero-weight skips): box mode = separable area/bilinear weights, vertical taps on the raw
-// channels, BT.601 gray, horizontal taps; landmark mode = similarity warp with ns x ns bilinear
-// taps on gray computed from the frame. The .cu file is compiled with --fmad=false so that nvcc
-// does not contract a*b+c into FMA, which keeps GPU results bit-identical to x86-64 CPU results.
+// It reproduces preprocess.cpp operation for operation (same float/double types, same order):
+// box mode = vertical pass (integer sum of the full-weight rows, then w_full*sum + w_a*edge_a +
+// w_b*edge_b in float), BT.601 gray, horizontal pass over the dense per-output weights; landmark
+// mode = similarity warp with ns x ns bilinear taps on gray computed from the frame. The .cu file
+// is compiled with --fmad=false so that nvcc does not contract a*b+c into FMA: results then equal
+// the CPU kernel's baseline (SSE2) build bit for bit; its AVX2+FMA clone may differ in the last
+// float bit.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,15 @@ namespace ferfast {
 namespace gpu {
 
 constexpr int kSide = 48;
+constexpr int64_t kMaxIntRows = 256;  // preprocess.cpp: rows summed in integers per chunk
+
+// Resampling of one output index u along one axis (preprocess.cpp WeightTable entries).
+struct AxisTap {
+  int32_t start;         // first crop index of the horizontal taps (lin weights)
+  int32_t k_a, k_b;      // partial edge rows (vertical pass)
+  int32_t full0, full1;  // full-weight rows [full0, full1)
+  float w_a, w_b, w_full;
+};
 constexpr float kWB = 0.114f, kWG = 0.587f, kWR = 0.299f;  // as preprocess.cpp
 
 // The frame as the kernel reads it: byte strides (may be negative), any base pointer.
@@ -32,10 +43,10 @@ struct FrameDesc {
 // One face, fully planned on the host (geometry and weight tables).
 struct FaceJob {
   int32_t mode;  // 0 = box crop, 1 = landmark warp
-  int32_t taps;  // box: weights per output index
+  int32_t span;  // box: horizontal taps per output index
   int64_t x0, y0, side;
-  int64_t tab_off;    // box: offset of this face's 48*taps weights in the weight table
-  int64_t start_off;  // box: offset of this face's 48 start indices in the start table
+  int64_t lin_off;   // box: offset of this face's 48*span horizontal weights in the weight table
+  int64_t axis_off;  // box: offset of this face's 48 AxisTap entries in the axis table
   // landmark warp: x = a*u - b*v + tx ; y = b*u + a*v + ty, ns x ns taps, source region bounds
   double a, b, tx, ty;
   int32_t ns, pad_;
@@ -47,51 +58,70 @@ FERFAST_HD int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi) {
 }
 FERFAST_HD double clamp_d(double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// Gray value (float) of crop column k after the vertical pass of output row v (box mode).
-FERFAST_HD float box_gray_column(const FrameDesc& f, const FaceJob& job, const int32_t* start,
-                                 const float* w, int v, int64_t k) {
-  const int64_t x = clamp_i64(job.x0 + k, 0, f.w - 1);
-  const float* wv = w + v * job.taps;
-  float acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f;
-  bool first = true;
-  for (int t = 0; t < job.taps; ++t) {
-    const float wt = wv[t];
-    if (wt == 0.0f) continue;
-    const int64_t y = clamp_i64(job.y0 + start[v] + t, 0, f.h - 1);
-    const uint8_t* px = f.data + y * f.sy + x * f.sx;
-    const float p0 = static_cast<float>(px[0]);
-    if (f.c == 1) {
-      acc0 = first ? wt * p0 : acc0 + wt * p0;
-    } else {
-      const float p1 = static_cast<float>(px[f.sc]);
-      const float p2 = static_cast<float>(px[2 * f.sc]);
-      if (first) {
-        acc0 = wt * p0;
-        acc1 = wt * p1;
-        acc2 = wt * p2;
-      } else {
-        acc0 = acc0 + wt * p0;
-        acc1 = acc1 + wt * p1;
-        acc2 = acc2 + wt * p2;
-      }
+// Vertically resampled value of crop column k, channel byte offset ch, for output row v.
+FERFAST_HD float box_vertical(const FrameDesc& f, const FaceJob& job, const AxisTap& t,
+                              const uint8_t* col) {
+  auto px = [&](int64_t row) {
+    return col[clamp_i64(job.y0 + row, 0, f.h - 1) * f.sy];
+  };
+  // Full-weight rows: exact integer sums in chunks of 256 rows; earlier chunks go to acc_big.
+  bool have_sum = false, big = false;
+  int64_t isum = 0;
+  float acc_big = 0.0f;
+  for (int64_t k = t.full0; k < t.full1;) {
+    if (have_sum) {
+      acc_big = big ? acc_big + t.w_full * static_cast<float>(isum) : t.w_full * static_cast<float>(isum);
+      big = true;
     }
-    first = false;
+    const int64_t k_end = k + kMaxIntRows < t.full1 ? k + kMaxIntRows : t.full1;
+    isum = 0;
+    for (; k < k_end; ++k) isum += px(k);
+    have_sum = true;
   }
-  if (f.c == 1) return acc0;
-  return kWB * acc0 + kWG * acc1 + kWR * acc2;
+  const bool has_a = t.w_a != 0.0f, has_b = t.w_b != 0.0f;
+  const float ra = has_a ? static_cast<float>(px(t.k_a)) : 0.0f;
+  const float rb = has_b ? static_cast<float>(px(t.k_b)) : 0.0f;
+  const float fs = static_cast<float>(isum);
+  float acc;  // preprocess.cpp combine_rows, term by term
+  if (have_sum && has_a && has_b) {
+    acc = t.w_full * fs + t.w_a * ra + t.w_b * rb;
+  } else if (have_sum && (has_a || has_b)) {
+    acc = has_a ? t.w_full * fs + t.w_a * ra : t.w_full * fs + t.w_b * rb;
+  } else if (have_sum) {
+    acc = t.w_full * fs;
+  } else if (has_a && has_b) {
+    acc = t.w_a * ra + t.w_b * rb;
+  } else if (has_a || has_b) {
+    acc = has_a ? t.w_a * ra : t.w_b * rb;
+  } else {
+    acc = 0.0f;
+  }
+  if (big) acc = acc + acc_big;
+  return acc;
 }
 
-FERFAST_HD float box_pixel(const FrameDesc& f, const FaceJob& job, const int32_t* start,
-                           const float* w, int u, int v, float scale, float bias) {
-  const float* wu = w + u * job.taps;
-  float sum = 0.0f;
-  for (int t = 0; t < job.taps; ++t) {
-    const int64_t k = start[u] + t;
-    // preprocess.cpp pads the gray row with zeros past the crop: those taps add wu[t] * 0.
-    const float g = k < job.side ? box_gray_column(f, job, start, w, v, k) : 0.0f;
-    sum = sum + wu[t] * g;
+// Gray (float) of crop column k after the vertical pass of output row v.
+FERFAST_HD float box_gray(const FrameDesc& f, const FaceJob& job, const AxisTap& tv, int64_t k) {
+  const uint8_t* col = f.data + clamp_i64(job.x0 + k, 0, f.w - 1) * f.sx;
+  if (f.c == 1) return box_vertical(f, job, tv, col);
+  const float a0 = box_vertical(f, job, tv, col);
+  const float a1 = box_vertical(f, job, tv, col + f.sc);
+  const float a2 = box_vertical(f, job, tv, col + 2 * f.sc);
+  return kWB * a0 + kWG * a1 + kWR * a2;
+}
+
+FERFAST_HD float box_pixel(const FrameDesc& f, const FaceJob& job, const AxisTap* axis,
+                           const float* lin, int u, int v, float scale, float bias) {
+  const float* w = lin + u * job.span;
+  const int64_t start = axis[u].start;
+  float col = 0.0f;
+  for (int t = 0; t < job.span; ++t) {
+    const int64_t k = start + t;
+    // Past the crop preprocess.cpp reads a zero tail; a zero weight adds an exact 0 either way.
+    const float g = (k < job.side && w[t] != 0.0f) ? box_gray(f, job, axis[v], k) : 0.0f;
+    col = t == 0 ? w[0] * g : col + w[t] * g;
   }
-  return sum * scale + bias;
+  return col * scale + bias;
 }
 
 FERFAST_HD float gray_at(const FrameDesc& f, int64_t x, int64_t y) {
@@ -129,10 +159,10 @@ FERFAST_HD float warp_pixel(const FrameDesc& f, const FaceJob& m, int u, int v, 
   return static_cast<float>(sum * inv) * scale + bias;
 }
 
-FERFAST_HD float face_pixel(const FrameDesc& f, const FaceJob& job, const int32_t* starts,
-                            const float* weights, int u, int v, float scale, float bias) {
+FERFAST_HD float face_pixel(const FrameDesc& f, const FaceJob& job, const AxisTap* axis,
+                            const float* lin, int u, int v, float scale, float bias) {
   if (job.mode == 1) return warp_pixel(f, job, u, v, scale, bias);
-  return box_pixel(f, job, starts + job.start_off, weights + job.tab_off, u, v, scale, bias);
+  return box_pixel(f, job, axis + job.axis_off, lin + job.lin_off, u, v, scale, bias);
 }
 
 }  // namespace gpu

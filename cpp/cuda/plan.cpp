@@ -10,48 +10,59 @@ namespace ferfast {
 namespace gpu {
 namespace {
 
-// Same as preprocess.cpp build_table: area weights (side >= 48) or bilinear (side < 48).
-int build_table(int64_t side, std::vector<int32_t>& start, std::vector<float>& w) {
-  const size_t s0 = start.size(), w0 = w.size();
-  start.resize(s0 + kSide, 0);
-  int taps;
+// Same as preprocess.cpp build_table: area (side >= 48, as cv2.INTER_AREA) or bilinear (side < 48,
+// half-pixel centres) weights, as the vertical decomposition (axis) and the dense horizontal
+// weights (lin, span per output index). Returns span.
+int build_table(int64_t side, std::vector<AxisTap>& axis, std::vector<float>& lin_all) {
+  const size_t a0 = axis.size(), l0 = lin_all.size();
+  axis.resize(a0 + kSide, AxisTap{});
+  AxisTap* ax = axis.data() + a0;
+  const double s = static_cast<double>(side) / kSide;
+  int span;
   if (side >= kSide) {
-    const double s = static_cast<double>(side) / kSide;
-    taps = static_cast<int>(std::ceil(s)) + 1;
-    w.resize(w0 + static_cast<size_t>(kSide) * taps, 0.0f);
+    span = static_cast<int>(std::ceil(s)) + 1;
+    lin_all.resize(l0 + static_cast<size_t>(kSide) * span, 0.0f);
+    float* lin = lin_all.data() + l0;
     for (int u = 0; u < kSide; ++u) {
       const double a = static_cast<double>(u) * side / kSide;
       const double b = static_cast<double>(u + 1) * side / kSide;
-      const int64_t k0 = static_cast<int64_t>(std::floor(a));
-      const int64_t k1 = std::min<int64_t>(static_cast<int64_t>(std::ceil(b)), side);
-      start[s0 + u] = static_cast<int32_t>(k0);
-      for (int64_t k = k0; k < k1 && k - k0 < taps; ++k) {
+      const int64_t ka = static_cast<int64_t>(std::floor(a));
+      const int64_t kf0 = static_cast<int64_t>(std::ceil(a));
+      const int64_t kf1 = static_cast<int64_t>(std::floor(b));
+      ax[u].start = static_cast<int32_t>(ka);
+      ax[u].full0 = static_cast<int32_t>(kf0);
+      ax[u].full1 = static_cast<int32_t>(kf1);
+      ax[u].w_full = static_cast<float>(1.0 / s);
+      ax[u].k_a = static_cast<int32_t>(ka);
+      ax[u].w_a = kf0 > ka ? static_cast<float>((kf0 - a) / s) : 0.0f;
+      ax[u].k_b = static_cast<int32_t>(std::min<int64_t>(kf1, side - 1));
+      ax[u].w_b = (kf1 < side && b > kf1) ? static_cast<float>((b - kf1) / s) : 0.0f;
+      for (int64_t k = ka; k < std::min<int64_t>(static_cast<int64_t>(std::ceil(b)), side); ++k) {
         const double overlap = std::min<double>(k + 1, b) - std::max<double>(k, a);
-        w[w0 + u * taps + (k - k0)] = static_cast<float>(std::max(overlap, 0.0) / s);
+        lin[u * span + (k - ka)] = static_cast<float>(std::max(overlap, 0.0) / s);
       }
     }
   } else {
-    const double s = static_cast<double>(side) / kSide;
-    taps = 2;
-    w.resize(w0 + static_cast<size_t>(kSide) * 2, 0.0f);
+    span = 2;
+    lin_all.resize(l0 + static_cast<size_t>(kSide) * span, 0.0f);
+    float* lin = lin_all.data() + l0;
     for (int u = 0; u < kSide; ++u) {
-      double src = (u + 0.5) * s - 0.5;
+      const double src = (u + 0.5) * s - 0.5;
       int64_t k = static_cast<int64_t>(std::floor(src));
       double f = src - static_cast<double>(k);
-      if (k < 0) {
-        k = 0;
-        f = 0.0;
-      }
-      if (k >= side - 1) {
-        k = side - 1;
-        f = 0.0;
-      }
-      start[s0 + u] = static_cast<int32_t>(k);
-      w[w0 + u * 2] = static_cast<float>(1.0 - f);
-      w[w0 + u * 2 + 1] = static_cast<float>(f);
+      if (k < 0) k = 0, f = 0.0;
+      if (k >= side - 1) k = side - 1, f = 0.0;
+      ax[u].start = ax[u].k_a = static_cast<int32_t>(k);
+      ax[u].k_b = static_cast<int32_t>(std::min<int64_t>(k + 1, side - 1));
+      ax[u].full0 = ax[u].full1 = 0;
+      ax[u].w_a = static_cast<float>(1.0 - f);
+      ax[u].w_b = static_cast<float>(f);
+      ax[u].w_full = 0.0f;
+      lin[u * 2] = ax[u].w_a;
+      lin[u * 2 + 1] = ax[u].w_b;
     }
   }
-  return taps;
+  return span;
 }
 
 // Same as preprocess.cpp eye_similarity + crop_warp's supersampling and region bounds.
@@ -103,9 +114,9 @@ Plan plan_faces(const FrameView& frame, const double* boxes, const double* landm
       job.x0 = sq.x0;
       job.y0 = sq.y0;
       job.side = sq.side;
-      job.tab_off = static_cast<int64_t>(plan.weights.size());
-      job.start_off = static_cast<int64_t>(plan.starts.size());
-      job.taps = build_table(sq.side, plan.starts, plan.weights);
+      job.lin_off = static_cast<int64_t>(plan.lin.size());
+      job.axis_off = static_cast<int64_t>(plan.axis.size());
+      job.span = build_table(sq.side, plan.axis, plan.lin);
       lo = clamp_i64(sq.y0, 0, frame.h - 1);
       hi = clamp_i64(sq.y0 + sq.side - 1, 0, frame.h - 1);
     }
@@ -138,7 +149,7 @@ void emulate(const FrameView& frame, const Plan& plan, const FramingParams& fr, 
     for (int v = 0; v < kSide; ++v) {
       for (int u = 0; u < kSide; ++u) {
         out[i * kSide * kSide + v * kSide + u] = face_pixel(
-            f, plan.jobs[i], plan.starts.data(), plan.weights.data(), u, v, fr.scale, fr.bias);
+            f, plan.jobs[i], plan.axis.data(), plan.lin.data(), u, v, fr.scale, fr.bias);
       }
     }
   }

@@ -26,13 +26,13 @@ void check(cudaError_t err, const char* what) {
   }
 }
 
-__global__ void preprocess_kernel(FrameDesc f, const FaceJob* jobs, const int32_t* starts,
-                                  const float* weights, float scale, float bias, float* out) {
+__global__ void preprocess_kernel(FrameDesc f, const FaceJob* jobs, const AxisTap* axis,
+                                  const float* lin, float scale, float bias, float* out) {
   const int p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= kPixels) return;
   const int64_t face = blockIdx.y;
   out[face * kPixels + p] =
-      face_pixel(f, jobs[face], starts, weights, p % kSide, p / kSide, scale, bias);
+      face_pixel(f, jobs[face], axis, lin, p % kSide, p / kSide, scale, bias);
 }
 
 // Device allocation that only grows.
@@ -58,7 +58,7 @@ struct State {
   int device = 0;
   bool mapped = false;  // integrated GPU that can map host memory
   cudaStream_t stream = nullptr;
-  DeviceBuffer frame, jobs, starts, weights, out;
+  DeviceBuffer frame, jobs, axis, lin, out;
 };
 
 State& state() {
@@ -116,26 +116,24 @@ void run_locked(State& s, const FrameView& frame, const double* boxes, const dou
   const FrameDesc f{dev_lo - lo, frame.h, frame.w, frame.c, frame.sy, frame.sx, frame.sc};
 
   const size_t job_bytes = plan.jobs.size() * sizeof(FaceJob);
-  const size_t start_bytes = std::max<size_t>(plan.starts.size() * sizeof(int32_t), 4);
-  const size_t weight_bytes = std::max<size_t>(plan.weights.size() * sizeof(float), 4);
+  const size_t axis_bytes = plan.axis.size() * sizeof(AxisTap);
+  const size_t lin_bytes = plan.lin.size() * sizeof(float);
   auto* d_jobs = static_cast<FaceJob*>(s.jobs.reserve(job_bytes));
-  auto* d_starts = static_cast<int32_t*>(s.starts.reserve(start_bytes));
-  auto* d_weights = static_cast<float*>(s.weights.reserve(weight_bytes));
+  auto* d_axis = static_cast<AxisTap*>(s.axis.reserve(std::max<size_t>(axis_bytes, 64)));
+  auto* d_lin = static_cast<float*>(s.lin.reserve(std::max<size_t>(lin_bytes, 64)));
   check(cudaMemcpyAsync(d_jobs, plan.jobs.data(), job_bytes, cudaMemcpyHostToDevice, stream),
         "job upload");
-  if (!plan.starts.empty()) {
-    check(cudaMemcpyAsync(d_starts, plan.starts.data(), plan.starts.size() * sizeof(int32_t),
-                          cudaMemcpyHostToDevice, stream),
+  if (axis_bytes > 0) {
+    check(cudaMemcpyAsync(d_axis, plan.axis.data(), axis_bytes, cudaMemcpyHostToDevice, stream),
           "table upload");
-    check(cudaMemcpyAsync(d_weights, plan.weights.data(), plan.weights.size() * sizeof(float),
-                          cudaMemcpyHostToDevice, stream),
+    check(cudaMemcpyAsync(d_lin, plan.lin.data(), lin_bytes, cudaMemcpyHostToDevice, stream),
           "table upload");
   }
   for (int64_t first = 0; first < n; first += kMaxFacesPerLaunch) {
     const int64_t count = std::min<int64_t>(kMaxFacesPerLaunch, n - first);
     const dim3 grid((kPixels + kThreads - 1) / kThreads, static_cast<unsigned>(count));
-    preprocess_kernel<<<grid, kThreads, 0, stream>>>(f, d_jobs + first, d_starts, d_weights,
-                                                     fr.scale, fr.bias, out_dev + first * kPixels);
+    preprocess_kernel<<<grid, kThreads, 0, stream>>>(f, d_jobs + first, d_axis, d_lin, fr.scale,
+                                                     fr.bias, out_dev + first * kPixels);
     check(cudaGetLastError(), "kernel launch");
   }
   // Plan vectors are host-pageable: wait before they (and a mapped frame) go away.

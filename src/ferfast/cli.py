@@ -1,0 +1,89 @@
+"""The ``ferfast`` command line: argparse subcommands (``build-engine``; add others alike)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_UNAVAILABLE = 0, 1, 2
+
+
+def _add_build_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "build-engine",
+        help="build a TensorRT engine from a ferfast ONNX model (on the target GPU)",
+        description=(
+            "Build a TensorRT engine for this GPU. Engines only run with the TensorRT version and "
+            "GPU model that built them, so build on the device that will run it."
+        ),
+    )
+    p.add_argument("model", type=Path, help="ferfast ONNX model (int8 needs the Q/DQ model)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="engine file to write")
+    p.add_argument("--precision", choices=("int8", "fp16", "fp32"), default="int8")
+    p.add_argument("--max-batch", type=int, default=64, help="largest batch (default 64)")
+    p.add_argument("--opt-batch", type=int, default=None, help="batch to tune for (default 8)")
+    p.add_argument("--timing-cache", type=Path, default=None, help="timing cache file (read+write)")
+    p.add_argument("--workspace-mb", type=int, default=1024, help="builder workspace in MiB")
+    p.add_argument("-v", "--verbose", action="store_true", help="TensorRT verbose log")
+    p.set_defaults(func=_cmd_build_engine)
+
+
+def _cmd_build_engine(args: argparse.Namespace) -> int:
+    from .tensorrt import build_engine
+    from .tensorrt._compat import require_tensorrt
+
+    try:
+        require_tensorrt()
+    except ImportError as exc:
+        print(f"ferfast build-engine: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.workspace_mb < 1:
+        print("ferfast build-engine: --workspace-mb must be >= 1", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    result = build_engine(
+        args.model,
+        args.output,
+        precision=args.precision,
+        max_batch=args.max_batch,
+        opt_batch=args.opt_batch,
+        timing_cache=args.timing_cache,
+        workspace=args.workspace_mb << 20,
+        verbose=args.verbose,
+    )
+    h = result.header
+    print(
+        f"wrote {result.path} ({h.precision}, batch 1..{h.max_batch} opt {h.opt_batch}, "
+        f"{result.plan_bytes / 1e6:.2f} MB) for '{h.gpu_name}' sm {h.compute_capability}, "
+        f"TensorRT {h.trt_version}, in {result.seconds:.1f} s"
+    )
+    return EXIT_OK
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser with all subcommands."""
+    parser = argparse.ArgumentParser(prog="ferfast", description=__doc__)
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"ferfast {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_build_engine(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ferfast`` console script; returns the exit code."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"ferfast {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

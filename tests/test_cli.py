@@ -1,0 +1,97 @@
+"""The ``ferfast`` console script: subcommand parsing and build-engine's clean failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ferfast.cli import EXIT_UNAVAILABLE, main, make_parser
+from ferfast.tensorrt import tensorrt_available
+
+HAS_TRT = tensorrt_available()
+
+
+def test_subcommand_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as err:
+        main([])
+    assert err.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_build_engine_arguments() -> None:
+    args = make_parser().parse_args(
+        [
+            "build-engine",
+            "m.onnx",
+            "-o",
+            "m.engine",
+            "--precision",
+            "fp16",
+            "--max-batch",
+            "32",
+            "--timing-cache",
+            "t.cache",
+            "--workspace-mb",
+            "512",
+        ]
+    )
+    assert (args.command, args.precision, args.max_batch, args.workspace_mb) == (
+        "build-engine",
+        "fp16",
+        32,
+        512,
+    )
+    assert args.model == Path("m.onnx") and args.timing_cache == Path("t.cache")
+    assert args.opt_batch is None
+
+
+def test_build_engine_rejects_unknown_precision(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as err:
+        main(["build-engine", "m.onnx", "-o", "m.engine", "--precision", "int4"])
+    assert err.value.code == 2
+    assert "int4" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here")
+def test_build_engine_without_tensorrt_exits_2(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.engine"
+    code = main(["build-engine", str(tiny_model), "--precision", "fp32", "-o", str(out)])
+    assert code == EXIT_UNAVAILABLE == 2
+    err = capsys.readouterr().err
+    assert "TensorRT is not available" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here")
+def test_console_entry_point_without_tensorrt(tiny_model: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ferfast.cli",
+            "build-engine",
+            str(tiny_model),
+            "-o",
+            str(tmp_path / "m.engine"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "TensorRT is not available" in proc.stderr
+
+
+def test_build_engine_bad_input_is_an_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not HAS_TRT:
+        pytest.skip("without TensorRT build-engine stops earlier (exit 2)")
+    code = main(["build-engine", str(tmp_path / "absent.onnx"), "-o", str(tmp_path / "m.engine")])
+    assert code == 1
+    assert "not found" in capsys.readouterr().err

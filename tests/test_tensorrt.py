@@ -1,0 +1,349 @@
+"""TensorRT backend: engine header format, mismatch refusal, build-engine checks, runner errors.
+
+Everything here runs without a GPU. Tests that need TensorRT and an NVIDIA GPU build a real
+engine from the tiny model and skip with a reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_model import reference_probs
+
+from ferfast.labels import EMOTIONS
+from ferfast.tensorrt import (
+    EngineHeader,
+    EngineMismatchError,
+    TensorRTRunner,
+    build_engine,
+    check_compatible,
+    pack_engine,
+    read_engine,
+    read_onnx_info,
+    tensorrt_available,
+    unpack_engine,
+    write_engine,
+)
+from ferfast.tensorrt.gpu import gpu_info
+from ferfast.tensorrt.header import MAGIC
+
+REPO = Path(__file__).resolve().parents[1]
+HAS_TRT = tensorrt_available()
+
+
+def gpu_present() -> bool:
+    try:
+        gpu_info(0)
+    except RuntimeError:
+        return False
+    return True
+
+
+def core_has(name: str) -> bool:
+    try:
+        import ferfast._core as core
+    except ImportError:
+        return False
+    return hasattr(core, name)
+
+
+needs_trt_gpu = pytest.mark.skipif(
+    not (HAS_TRT and gpu_present()), reason="needs TensorRT and an NVIDIA GPU (none here)"
+)
+
+
+def header(**kw: object) -> EngineHeader:
+    base: dict[str, object] = dict(
+        trt_version="10.13.0.35",
+        gpu_name="Orin",
+        compute_capability="8.7",
+        precision="int8",
+        emotions=EMOTIONS,
+        input_scale=1 / 255,
+        input_bias=0.0,
+        max_batch=64,
+        opt_batch=8,
+    )
+    base.update(kw)
+    return EngineHeader(**base)  # type: ignore[arg-type]
+
+
+# ---- header format -------------------------------------------------------------------------
+
+
+def test_header_round_trip(tmp_path: Path) -> None:
+    h = header(extra={"ferfast_version": "0.1.0", "source": "ferfast_int8.onnx"})
+    plan = bytes(range(256)) * 3
+    data = pack_engine(h, plan)
+    assert data.startswith(MAGIC)
+    back, payload = unpack_engine(data)
+    assert back == h
+    assert bytes(payload) == plan
+    assert back.input_scale == 1 / 255  # repr() round-trips floats exactly
+    path = write_engine(tmp_path / "m.engine", h, plan)
+    assert read_engine(path) == (h, plan)
+    assert not (tmp_path / "m.engine.tmp").exists()
+
+
+def test_header_text_is_key_value_lines() -> None:
+    text = header(emotions=("happy", "sad")).to_bytes().decode()
+    lines = dict(line.split("=", 1) for line in text.splitlines())
+    assert lines["emotions"] == "happy,sad"
+    assert lines["precision"] == "int8"
+    assert lines["trt_version"] == "10.13.0.35"
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"precision": "int4"}, "precision"),
+        ({"emotions": ("a,b", "c")}, "emotions"),
+        ({"emotions": ()}, "emotions"),
+        ({"opt_batch": 65}, "opt_batch"),
+        ({"gpu_name": "bad\nname"}, "one line"),
+        ({"extra": {"trt_version": "x"}}, "extra header key"),
+    ],
+)
+def test_header_rejects_bad_fields(kw: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        header(**kw).to_bytes()
+
+
+def test_unpack_rejects_non_engines(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a ferfast engine"):
+        unpack_engine(b"\0" * 64)
+    good = pack_engine(header(), b"plan")
+    with pytest.raises(ValueError, match="truncated"):
+        unpack_engine(good[:20])
+    broken = MAGIC + (9).to_bytes(4, "little") + b"novalue\n\n" + b"plan"
+    with pytest.raises(ValueError, match="malformed"):
+        unpack_engine(broken)
+    missing = MAGIC + (10).to_bytes(4, "little") + b"gpu_name=x" + b"plan"
+    with pytest.raises(ValueError, match="lacks"):
+        unpack_engine(missing)
+    bad = tmp_path / "bad.engine"
+    bad.write_bytes(b"TRT raw plan without header")
+    with pytest.raises(ValueError, match="bad.engine"):
+        read_engine(bad)
+    with pytest.raises(FileNotFoundError):
+        read_engine(tmp_path / "absent.engine")
+
+
+def test_check_compatible_accepts_same_version_and_gpu() -> None:
+    h = header()
+    check_compatible(h, "10.13.0.35", "Orin", "8.7")
+    check_compatible(h, "10.13.0.99", "Orin", "8.7")  # build number does not matter
+
+
+def test_mismatch_names_both_versions() -> None:
+    with pytest.raises(EngineMismatchError) as err:
+        check_compatible(header(), "8.6.2.3", "Orin", "8.7", path="m.engine")
+    msg = str(err.value)
+    assert "TensorRT 10.13.0.35" in msg and "TensorRT 8.6.2.3" in msg
+    assert "m.engine" in msg and "build-engine" in msg
+
+
+def test_mismatch_names_both_gpus() -> None:
+    with pytest.raises(EngineMismatchError) as err:
+        check_compatible(header(), "10.13.0.35", "NVIDIA H100 80GB HBM3", "9.0")
+    msg = str(err.value)
+    assert "'Orin' (sm 8.7)" in msg and "'NVIDIA H100 80GB HBM3' (sm 9.0)" in msg
+    assert "TensorRT 10" not in msg  # the version matched: only the GPU is named
+
+
+def test_cpp_header_reader_agrees(tmp_path: Path) -> None:
+    """cpp/trt/engine_file.cpp (the C++ runtime's reader) parses what header.py writes."""
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    main = tmp_path / "main.cpp"
+    main.write_text(
+        '#include "trt/engine_file.hpp"\n#include <cstdio>\n'
+        "using namespace ferfast::trt;\n"
+        "int main(int, char** argv) {\n"
+        "  try {\n"
+        "    EngineFile f = read_engine_file(argv[1]);\n"
+        "    for (auto& kv : f.header)\n"
+        '      std::printf("%s=%s\\n", kv.first.c_str(), kv.second.c_str());\n'
+        '    std::printf("plan=%zu\\n", f.plan.size());\n'
+        '    std::printf("mismatch=%s\\n", mismatch(f, argv[1], decode_lib_version(101300),\n'
+        '        "Orin", "8.7").c_str());\n'
+        '    std::printf("v86=%s\\n", decode_lib_version(8601).c_str());\n'
+        '  } catch (const std::exception& e) { std::printf("error=%s\\n", e.what()); }\n'
+        "}\n"
+    )
+    exe = tmp_path / "reader"
+    subprocess.run(
+        [
+            cxx,
+            "-std=c++17",
+            "-O0",
+            f"-I{REPO / 'cpp'}",
+            str(main),
+            str(REPO / "cpp" / "trt" / "engine_file.cpp"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    h = header(extra={"source": "x.onnx"})
+    path = write_engine(tmp_path / "m.engine", h, b"P" * 1000)
+    out = subprocess.run([str(exe), str(path)], capture_output=True, text=True, check=True).stdout
+    fields = dict(line.split("=", 1) for line in out.splitlines())
+    assert fields["plan"] == "1000"
+    assert fields["emotions"] == ",".join(EMOTIONS)
+    assert fields["source"] == "x.onnx"
+    assert float(fields["input_scale"]) == 1 / 255
+    assert fields["mismatch"] == ""  # 10.13.0 on Orin sm 8.7 matches
+    assert fields["v86"] == "8.6.1"
+    other = write_engine(tmp_path / "o.engine", header(trt_version="8.6.1.6"), b"P")
+    out = subprocess.run([str(exe), str(other)], capture_output=True, text=True, check=True).stdout
+    assert "TensorRT 8.6.1.6" in out and "TensorRT 10.13.0" in out
+    raw = tmp_path / "raw.engine"
+    raw.write_bytes(b"no header here, just bytes")
+    out = subprocess.run([str(exe), str(raw)], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("error=not a ferfast engine")
+
+
+# ---- build-engine (the parts that run without TensorRT) ------------------------------------
+
+
+def test_read_onnx_info(make_model) -> None:  # type: ignore[no-untyped-def]
+    meta = {
+        "ferfast.emotions": "angry,happy,sad",
+        "ferfast.input_scale": "0.5",
+        "ferfast.input_bias": "-1",
+        "ferfast.version": "9.9",
+    }
+    info = read_onnx_info(make_model("m.onnx", k=3, metadata=meta))
+    assert info.emotions == ("angry", "happy", "sad")
+    assert (info.input_scale, info.input_bias, info.model_version) == (0.5, -1.0, "9.9")
+    assert info.has_qdq is False
+
+
+def test_read_onnx_info_defaults(tiny_model: Path) -> None:
+    info = read_onnx_info(tiny_model)
+    assert info.emotions == EMOTIONS
+    assert info.input_scale == pytest.approx(1 / 255) and info.input_bias == 0.0
+
+
+def test_build_engine_rejects_bad_arguments(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.engine"
+    with pytest.raises(ValueError, match="precision"):
+        build_engine(tiny_model, out, precision="int4")
+    with pytest.raises(ValueError, match="max_batch"):
+        build_engine(tiny_model, out, precision="fp32", max_batch=0)
+    with pytest.raises(ValueError, match="opt_batch"):
+        build_engine(tiny_model, out, precision="fp32", max_batch=4, opt_batch=8)
+    with pytest.raises(ValueError, match="workspace"):
+        build_engine(tiny_model, out, precision="fp32", workspace=10)
+    with pytest.raises(FileNotFoundError):
+        build_engine(tmp_path / "absent.onnx", out, precision="fp32")
+    # int8 engines come from the Q/DQ model: a float model is refused before TensorRT is needed.
+    with pytest.raises(ValueError, match="QuantizeLinear"):
+        build_engine(tiny_model, out, precision="int8")
+    assert not out.exists()
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here")
+def test_build_engine_without_tensorrt_is_clear(tiny_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ImportError, match="TensorRT is not available"):
+        build_engine(tiny_model, tmp_path / "m.engine", precision="fp32")
+
+
+# ---- runner errors ---------------------------------------------------------------------------
+
+
+def test_runner_rejects_bad_files_and_arguments(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        TensorRTRunner(tmp_path / "absent.engine")
+    junk = tmp_path / "junk.engine"
+    junk.write_bytes(b"\0" * 100)
+    with pytest.raises(ValueError, match="junk.engine"):
+        TensorRTRunner(junk)
+    good = write_engine(tmp_path / "m.engine", header(), b"plan")
+    with pytest.raises(ValueError, match="backend"):
+        TensorRTRunner(good, backend="cuda")
+    with pytest.raises(ValueError, match="device"):
+        TensorRTRunner(good, device=-1)
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here")
+def test_runner_without_tensorrt_is_clear(tmp_path: Path) -> None:
+    path = write_engine(tmp_path / "m.engine", header(), b"plan")
+    with pytest.raises(ImportError, match="TensorRT is not available"):
+        TensorRTRunner(path, backend="python")
+
+
+@pytest.mark.skipif(core_has("TrtRuntime"), reason="ferfast._core was built with TensorRT")
+def test_runner_cpp_backend_needs_tensorrt_build(tmp_path: Path) -> None:
+    path = write_engine(tmp_path / "m.engine", header(), b"plan")
+    with pytest.raises(RuntimeError, match="built without TensorRT"):
+        TensorRTRunner(path, backend="cpp")
+
+
+@pytest.mark.skipif(gpu_present(), reason="a CUDA driver and GPU are present")
+def test_gpu_info_without_gpu_is_clear() -> None:
+    with pytest.raises(RuntimeError, match="driver|device"):
+        gpu_info(0)
+    with pytest.raises(ValueError):
+        gpu_info(-1)
+
+
+def test_tensorrt_stubs_are_not_mistaken_for_tensorrt() -> None:
+    """tensorrt-stubs installs a bare tensorrt/ folder that imports as a namespace package."""
+    if HAS_TRT:
+        pytest.skip("real tensorrt installed")
+    spec = importlib.util.find_spec("tensorrt")
+    if spec is None:
+        pytest.skip("neither tensorrt nor tensorrt-stubs installed")
+    assert not tensorrt_available()
+
+
+# ---- type check against tensorrt-stubs -------------------------------------------------------
+
+
+def test_mypy_against_tensorrt_stubs() -> None:
+    pytest.importorskip("mypy", reason="mypy not installed (pip install mypy)")
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from importlib import metadata
+
+        metadata.distribution("tensorrt-stubs")
+    except Exception:
+        pytest.skip("tensorrt-stubs not installed (pip install --no-deps tensorrt-stubs)")
+    from mypy_tensorrt import run_mypy
+
+    proc = run_mypy()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ---- real TensorRT on a GPU --------------------------------------------------------------------
+
+
+@needs_trt_gpu
+@pytest.mark.parametrize("backend", ["python", "cpp"])
+def test_build_and_run_fp32_engine(tiny_model: Path, tmp_path: Path, backend: str) -> None:
+    if backend == "cpp" and not core_has("TrtRuntime"):
+        pytest.skip("ferfast._core built without TensorRT")
+    if backend == "python" and importlib.util.find_spec("pycuda") is None:
+        pytest.skip("pycuda not installed")
+    cache = tmp_path / "timing.cache"
+    result = build_engine(
+        tiny_model, tmp_path / "m.engine", precision="fp32", max_batch=16, timing_cache=cache
+    )
+    assert cache.is_file() and result.header.max_batch == 16
+    runner = TensorRTRunner(result.path, backend=backend)
+    assert runner.emotions == EMOTIONS
+    buf = runner.new_input_buffer(40)
+    rng = np.random.default_rng(0)
+    buf[:] = rng.integers(0, 256, buf.shape) / 255.0
+    probs = runner.run(buf[:37])  # above max_batch: split into chunks
+    np.testing.assert_allclose(probs, reference_probs(buf[:37]), atol=1e-4)
+    assert runner.run(buf[:0]).shape == (0, 7)
