@@ -1,0 +1,22 @@
+"""INT8 calibration for ferfast: recorded stratified calibration set -> ONNX Runtime static Q/DQ
+quantization (symmetric int8, per-channel weights) -> PublicTest comparison.
+
+``python -m calibration`` builds ``src/ferfast/models/ferfast_int8.onnx``;
+``python -m calibration.compare`` writes the method table to ``docs/int8.md``.
+"""
+
+from __future__ import annotations
+
+from .dataset import CalibrationSet, normalise, stratified_sample
+from .quantize import QdqReport, QuantSettings, fold_bias_dequantize, inspect_qdq, quantize_model
+
+__all__ = [
+    "CalibrationSet",
+    "QdqReport",
+    "QuantSettings",
+    "fold_bias_dequantize",
+    "inspect_qdq",
+    "normalise",
+    "quantize_model",
+    "stratified_sample",
+]

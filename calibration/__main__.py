@@ -42,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--exclude", nargs="*", default=[], help="node names kept in float")
     p.add_argument(
-        "--no-bias-quant",
+        "--bias-int32",
         action="store_true",
-        help="keep Conv/Gemm biases float (no int32 bias DequantizeLinear)",
+        help="int32 biases + DequantizeLinear (default: float; TensorRT cannot parse int32 DQ)",
     )
     p.add_argument(
         "--keep-relu",
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = QuantSettings(
         method=a.method,
         percentile=a.percentile,
-        quantize_bias=not a.no_bias_quant,
+        quantize_bias=a.bias_int32,
         relu_as_leaky=not a.keep_relu,
         exclude_nodes=tuple(a.exclude),
         exclude_first_last=a.exclude_first_last,

@@ -48,7 +48,7 @@ class QuantSettings:
     method: str = "entropy"
     percentile: float = 99.999
     per_channel: bool = True
-    quantize_bias: bool = True
+    quantize_bias: bool = False
     relu_as_leaky: bool = True
     exclude_nodes: tuple[str, ...] = ()
     exclude_first_last: bool = False
@@ -68,7 +68,7 @@ class QuantSettings:
         if self.method == "percentile":
             s += f"({self.percentile})"
         s += f" per_channel={self.per_channel} act=int8-sym w=int8-sym"
-        s += f" bias_int32={self.quantize_bias}"
+        s += " bias=int32" if self.quantize_bias else " bias=float"
         if self.relu_as_leaky:
             s += " relu=LeakyRelu(0)"
         if self.exclude_first_last:

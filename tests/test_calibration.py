@@ -175,7 +175,7 @@ def test_quantized_model_is_symmetric_per_channel_qdq(
     assert report == inspect_qdq(out)
     assert report.n_quantize > 0 and report.n_dequantize > report.n_quantize
     assert report.zero_points_all_zero and report.symmetric_int8
-    assert set(report.zero_point_dtypes) == {"int8", "int32"}  # activations/weights, bias
+    assert report.zero_point_dtypes == ("int8",) and report.int32_bias_dq == 0  # float biases
     assert (report.per_channel_weights, report.per_tensor_weights) == (3, 0)  # 2 Conv + Gemm
     assert report.quantized_ops["Conv"] == 2 and report.quantized_ops["Gemm"] == 1
     assert "Relu" not in report.quantized_ops and report.quantized_ops["LeakyRelu"] == 2
@@ -212,7 +212,11 @@ def test_relu_rewrite_and_bias_folding_are_exact(
     )
     out = tmp_path / "int8.onnx"
     quantize_model(
-        cnn, out, calib_x, QuantSettings(method="minmax", relu_as_leaky=False), progress=False
+        cnn,
+        out,
+        calib_x,
+        QuantSettings(method="minmax", relu_as_leaky=False, quantize_bias=True),
+        progress=False,
     )
     rep = inspect_qdq(out)
     assert rep.int32_bias_dq == 3 and rep.quantized_ops["Relu"] == 2
