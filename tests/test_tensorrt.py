@@ -347,3 +347,87 @@ def test_build_and_run_fp32_engine(tiny_model: Path, tmp_path: Path, backend: st
     probs = runner.run(buf[:37])  # above max_batch: split into chunks
     np.testing.assert_allclose(probs, reference_probs(buf[:37]), atol=1e-4)
     assert runner.run(buf[:0]).shape == (0, 7)
+
+
+# ---- wrap-engine (trtexec plans) -------------------------------------------------------------
+
+
+def test_decode_lib_version_matches_tensorrt_encodings() -> None:
+    from ferfast.tensorrt.wrap import decode_lib_version
+
+    assert decode_lib_version(8502) == "8.5.2"  # JetPack 5.1
+    assert decode_lib_version(8602) == "8.6.2"  # JetPack 6.0
+    assert decode_lib_version(100300) == "10.3.0"  # JetPack 6.1 / 6.2
+    assert decode_lib_version(101300) == "10.13.0"
+
+
+def test_wrap_plan_round_trip(
+    make_model,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ferfast.tensorrt.wrap as wrap
+    from ferfast.tensorrt.gpu import GpuInfo
+
+    monkeypatch.setattr(wrap, "gpu_info", lambda device=0: GpuInfo(0, "Orin", "8.7"))
+    model = make_model("m.onnx", k=6, metadata={"ferfast.emotions": "a,b,c,d,e,f"})
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"\x01trtexec plan bytes")
+    out = tmp_path / "m.engine"
+    h = wrap.wrap_plan(plan, model, out, "fp16", 32, trt_version="8.5.2")
+    back, payload = read_engine(out)
+    assert back == h and payload == plan.read_bytes()
+    assert (back.gpu_name, back.compute_capability, back.trt_version) == ("Orin", "8.7", "8.5.2")
+    assert back.emotions == ("a", "b", "c", "d", "e", "f") and back.opt_batch == 8
+    assert back.extra["built_by"] == "wrap-engine"
+    with pytest.raises(ValueError, match="already a ferfast engine"):
+        wrap.wrap_plan(out, model, tmp_path / "again.engine", "fp16", 32, trt_version="8.5.2")
+    # and through the CLI
+    from ferfast.cli import main
+
+    code = main(
+        [
+            "wrap-engine",
+            str(plan),
+            "--model",
+            str(model),
+            "-o",
+            str(tmp_path / "c.engine"),
+            "--precision",
+            "int8",
+            "--max-batch",
+            "16",
+            "--trt-version",
+            "10.3.0",
+        ]
+    )
+    assert code == 0 and read_engine(tmp_path / "c.engine")[0].precision == "int8"
+
+
+@pytest.mark.skipif(gpu_present(), reason="a CUDA driver and GPU are present")
+def test_wrap_engine_cli_without_gpu_is_clear(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ferfast.cli import main
+
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"plan")
+    code = main(
+        [
+            "wrap-engine",
+            str(plan),
+            "--model",
+            str(tiny_model),
+            "-o",
+            str(tmp_path / "m.engine"),
+            "--precision",
+            "fp32",
+            "--max-batch",
+            "8",
+            "--trt-version",
+            "10.3.0",
+        ]
+    )
+    assert code == 1
+    assert "driver" in capsys.readouterr().err
+    assert not (tmp_path / "m.engine").exists()

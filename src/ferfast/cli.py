@@ -61,6 +61,45 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_wrap_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "wrap-engine",
+        help="add the ferfast header to a plan built by trtexec (no TensorRT Python needed)",
+        description=(
+            "Wrap a serialized TensorRT plan (e.g. `trtexec --saveEngine=m.plan`) built on this "
+            "device into a ferfast engine file. Give the precision and batch range it was built "
+            "with; metadata (emotions, input scale/bias) comes from the ONNX model."
+        ),
+    )
+    p.add_argument("plan", type=Path, help="raw TensorRT plan (trtexec --saveEngine)")
+    p.add_argument("--model", type=Path, required=True, help="the ONNX model the plan came from")
+    p.add_argument("-o", "--output", type=Path, required=True, help="engine file to write")
+    p.add_argument("--precision", choices=("int8", "fp16", "fp32"), required=True)
+    p.add_argument("--max-batch", type=int, required=True, help="trtexec --maxShapes batch")
+    p.add_argument("--opt-batch", type=int, default=None, help="trtexec --optShapes batch")
+    p.add_argument("--trt-version", default=None, help="default: read from libnvinfer")
+    p.set_defaults(func=_cmd_wrap_engine)
+
+
+def _cmd_wrap_engine(args: argparse.Namespace) -> int:
+    from .tensorrt.wrap import wrap_plan
+
+    h = wrap_plan(
+        args.plan,
+        args.model,
+        args.output,
+        precision=args.precision,
+        max_batch=args.max_batch,
+        opt_batch=args.opt_batch,
+        trt_version=args.trt_version,
+    )
+    print(
+        f"wrote {args.output} ({h.precision}, batch 1..{h.max_batch}) for '{h.gpu_name}' "
+        f"sm {h.compute_capability}, TensorRT {h.trt_version}"
+    )
+    return EXIT_OK
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
     parser = argparse.ArgumentParser(prog="ferfast", description=__doc__)
@@ -70,6 +109,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_build_engine(sub)
+    _add_wrap_engine(sub)
     return parser
 
 

@@ -29,6 +29,9 @@ BACKENDS = ("auto", "cpp", "python")
 
 
 class _Backend(Protocol):
+    @property
+    def max_batch(self) -> int: ...
+
     def new_input_buffer(self, n: int) -> np.ndarray: ...
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
@@ -63,7 +66,6 @@ class TensorRTRunner:
         self.emotions: tuple[str, ...] = header.emotions
         self.input_scale: float = header.input_scale
         self.input_bias: float = header.input_bias
-        self.max_batch: int = header.max_batch
         cpp = _core_trt() if backend in ("auto", "cpp") else None
         if backend == "cpp" and cpp is None:
             raise RuntimeError(
@@ -77,6 +79,7 @@ class TensorRTRunner:
         else:
             self._impl = _PyCudaBackend(header, plan, device, self.path)
             self.backend = "python"
+        self.max_batch: int = int(self._impl.max_batch)  # the engine's optimisation profile max
 
     def new_input_buffer(self, n: int) -> np.ndarray:
         """C-contiguous float32 (n, 1, 48, 48) in pinned (page-locked) host memory."""
@@ -152,6 +155,10 @@ class _PyCudaBackend:
             self._context.set_tensor_address(self._out, int(self._d_out))
         finally:
             cuda.Context.pop()
+
+    @property
+    def max_batch(self) -> int:
+        return self._max
 
     def new_input_buffer(self, n: int) -> np.ndarray:
         with self._lock:
