@@ -9,7 +9,6 @@ calibration cache, so one calibration can serve several quantization variants.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from onnxruntime.quantization import (
     QuantType,
     quantize_static,
 )
-from onnxruntime.quantization.calibrate import TensorsData, create_calibrator
+from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, save_tensors_data
 from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm import tqdm
@@ -208,13 +207,10 @@ def quantize_model(
         if ranges.calibration_method != METHODS[settings.method]:
             raise ValueError(f"ranges were calibrated with {ranges.calibration_method}")
         cache = Path(tmp) / "ranges.json"
-        from onnxruntime.quantization.calibrate import save_tensors_data
-
         save_tensors_data(ranges, cache)
         exclude = list(settings.exclude_nodes)
         if settings.exclude_first_last:
             exclude += sensitive_nodes(onnx.load(str(prep)))
-        logging.getLogger().setLevel(logging.ERROR)  # ORT warns about pre-processing it got
         quantize_static(
             str(prep),
             str(out),
