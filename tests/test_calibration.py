@@ -271,3 +271,42 @@ def test_scores_match_sklearn() -> None:
 def test_latency_measurement_uses_bound_buffers(cnn: Path) -> None:
     lat = measure_latency(make_session(cnn), batch=4, repeats=3, warmup=1)
     assert lat.batch == 4 and 0 < lat.min_ms_per_face <= lat.median_ms_per_face
+
+
+def test_pick_and_report_sections(tmp_path: Path) -> None:
+    from calibration.compare import _pick
+    from calibration.pipeline import ModelEval
+    from calibration.report import Row, method_table, replace_section
+    from calibration.session import Latency
+
+    def row(name: str, acc: float, agree: float | None, loss: float | None) -> Row:
+        lat = {1: Latency(1, 0.2, 0.1, 3)}
+        ev = ModelEval(name, score_stub(acc, agree), np.zeros((1, 7), np.float32), lat)
+        return Row(name, "recipe", ev, loss)
+
+    def score_stub(acc: float, agree: float | None):  # noqa: ANN202
+        from calibration.evaluate import Scores
+
+        return Scores(n=10, accuracy=acc, macro_f1=acc - 5, agreement=agree)
+
+    rows = [
+        row("fp32", 60.0, None, None),
+        row("entropy", 59.8, 97.0, 0.2),
+        row("minmax", 59.9, 96.0, 0.1),
+        row("percentile", 58.0, 99.0, 2.0),  # over budget despite the best agreement
+        row("entropy excl first+last", 59.95, 99.5, 0.05),
+    ]
+    assert _pick(rows, 0.5).variant == "entropy"  # plain recipe, highest agreement in budget
+    assert _pick(rows[:1] + rows[3:], 0.5).variant == "entropy excl first+last"
+    assert _pick(rows[:1] + rows[3:4], 0.5) is None
+    table = method_table(rows)
+    assert (
+        table.count("\n") == len(rows) + 1 and "| entropy | 59.80 | 54.80 | 97.00 | 0.20 |" in table
+    )
+    doc = tmp_path / "doc.md"
+    doc.write_text("# Title\n\nhand-written\n")
+    replace_section(doc, "t", "first", heading="## Gen")
+    replace_section(doc, "t", "second", heading="## Gen")
+    text = doc.read_text()
+    assert text.startswith("# Title\n\nhand-written\n") and text.count("## Gen") == 1
+    assert "second" in text and "first" not in text
