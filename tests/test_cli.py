@@ -95,3 +95,18 @@ def test_build_engine_bad_input_is_an_error_not_a_traceback(
     code = main(["build-engine", str(tmp_path / "absent.onnx"), "-o", str(tmp_path / "m.engine")])
     assert code == 1
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here")
+def test_bench_engine_without_tensorrt_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ferfast.labels import EMOTIONS
+    from ferfast.tensorrt import EngineHeader, write_engine
+
+    path = write_engine(
+        tmp_path / "m.engine", EngineHeader("10.3.0", "Orin", "8.7", "int8", EMOTIONS), b"plan"
+    )
+    assert main(["bench-engine", str(path), "--backend", "python"]) == 2
+    assert "TensorRT is not available" in capsys.readouterr().err
+    assert main(["bench-engine", str(tmp_path / "absent.engine")]) == 1

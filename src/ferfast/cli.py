@@ -100,6 +100,60 @@ def _cmd_wrap_engine(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_bench_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "bench-engine",
+        help="time a ferfast TensorRT engine (per batch and per face)",
+        description="Time TensorRTRunner.run on random input (pinned buffer, after warm-up).",
+    )
+    p.add_argument("engine", type=Path, help="ferfast engine file")
+    p.add_argument("--batch", type=int, action="append", help="batch size(s), default 1 and 64")
+    p.add_argument("--iters", type=int, default=200, help="timed runs per batch size")
+    p.add_argument("--warmup", type=int, default=20, help="untimed runs first")
+    p.add_argument("--backend", choices=("auto", "cpp", "python"), default="auto")
+    p.set_defaults(func=_cmd_bench_engine)
+
+
+def _cmd_bench_engine(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from .tensorrt import TensorRTRunner
+
+    if args.iters < 1 or args.warmup < 0:
+        raise ValueError("--iters must be >= 1 and --warmup >= 0")
+    try:
+        runner = TensorRTRunner(args.engine, backend=args.backend)
+    except ImportError as exc:
+        print(f"ferfast bench-engine: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    batches = args.batch or [1, min(64, runner.max_batch)]
+    if any(b < 1 for b in batches):
+        raise ValueError("--batch must be >= 1")
+    buf = runner.new_input_buffer(max(batches))
+    buf[:] = np.random.default_rng(0).random(buf.shape, dtype=np.float32)
+    h = runner.header
+    print(
+        f"{args.engine}: {h.precision}, '{h.gpu_name}', TensorRT {h.trt_version}, "
+        f"backend {runner.backend}"
+    )
+    for b in batches:
+        for _ in range(args.warmup):
+            runner.run(buf[:b])
+        times = []
+        for _ in range(args.iters):
+            t0 = time.perf_counter()
+            runner.run(buf[:b])
+            times.append(time.perf_counter() - t0)
+        med = float(np.median(times)) * 1e3
+        print(
+            f"batch {b:4d}: median {med:.3f} ms per batch, {med / b:.4f} ms per face "
+            f"(p90 {float(np.percentile(times, 90)) * 1e3:.3f} ms, {args.iters} runs)"
+        )
+    return EXIT_OK
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
     parser = argparse.ArgumentParser(prog="ferfast", description=__doc__)
@@ -110,6 +164,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_build_engine(sub)
     _add_wrap_engine(sub)
+    _add_bench_engine(sub)
     return parser
 
 
