@@ -1,15 +1,18 @@
 // ferfast preprocessing kernel (see preprocess.hpp).
 //
-// Box mode: the square crop is resampled separably with one weight table per axis (the crop is
-// square, so both axes share it): exact fractional-overlap area weights (cv2.INTER_AREA) when the
-// crop is at least 48 px, bilinear with half-pixel centres (cv2.INTER_LINEAR) when smaller. The
-// vertical pass runs on the raw interleaved bytes of each needed source row (contiguous, so the
-// compiler vectorises it), the BGR->gray weights are applied once per output row on the vertically
-// reduced row, then the horizontal taps. Rows/columns outside the frame replicate the edge.
+// Box mode: the square crop is resampled separably with one weight table for both axes (the crop
+// is square): exact fractional-overlap area weights (as cv2.INTER_AREA) when the crop is at least
+// 48 px, bilinear with half-pixel centres (as cv2.INTER_LINEAR) when smaller. Per output row, the
+// vertical pass sums the full-weight source rows as uint16 on the raw interleaved bytes (read in
+// place when the crop lies inside the frame and pixels are packed) and adds the two partially
+// covered edge rows in float; BGR->gray is applied to that one reduced row, stored transposed, so
+// that the horizontal pass runs 48 output rows at a time with contiguous multiply-adds. Rows and
+// columns outside the frame replicate the edge; nothing outside the crop is read (no whole-frame
+// conversion).
 //
-// Landmark mode: a similarity warp (eyes -> fixed output positions) sampled with ceil(scale)^2
-// bilinear taps per output pixel (a box-filter approximation of area averaging), reading a gray
-// copy of only the source region the warp touches.
+// Landmark mode: a similarity warp (eyes -> fixed output positions); the touched region is
+// box-filtered by an integer factor, then sampled with 1 or 2 (x 1 or 2) bilinear taps per output
+// pixel: an approximation of area averaging that is exact for axis-aligned integer shrinks.
 #include "preprocess.hpp"
 
 #include <algorithm>
@@ -267,74 +270,145 @@ Similarity eye_similarity(const double* lm, const FramingParams& fr) {
   return m;
 }
 
-FERFAST_MULTIVERSION void crop_warp(const FrameView& f, const double* lm, const FramingParams& fr, float* out,
-               Scratch& s) {
-  const Similarity m = eye_similarity(lm, fr);
-  const double scale = std::sqrt(m.a * m.a + m.b * m.b);
-  const int ns = static_cast<int>(
-      std::min<double>(kMaxSupersample, std::max(1.0, std::ceil(scale - 1e-6))));
-
-  // Source bounding box of the output square (corners -0.5 .. 47.5), intersected with the frame.
-  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
-  for (double cu : {-0.5, kOutSide - 0.5}) {
-    for (double cv : {-0.5, kOutSide - 0.5}) {
-      const double x = m.a * cu - m.b * cv + m.tx, y = m.b * cu + m.a * cv + m.ty;
-      xmin = std::min(xmin, x), xmax = std::max(xmax, x);
-      ymin = std::min(ymin, y), ymax = std::max(ymax, y);
-    }
+// Gray image box-filtered by an integer factor fct: dst[iy * iw + ix] = mean gray of the frame
+// pixels [ox + ix*fct, +fct) x [oy + iy*fct, +fct), coordinates clamped (edge replication).
+FERFAST_MULTIVERSION void box_gray(const FrameView& f, int64_t ox, int64_t oy, int64_t fct,
+                                   int64_t iw, int64_t ih, float* dst, Scratch& s) {
+  const int64_t c = f.c, cols = iw * fct, n = cols * c;
+  s.isum.resize(n);
+  const bool direct = f.sx == c && f.sc == 1 && ox >= 0 && ox + cols <= f.w;
+  if (!direct) {
+    s.row.resize(2 * n);
+    s.colx.resize(cols);
+    for (int64_t k = 0; k < cols; ++k) s.colx[k] = clamp64(ox + k, 0, f.w - 1) * f.sx;
   }
-  auto clampd = [](double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); };
-  const int64_t rx0 = static_cast<int64_t>(clampd(std::floor(xmin) - 1, 0, f.w - 1));
-  const int64_t rx1 = static_cast<int64_t>(clampd(std::ceil(xmax) + 1, 0, f.w - 1));
-  const int64_t ry0 = static_cast<int64_t>(clampd(std::floor(ymin) - 1, 0, f.h - 1));
-  const int64_t ry1 = static_cast<int64_t>(clampd(std::ceil(ymax) + 1, 0, f.h - 1));
-  const int64_t rw = rx1 - rx0 + 1, rh = ry1 - ry0 + 1;
-
-  // Gray copy of the region only.
-  s.region.resize(rw * rh);
-  float* reg = s.region.data();
-  for (int64_t y = 0; y < rh; ++y) {
-    const uint8_t* row = f.data + (ry0 + y) * f.sy + rx0 * f.sx;
-    float* r = reg + y * rw;
-    if (f.c == 1) {
-      for (int64_t x = 0; x < rw; ++x) r[x] = row[x * f.sx];
-    } else {
-      for (int64_t x = 0; x < rw; ++x) {
-        const uint8_t* px = row + x * f.sx;
-        r[x] = kWB * px[0] + kWG * px[f.sc] + kWR * px[2 * f.sc];
+  auto source_row = [&](int64_t y, int slot) -> const uint8_t* {
+    const uint8_t* base = f.data + clamp64(y, 0, f.h - 1) * f.sy;
+    if (direct) return base + ox * c;
+    uint8_t* out = s.row.data() + slot * n;
+    for (int64_t j = 0; j < cols; ++j) {
+      const uint8_t* px = base + s.colx[j];
+      for (int64_t ch = 0; ch < c; ++ch) out[j * c + ch] = px[ch * f.sc];
+    }
+    return out;
+  };
+  uint16_t* isum = s.isum.data();
+  const float inv = 1.0f / static_cast<float>(fct * fct);
+  for (int64_t iy = 0; iy < ih; ++iy) {
+    const int64_t y0 = oy + iy * fct;
+    int64_t dy = 0;
+    isum_assign(isum, source_row(y0 + dy++, 0), n);
+    for (; dy + 1 < fct; dy += 2) isum_add2(isum, source_row(y0 + dy, 0), source_row(y0 + dy + 1, 1), n);
+    if (dy < fct) isum_add(isum, source_row(y0 + dy, 0), n);
+    float* d = dst + iy * iw;
+    for (int64_t ix = 0; ix < iw; ++ix) {
+      const uint16_t* px = isum + ix * fct * c;
+      if (c == 1) {
+        uint32_t sum = 0;
+        for (int64_t dx = 0; dx < fct; ++dx) sum += px[dx];
+        d[ix] = static_cast<float>(sum) * inv;
+      } else {
+        uint32_t sb = 0, sg = 0, sr = 0;
+        for (int64_t dx = 0; dx < fct; ++dx) {
+          sb += px[dx * c];
+          sg += px[dx * c + 1];
+          sr += px[dx * c + 2];
+        }
+        d[ix] = (kWB * static_cast<float>(sb) + kWG * static_cast<float>(sg) +
+                 kWR * static_cast<float>(sr)) * inv;
       }
     }
   }
+}
 
-  // Supersampled bilinear: ns x ns taps spread evenly over each output pixel.
-  const double inv = 1.0 / (ns * ns);
-  const double fx_hi = static_cast<double>(f.w - 1), fy_hi = static_cast<double>(f.h - 1);
+// Eye-aligning similarity warp. When the warp shrinks by s >= 2 source pixels per output pixel,
+// the frame region is first box-filtered by fct = floor(s) (block grid aligned with output pixel
+// (0, 0): an axis-aligned integer shrink is then an exact area average); each output pixel then
+// averages ns x ns bilinear samples spread over its footprint, ns = ceil(s / fct / 1.5) (1 or 2
+// once box-filtered), so that samples are at most 1.5 filtered pixels apart.
+void crop_warp(const FrameView& f, const double* lm, const FramingParams& fr, float* out,
+               Scratch& s) {
+  Similarity m = eye_similarity(lm, fr);
+  const double scale = std::sqrt(m.a * m.a + m.b * m.b);
+  const int64_t fct = static_cast<int64_t>(std::min(256.0, std::max(1.0, std::floor(scale + 1e-9))));
+  // Samples per axis: bilinear taps 1.5 block pixels apart at most (so no pixel is skipped).
+  const int ns = static_cast<int>(
+      std::min<double>(kMaxSupersample, std::max(1.0, std::ceil(scale / fct / 1.5 - 1e-6))));
+
+  // Source bounding box of the output square (pixel edges -0.5 .. 47.5).
+  auto bbox = [&](double& xmin, double& xmax, double& ymin, double& ymax) {
+    xmin = ymin = 1e300;
+    xmax = ymax = -1e300;
+    for (double cu : {-0.5, kOutSide - 0.5}) {
+      for (double cv : {-0.5, kOutSide - 0.5}) {
+        const double x = m.a * cu - m.b * cv + m.tx, y = m.b * cu + m.a * cv + m.ty;
+        xmin = std::min(xmin, x), xmax = std::max(xmax, x);
+        ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+      }
+    }
+  };
+  double xmin, xmax, ymin, ymax;
+  bbox(xmin, xmax, ymin, ymax);
+  // Entirely beside the frame: every sample clamps to the same edge, so slide the warp up to the
+  // frame (same output) to keep all coordinates small.
+  const double fw = static_cast<double>(f.w), fh = static_cast<double>(f.h);
+  if (xmin > fw) m.tx -= xmin - fw;
+  if (xmax < -1.0) m.tx += -1.0 - xmax;
+  if (ymin > fh) m.ty -= ymin - fh;
+  if (ymax < -1.0) m.ty += -1.0 - ymax;
+  bbox(xmin, xmax, ymin, ymax);
+
+  // Block grid: block centres at ox + i*fct + (fct-1)/2, one of them at output pixel (0, 0).
+  const double half = 0.5 * static_cast<double>(fct - 1);
+  const double fd = static_cast<double>(fct);
+  auto grid_origin = [&](double centre0, double lo) {
+    const double o = std::floor(centre0 - half + 0.5);
+    return static_cast<int64_t>(o - fd * std::ceil((o - (lo - 2.0)) / fd));
+  };
+  const int64_t ox = grid_origin(m.tx, xmin), oy = grid_origin(m.ty, ymin);
+  const int64_t iw = static_cast<int64_t>(std::ceil((xmax + 2.0 - static_cast<double>(ox)) / fd)) + 1;
+  const int64_t ih = static_cast<int64_t>(std::ceil((ymax + 2.0 - static_cast<double>(oy)) / fd)) + 1;
+  s.region.resize(iw * ih);
+  float* reg = s.region.data();
+  box_gray(f, ox, oy, fct, iw, ih, reg, s);
+
+  // Output (u, v) -> block-grid coordinates.
+  const double ga = m.a / fd, gb = m.b / fd;
+  const double gtx = (m.tx - static_cast<double>(ox) - half) / fd;
+  const double gty = (m.ty - static_cast<double>(oy) - half) / fd;
+  const float xhi = static_cast<float>(iw - 1), yhi = static_cast<float>(ih - 1);
+  const int iw32 = static_cast<int>(iw);
+  const float inv = 1.0f / static_cast<float>(ns * ns);
+  float offs[kMaxSupersample];
+  for (int i = 0; i < ns; ++i) offs[i] = static_cast<float>((i + 0.5) / ns - 0.5);
+  const float fa = static_cast<float>(ga), fb = static_cast<float>(gb);
+  float acc[kOutSide];
   for (int v = 0; v < kOutSide; ++v) {
-    for (int u = 0; u < kOutSide; ++u) {
-      double sum = 0.0;
-      for (int j = 0; j < ns; ++j) {
-        const double ov = v - 0.5 + (j + 0.5) / ns;
+    std::fill(acc, acc + kOutSide, 0.0f);
+    for (int j = 0; j < ns; ++j) {
+      const double ov = v + static_cast<double>(offs[j]);
+      const float rx = static_cast<float>(-gb * ov + gtx), ry = static_cast<float>(ga * ov + gty);
+      for (int u = 0; u < kOutSide; ++u) {
+        float sum = 0.0f;
         for (int i = 0; i < ns; ++i) {
-          const double ou = u - 0.5 + (i + 0.5) / ns;
-          // Edge replication: clamp to the frame, then to the region (a no-op up to rounding).
-          const double x = clampd(m.a * ou - m.b * ov + m.tx, 0.0, fx_hi);
-          const double y = clampd(m.b * ou + m.a * ov + m.ty, 0.0, fy_hi);
-          int64_t x0 = clamp64(static_cast<int64_t>(x), rx0, rx1);
-          int64_t y0 = clamp64(static_cast<int64_t>(y), ry0, ry1);
-          const double fx = clampd(x - static_cast<double>(x0), 0.0, 1.0);
-          const double fy = clampd(y - static_cast<double>(y0), 0.0, 1.0);
-          const int64_t x1 = std::min(x0 + 1, rx1), y1 = std::min(y0 + 1, ry1);
-          const float* r0 = reg + (y0 - ry0) * rw;
-          const float* r1 = reg + (y1 - ry0) * rw;
-          x0 -= rx0;
-          const int64_t x1r = x1 - rx0;
-          const double top = r0[x0] + fx * (r0[x1r] - r0[x0]);
-          const double bot = r1[x0] + fx * (r1[x1r] - r1[x0]);
+          const float ou = static_cast<float>(u) + offs[i];
+          float x = fa * ou + rx, y = fb * ou + ry;
+          x = x < 0.0f ? 0.0f : (x > xhi ? xhi : x);
+          y = y < 0.0f ? 0.0f : (y > yhi ? yhi : y);
+          const int x0 = static_cast<int>(x), y0 = static_cast<int>(y);
+          const int dx = x0 + 1 < iw32 ? 1 : 0;
+          const int dy = y0 + 1 < static_cast<int>(ih) ? iw32 : 0;
+          const float fx = x - static_cast<float>(x0), fy = y - static_cast<float>(y0);
+          const float* p0 = reg + static_cast<int64_t>(y0) * iw + x0;
+          const float top = p0[0] + fx * (p0[dx] - p0[0]);
+          const float bot = p0[dy] + fx * (p0[dy + dx] - p0[dy]);
           sum += top + fy * (bot - top);
         }
+        acc[u] += sum;
       }
-      out[v * kOutSide + u] = static_cast<float>(sum * inv) * fr.scale + fr.bias;
     }
+    float* o = out + v * kOutSide;
+    for (int u = 0; u < kOutSide; ++u) o[u] = acc[u] * inv * fr.scale + fr.bias;
   }
 }
 

@@ -27,6 +27,7 @@ py::array preprocess_cuda(const py::object& frame, const py::object& boxes, cons
       pyval::framing(margin, offset_x, offset_y, eye_left, eye_right, scale, bias);
   pyval::Inputs in = pyval::inputs(frame, boxes, landmarks, fr);
   py::array_t<float> res = pyval::output(out, in.n);
+  if (in.n == 0) return pyval::first_rows(res, 0);
   if (gpu::device_count() == 0) {
     throw std::runtime_error(
         "preprocess_cuda: no CUDA GPU available (ferfast was built with CUDA, but this machine "
@@ -75,6 +76,9 @@ void register_cuda(py::module_& m) {
                  "(Jetson) the frame\nis read through mapped host memory without a copy."
                : "Test hook: the CUDA kernel's per-pixel code run on the CPU (same arguments).");
   }
+  m.def("cuda_uses_mapped_frames", &gpu::uses_mapped_frames,
+        "True when preprocess_cuda reads frames through mapped host memory (zero copy, e.g.\n"
+        "Jetson); False when it copies them to the device. RuntimeError without a GPU.");
   m.def("cuda_device_count", &gpu::device_count,
         "Number of CUDA devices visible to ferfast (0 without GPU or driver).");
   m.attr("WITH_CUDA") = true;

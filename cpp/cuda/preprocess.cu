@@ -78,7 +78,15 @@ void ensure_ready(State& s) {
   check(cudaGetDevice(&s.device), "cudaGetDevice");
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, s.device), "cudaGetDeviceProperties");
-  s.mapped = prop.integrated != 0 && prop.canMapHostMemory != 0;
+  // Zero copy needs an integrated GPU (shared DRAM) that can register host pages (I/O coherent,
+  // cudaDevAttrHostRegisterSupported: Xavier, Orin, Thor); otherwise the touched rows are copied.
+  int host_register = 0;
+  if (cudaDeviceGetAttribute(&host_register, cudaDevAttrHostRegisterSupported, s.device) !=
+      cudaSuccess) {
+    cudaGetLastError();
+    host_register = 0;
+  }
+  s.mapped = prop.integrated != 0 && prop.canMapHostMemory != 0 && host_register != 0;
   check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   s.ready = true;
 }

@@ -17,8 +17,8 @@ int device_count();
 // Name of the current CUDA device, e.g. "Orin" or "NVIDIA H100 80GB HBM3".
 std::string device_name();
 
-// True when the frame is read through mapped host memory (integrated GPU, e.g. Jetson) instead
-// of being copied to the device.
+// True when the frame is read through mapped host memory (integrated GPU that supports
+// cudaHostRegister, e.g. Jetson Xavier / Orin) instead of being copied to the device.
 bool uses_mapped_frames();
 
 // frame (host memory, any strides) -> out_host (n * 48 * 48 floats, host). Returns when done.
