@@ -1,0 +1,76 @@
+"""ONNX export: contract I/O names, dynamic batch, metadata and PyTorch parity (<= 1e-4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from _training_helpers import SHARED, synthetic_faces
+
+from training.export import export_onnx, parity
+from training.model import ARCHS, FerNet, count_macs, count_params
+
+
+def _trained_like(arch: str, k: int = 7) -> FerNet:
+    """Random net with non-trivial BN statistics (so folding is actually exercised)."""
+    torch.manual_seed(0)
+    net = FerNet(arch, num_classes=k)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+    return net.eval()
+
+
+def _real_batch(n: int = 64) -> np.ndarray:
+    import cv2
+
+    files = sorted((SHARED / "test").glob("*/PublicTest_*.jpg"))[:: 3589 // n][:n]
+    return np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])
+
+
+@pytest.mark.parametrize("arch", ["a3", "tiny"])
+def test_export_contract_and_parity(tmp_path, arch):
+    net = _trained_like(arch)
+    path = export_onnx(net, tmp_path / "m.onnx")
+    m = onnx.load(str(path))
+    assert m.opset_import[0].version >= 17
+    assert [i.name for i in m.graph.input] == ["input"]
+    assert [o.name for o in m.graph.output] == ["probs"]
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["ferfast.emotions"] == "angry,disgust,fear,happy,sad,surprise,neutral"
+    assert float(meta["ferfast.input_scale"]) == pytest.approx(1 / 255)
+    assert float(meta["ferfast.input_bias"]) == 0.0 and meta["ferfast.version"]
+    assert not any(n.op_type in ("BatchNormalization", "Identity") for n in m.graph.node)
+    faces = _real_batch() if SHARED.is_dir() else synthetic_faces(64)[0]
+    x = (faces.astype(np.float32) / 255.0)[:, None]
+    r = parity(net, path, x)
+    assert r.ok and r.max_abs_diff <= 1e-4 and r.argmax_agree == 1.0
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in (1, 5):
+        p = sess.run(None, {"input": x[:n]})[0]
+        assert p.shape == (n, 7)
+        np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+
+
+def test_six_class_export_and_mismatch(tmp_path):
+    net = _trained_like("tiny", k=6)
+    emos = ("angry", "fear", "happy", "sad", "surprise", "neutral")
+    m = onnx.load(str(export_onnx(net, tmp_path / "m6.onnx", emos)))
+    assert {p.key: p.value for p in m.metadata_props}["ferfast.emotions"] == ",".join(emos)
+    with pytest.raises(ValueError, match="class names"):
+        export_onnx(net, tmp_path / "bad.onnx")
+
+
+def test_params_and_flops_counts():
+    for arch in ARCHS:
+        net = FerNet(arch)
+        assert count_params(net) == sum(p.numel() for p in net.parameters())
+        assert count_macs(arch) > 0
+    assert count_params(FerNet("a3")) < 5_000_000
+    # stem 1->32 stride 2 at 24x24 = 24*24*9*32 MACs
+    assert count_macs("a3") - count_macs("a") == 3 * 3 * 9 * 128 * 256 + 256 * 7 - 128 * 7

@@ -1,0 +1,53 @@
+"""Checkpointing: an interrupted + resumed run ends exactly where an uninterrupted one does."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from _training_helpers import write_folder
+
+from training.train import TrainConfig, parse_args, train
+
+
+def _cfg(tmp_path, out: str) -> TrainConfig:
+    return TrainConfig(
+        out=str(tmp_path / out),
+        data=str(tmp_path / "fer"),
+        cache=str(tmp_path / "cache"),
+        arch="tiny",
+        strategy="weights",
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        threads=1,
+        bf16=False,
+        channels_last=False,
+        progress=False,
+    )
+
+
+def test_resume_matches_uninterrupted(tmp_path):
+    write_folder(tmp_path / "fer", n_train=96, n_test=32, corrupt=False)
+    full = train(_cfg(tmp_path, "full"))
+    assert full.epochs_run == 2 and len(full.history) == 2
+    part = train(replace(_cfg(tmp_path, "part"), stop_after=1))
+    assert part.epochs_run == 1
+    resumed = train(_cfg(tmp_path, "part"), resume=True)
+    assert resumed.epochs_run == 2
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "part" / "last.pt", weights_only=False)
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+    assert a["best_epoch"] == b["best_epoch"]
+    assert (tmp_path / "part" / "best.pt").is_file()
+    assert (tmp_path / "part" / "history.json").is_file()
+
+
+def test_cli_parsing():
+    cfg, resume = parse_args(
+        ["--arch", "a", "--no-bf16", "--epochs", "3", "--resume", "--strategy", "focal"]
+    )
+    assert cfg.arch == "a" and cfg.bf16 is False and cfg.epochs == 3 and resume
+    assert cfg.strategy == "focal"

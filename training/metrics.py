@@ -1,0 +1,69 @@
+"""Classification metrics on 7-class probabilities (scikit-learn)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from .data import EMOTIONS
+
+
+@dataclass
+class Metrics:
+    """Accuracy, macro-F1, per-class P/R/F1, one-vs-rest AUC and the confusion matrix."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    disgust_recall: float
+    precision: dict[str, float]
+    recall: dict[str, float]
+    f1: dict[str, float]
+    auc_ovr: dict[str, float | None]
+    macro_auc_ovr: float | None
+    confusion: list[list[int]]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        return (
+            f"acc={self.accuracy:.4f} macroF1={self.macro_f1:.4f} "
+            f"disgustR={self.disgust_recall:.3f}"
+        )
+
+
+def compute_metrics(y: np.ndarray, probs: np.ndarray, with_auc: bool = True) -> Metrics:
+    """``y`` int (N,), ``probs`` (N,7) in EMOTIONS order."""
+    k = len(EMOTIONS)
+    if probs.ndim != 2 or probs.shape[1] != k or len(probs) != len(y):
+        raise ValueError(f"probs must be (N,{k}) matching y, got {probs.shape} vs {len(y)}")
+    labels = list(range(k))
+    pred = probs.argmax(1)
+    p, r, f, _ = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    aucs: dict[str, float | None] = {}
+    if with_auc:
+        for c, e in enumerate(EMOTIONS):
+            pos = y == c
+            aucs[e] = float(roc_auc_score(pos, probs[:, c])) if 0 < pos.sum() < len(y) else None
+    valid = [a for a in aucs.values() if a is not None]
+    return Metrics(
+        n=len(y),
+        accuracy=float(accuracy_score(y, pred)),
+        macro_f1=float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        disgust_recall=float(r[EMOTIONS.index("disgust")]),
+        precision={e: float(v) for e, v in zip(EMOTIONS, p)},
+        recall={e: float(v) for e, v in zip(EMOTIONS, r)},
+        f1={e: float(v) for e, v in zip(EMOTIONS, f)},
+        auc_ovr=aucs,
+        macro_auc_ovr=float(np.mean(valid)) if valid else None,
+        confusion=confusion_matrix(y, pred, labels=labels).tolist(),
+    )

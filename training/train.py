@@ -1,0 +1,398 @@
+"""Train a FerNet on FER2013 Training, select on PublicTest; resumable; runs under ``torchrun``.
+
+    python -m training.train --out runs/main --arch a3 --strategy sqrt --epochs 60
+    torchrun --nproc-per-node 2 -m training.train --out runs/ddp ...   # DDP (gloo on CPU)
+
+Checkpoints (``last.pt``, atomically replaced every epoch) hold model, optimizer, scheduler,
+history and the best PublicTest weights; ``--resume`` continues an interrupted run exactly
+(per-epoch RNG streams are derived from seed and epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
+
+from .augment import AugConfig, augment
+from .data import load
+from .metrics import Metrics, compute_metrics
+from .model import FerNet, count_macs, count_params
+from .strategies import STRATEGIES, TrainSet, loss_fn, make_trainset, probs7
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (stored in every checkpoint)."""
+
+    out: str = "runs/main"
+    data: str = "../shared/data/fer2013"
+    cache: str = "cache"
+    arch: str = "a3"
+    strategy: str = "sqrt"
+    epochs: int = 60
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd (nesterov) | adamw
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 2.0
+    label_smoothing: float = 0.1
+    focal_gamma: float = 2.0
+    dropout: float = 0.3
+    aug: bool = True
+    seed: int = 0
+    threads: int = 0  # 0: leave torch's default
+    bf16: bool = True
+    channels_last: bool = True
+    patience: int = 0  # early stopping after this many epochs without improvement (0: off)
+    select: str = "mean"  # PublicTest selection score: acc | macro_f1 | mean (of the two)
+    limit_train: int = 0  # use a random subset of Training (tests / quick runs)
+    limit_eval: int = 0
+    progress: bool = True
+    stop_after: int = 0  # end this invocation after N epochs (time slicing; resume later)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a run (rank 0)."""
+
+    out: str
+    epochs_run: int
+    best_epoch: int
+    best_metrics: dict
+    history: list[dict] = field(default_factory=list)
+    params: int = 0
+    mflops: float = 0.0
+    train_size: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def _dist() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _score(m: Metrics, select: str) -> float:
+    if select == "acc":
+        return m.accuracy
+    if select == "macro_f1":
+        return m.macro_f1
+    return 0.5 * (m.accuracy + m.macro_f1)
+
+
+def _to_input(x: np.ndarray, channels_last: bool) -> torch.Tensor:
+    t = torch.from_numpy(x).float().div_(255.0).unsqueeze(1)
+    return t.contiguous(memory_format=torch.channels_last) if channels_last else t
+
+
+@torch.no_grad()
+def predict_probs(
+    net: torch.nn.Module, images: np.ndarray, strategy: str, batch: int = 512
+) -> np.ndarray:
+    """7-class probabilities (EMOTIONS order) for uint8 faces (N,48,48), fp32, eval mode."""
+    was = net.training
+    net.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        out.append(probs7(strategy, net(_to_input(images[i : i + batch], False))).numpy())
+    net.train(was)
+    return np.concatenate(out) if out else np.zeros((0, 7), np.float32)
+
+
+def _lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        p = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+
+    return f
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_json(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def prepare(cfg: TrainConfig) -> tuple[TrainSet, np.ndarray, np.ndarray]:
+    """Load data, apply the strategy to Training; return (trainset, PublicTest x, y)."""
+    data, report = load(cfg.data, cfg.cache)
+    xtr, ytr = data.subset("Training")
+    xva, yva = data.subset("PublicTest")
+    if len(xtr) == 0 or len(xva) == 0:
+        raise ValueError(f"{cfg.data}: need Training and PublicTest images ({report.summary()})")
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.limit_train and cfg.limit_train < len(xtr):
+        idx = np.sort(rng.choice(len(xtr), cfg.limit_train, replace=False))
+        xtr, ytr = xtr[idx], ytr[idx]
+    if cfg.limit_eval and cfg.limit_eval < len(xva):
+        idx = np.sort(rng.choice(len(xva), cfg.limit_eval, replace=False))
+        xva, yva = xva[idx], yva[idx]
+    ts = make_trainset(cfg.strategy, xtr, ytr, seed=cfg.seed, focal_gamma=cfg.focal_gamma)
+    return ts, xva, yva
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
+    """Run (or resume) training; returns the result on rank 0, None on other ranks."""
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {cfg.strategy!r}; expected one of {STRATEGIES}")
+    if cfg.optimizer not in ("sgd", "adamw"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
+    if cfg.select not in ("acc", "macro_f1", "mean"):
+        raise ValueError(f"select must be acc, macro_f1 or mean, got {cfg.select!r}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rank, world = _dist()
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    ts, xva, yva = prepare(cfg)
+    torch.manual_seed(cfg.seed)
+    net = FerNet(cfg.arch, num_classes=ts.num_outputs, dropout=cfg.dropout)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    decay = [p for n, p in net.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+    else:
+        opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    n = len(ts.images)
+    per_rank = math.ceil(n / world)
+    bs = cfg.batch_size
+    steps_per_epoch = max(1, per_rank // bs) if per_rank >= bs else 1
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(total, int(cfg.warmup_epochs * steps_per_epoch))
+    )
+    crit = loss_fn(ts, cfg.label_smoothing)
+    state = {
+        "epoch": 0,
+        "history": [],
+        "best_score": -1.0,
+        "best_epoch": -1,
+        "best_state": None,
+        "best_metrics": None,
+        "bad_epochs": 0,
+    }
+    ckpt_path = out / "last.pt"
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ck["config"]["arch"] != cfg.arch or ck["config"]["strategy"] != cfg.strategy:
+            raise ValueError(f"{ckpt_path} was made with another arch/strategy")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        for k in state:
+            state[k] = ck[k]
+        if rank == 0:
+            print(f"resumed {ckpt_path} at epoch {state['epoch']}", flush=True)
+    model: torch.nn.Module = net
+    if world > 1:
+        model = DistributedDataParallel(net)
+    sampler = DistributedSampler(
+        range(n), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False
+    )
+    aug_cfg = AugConfig()
+    ytr = torch.from_numpy(ts.labels)
+    stop = False
+    if rank == 0:
+        print(
+            f"arch={cfg.arch} params={count_params(net)} "
+            f"MFLOPs={2 * count_macs(cfg.arch) / 1e6:.1f} "
+            f"strategy={cfg.strategy} train={n} val={len(yva)} world={world} "
+            f"steps/epoch={steps_per_epoch}",
+            flush=True,
+        )
+    first_epoch = state["epoch"]
+    for epoch in range(first_epoch, cfg.epochs):
+        if stop or (cfg.stop_after and epoch - first_epoch >= cfg.stop_after):
+            break
+        t0 = time.time()
+        sampler.set_epoch(epoch)
+        idx = np.fromiter(iter(sampler), dtype=np.int64)
+        stream = cfg.seed * 1_000_003 + epoch * 101 + rank
+        g = torch.Generator().manual_seed(stream)
+        torch.manual_seed(stream)
+        model.train()
+        batches = [idx[i : i + bs] for i in range(0, len(idx), bs)][:steps_per_epoch]
+        it = batches
+        if rank == 0 and cfg.progress:
+            from tqdm import tqdm
+
+            it = tqdm(
+                batches,
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                file=sys.stderr,
+                mininterval=2.0,
+                leave=False,
+            )
+        tot_loss, tot_correct, tot_n = 0.0, 0, 0
+        for b in it:
+            xb = _to_input(ts.images[b], False)
+            if cfg.aug:
+                xb = augment(xb, aug_cfg, g)
+            if cfg.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yb = ytr[b]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits = model(xb)
+            loss = crit(logits.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot_loss += float(loss.detach()) * len(b)
+            if ts.strategy != "twotier":
+                tot_correct += int((logits.argmax(1) == yb).sum())
+            else:
+                tot_correct += int((logits[:, :7].argmax(1) == yb).sum())
+            tot_n += len(b)
+        if rank == 0:
+            m = compute_metrics(yva, predict_probs(net, xva, cfg.strategy))
+            score = _score(m, cfg.select)
+            rec = {
+                "epoch": epoch + 1,
+                "train_loss": tot_loss / max(1, tot_n),
+                "train_acc": tot_correct / max(1, tot_n),
+                "val_acc": m.accuracy,
+                "val_macro_f1": m.macro_f1,
+                "val_disgust_recall": m.disgust_recall,
+                "lr": sched.get_last_lr()[0],
+                "seconds": time.time() - t0,
+            }
+            state["history"].append(rec)
+            if score > state["best_score"]:
+                state.update(
+                    best_score=score,
+                    best_epoch=epoch + 1,
+                    bad_epochs=0,
+                    best_metrics=m.as_dict(),
+                    best_state={k: v.clone() for k, v in net.state_dict().items()},
+                )
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            stop = bool(cfg.patience and state["bad_epochs"] >= cfg.patience)
+            _atomic_save(
+                {
+                    "config": asdict(cfg),
+                    "model": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "num_classes": ts.num_outputs,
+                    "emotions": list(ts.emotions),
+                    **state,
+                },
+                ckpt_path,
+            )
+            _atomic_json(state["history"], out / "history.json")
+            print(
+                f"epoch {epoch + 1:3d} loss={rec['train_loss']:.4f} "
+                f"train_acc={rec['train_acc']:.4f} | PublicTest {m.line()} "
+                f"| best@{state['best_epoch']} {rec['seconds']:.0f}s",
+                flush=True,
+            )
+        if world > 1:
+            flag = torch.tensor([1 if stop else 0])
+            dist.broadcast(flag, 0)
+            stop = bool(flag.item())
+    if world > 1:
+        dist.barrier()
+    if rank != 0:
+        return None
+    best = out / "best.pt"
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    _atomic_save(
+        {
+            k: ck[k]
+            for k in (
+                "config",
+                "num_classes",
+                "emotions",
+                "best_state",
+                "best_metrics",
+                "best_epoch",
+                "history",
+            )
+        },
+        best,
+    )
+    res = TrainResult(
+        out=str(out),
+        epochs_run=ck["epoch"],
+        best_epoch=ck["best_epoch"],
+        best_metrics=ck["best_metrics"],
+        history=ck["history"],
+        params=count_params(net),
+        mflops=2 * count_macs(cfg.arch) / 1e6,
+        train_size=n,
+        steps=steps_per_epoch * ck["epoch"],
+        seconds=time.time() - t_start,
+    )
+    _atomic_json({k: v for k, v in asdict(res).items() if k != "history"}, out / "result.json")
+    return res
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
+    """CLI flags mirror :class:`TrainConfig` fields (``--no-bf16`` etc. for booleans)."""
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            typ = {"int": int, "float": float, "str": str}[str(f.type)]
+            kw = {"choices": STRATEGIES} if f.name == "strategy" else {}
+            ap.add_argument(flag, type=typ, default=f.default, **kw)
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if present")
+    a = vars(ap.parse_args(argv))
+    resume = a.pop("resume")
+    return TrainConfig(**a), resume
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, resume = parse_args(argv)
+    res = train(cfg, resume=resume)
+    if res is not None:
+        bm = res.best_metrics
+        print(
+            f"done: best epoch {res.best_epoch}: acc={bm['accuracy']:.4f} "
+            f"macroF1={bm['macro_f1']:.4f} disgustR={bm['disgust_recall']:.3f} -> {res.out}"
+        )
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
