@@ -153,6 +153,15 @@ def test_preprocess_cuda_validates_before_touching_the_gpu() -> None:
 def test_preprocess_cuda_without_gpu_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         _core.preprocess_cuda(np.zeros((40, 40, 3), np.uint8), np.array([[5.0, 5, 20, 20]]))
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        _core.cuda_uses_mapped_frames()
+    # no faces: nothing to do, no GPU needed
+    assert _core.preprocess_cuda(np.zeros((4, 4), np.uint8), np.zeros((0, 4))).shape == (
+        0,
+        1,
+        48,
+        48,
+    )
 
 
 @needs_gpu
