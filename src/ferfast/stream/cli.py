@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .crops import CropWriter
     from .events import JsonlWriter
-    from .kiosk import Window
+    from .kiosk import Window, display_available
     from .pipeline import Outputs, StreamLoop, progress_bar
     from .recorder import VideoRecorder
     from .sources import FrameSource, SourceError, parse_source
@@ -238,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 realtime=args.realtime,
             ).open()
             log.info("opened %s source %s", spec.kind.value, spec.text)
+            if (args.display or args.fullscreen) and not display_available():
+                raise RuntimeError("--display needs a graphical session, but DISPLAY is not set")
             engine = _make_engine(args)
             emotions = tuple(engine.emotions)
             tracker = IouTracker(

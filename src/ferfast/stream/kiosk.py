@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from .annotate import FONT, color_of, draw_faces, draw_fps
+from .annotate import FONT, color_of, draw_faces
 from .tracking import TrackedFace
 
 log = logging.getLogger("ferfast.stream")
@@ -26,6 +28,49 @@ def primary_face(faces: Sequence[TrackedFace]) -> TrackedFace | None:
     return max(faces, key=lambda f: f.box[2] * f.box[3])
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Geometry of the kiosk screen for one canvas size, and its static background."""
+
+    size: tuple[int, int]
+    emotions: tuple[str, ...]
+    video_w: int
+    px: int
+    inner: int
+    unit: float
+    label_y: int
+    bars_top: int
+    row: int
+    name_w: int
+    bar_w: int
+    template: np.ndarray  # background, emotion names and empty bar outlines
+
+
+@functools.lru_cache(maxsize=4)
+def _layout(size: tuple[int, int], emotions: tuple[str, ...]) -> _Layout:
+    width, height = size
+    panel_w = int(width * 0.36)
+    video_w = width - panel_w
+    margin = int(panel_w * 0.06)
+    px, inner = video_w + margin, panel_w - 2 * margin
+    unit = height / 720.0
+    label_y = int(110 * unit)
+    row, bars_top = int(52 * unit), label_y + int(90 * unit)
+    name_w = int(inner * 0.38)
+    bar_w = inner - name_w
+    template = np.empty((height, width, 3), np.uint8)
+    template[:] = BACKGROUND
+    for i, name in enumerate(emotions):
+        ry = bars_top + i * row
+        _text(template, name, (px, ry + int(row * 0.6)), 0.9 * unit, (230, 230, 230), 2)
+        bx = px + name_w
+        cv2.rectangle(template, (bx, ry + 6), (bx + bar_w, ry + row - 10), (90, 90, 90), 2)
+    template.setflags(write=False)
+    return _Layout(
+        size, emotions, video_w, px, inner, unit, label_y, bars_top, row, name_w, bar_w, template
+    )
+
+
 def render_kiosk(
     frame: np.ndarray,
     faces: Sequence[TrackedFace],
@@ -37,56 +82,46 @@ def render_kiosk(
     width, height = size
     if width < 320 or height < 240:
         raise ValueError(f"kiosk size must be at least 320x240, got {width}x{height}")
-    canvas = np.empty((height, width, 3), np.uint8)
-    canvas[:] = BACKGROUND
-    panel_w = int(width * 0.36)
-    video_w = width - panel_w
+    lay = _layout((int(width), int(height)), tuple(emotions))
+    canvas = lay.template.copy()
+    unit = lay.unit
 
     # Video area: the frame with boxes and short labels, fitted with its aspect ratio kept.
     fh, fw = frame.shape[:2]
-    scale = min(video_w / fw, height / fh)
+    scale = min(lay.video_w / fw, height / fh)
     vw, vh = max(int(fw * scale), 1), max(int(fh * scale), 1)
-    view = cv2.resize(frame, (vw, vh), interpolation=cv2.INTER_LINEAR)
-    scaled = [_scaled(f, scale) for f in faces]
-    draw_faces(view, scaled, emotions, bars=False)
-    x0, y0 = (video_w - vw) // 2, (height - vh) // 2
-    canvas[y0 : y0 + vh, x0 : x0 + vw] = view
+    x0, y0 = (lay.video_w - vw) // 2, (height - vh) // 2
+    view = canvas[y0 : y0 + vh, x0 : x0 + vw]
+    cv2.resize(frame, (vw, vh), dst=view, interpolation=cv2.INTER_LINEAR)
+    draw_faces(view, [_scaled(f, scale) for f in faces], emotions, bars=False)
 
     # Panel: large label of the primary face, its bars, then fps.
-    px = video_w + int(panel_w * 0.06)
-    inner = panel_w - 2 * int(panel_w * 0.06)
-    unit = height / 720.0
     face = primary_face(faces)
-    y = int(110 * unit)
     if face is None:
-        _text(canvas, "no face", (px, y), 2.0 * unit, (150, 150, 150), 3)
-        probs = np.zeros(len(emotions), np.float32)
+        _text(canvas, "no face", (lay.px, lay.label_y), 2.0 * unit, (150, 150, 150), 3)
     else:
         label = face.emotion.upper()
-        big = _fit_scale(label, inner, 2.6 * unit, 4)
-        _text(canvas, label, (px, y), big, color_of(face.emotion), max(int(5 * unit), 2))
+        big = _fit_scale(label, lay.inner, 2.6 * unit, 4)
+        thick = max(int(5 * unit), 2)
+        _text(canvas, label, (lay.px, lay.label_y), big, color_of(face.emotion), thick)
         _text(
             canvas,
             f"{face.confidence * 100:.0f}%  (face #{face.id}, {len(faces)} in view)",
-            (px, y + int(45 * unit)),
+            (lay.px, lay.label_y + int(45 * unit)),
             0.8 * unit,
             (230, 230, 230),
             max(int(2 * unit), 1),
         )
-        probs = face.probs
-    row = int(52 * unit)
-    top = y + int(90 * unit)
-    name_w = int(inner * 0.38)
-    bar_w = inner - name_w
-    for i, (name, p) in enumerate(zip(emotions, probs)):
-        ry = top + i * row
-        _text(canvas, name, (px, ry + int(row * 0.6)), 0.9 * unit, (230, 230, 230), 2)
-        bx = px + name_w
-        cv2.rectangle(canvas, (bx, ry + 6), (bx + bar_w, ry + row - 10), (90, 90, 90), 2)
-        filled = int(round(float(p) * bar_w))
-        if filled > 0:
-            cv2.rectangle(canvas, (bx, ry + 6), (bx + filled, ry + row - 10), color_of(name), -1)
-    _text(canvas, f"{fps:.1f} fps", (px, height - int(30 * unit)), 1.0 * unit, (160, 200, 160), 2)
+        for i, (name, p) in enumerate(zip(emotions, face.probs)):
+            ry = lay.bars_top + i * lay.row
+            bx = lay.px + lay.name_w
+            filled = int(round(float(p) * lay.bar_w))
+            if filled > 0:
+                cv2.rectangle(
+                    canvas, (bx, ry + 6), (bx + filled, ry + lay.row - 10), color_of(name), -1
+                )
+    fps_org = (lay.px, height - int(30 * unit))
+    _text(canvas, f"{fps:.1f} fps", fps_org, 1.0 * unit, (160, 200, 160), 2)
     return canvas
 
 
@@ -192,6 +227,3 @@ class Window:
             cv2.waitKey(1)
         except cv2.error:
             pass
-
-
-__all__ = ["Window", "draw_fps", "primary_face", "render_kiosk", "screen_size"]

@@ -1,0 +1,196 @@
+"""End-to-end tests of ferfast-stream on a video of a real face (real Engine, tiny ONNX model)."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from stream_support import (
+    FACE_PHOTO,
+    YUNET,
+    cli_command,
+    cli_env,
+    count_lines,
+    engine_args,
+    face_frames,
+    read_jsonl,
+    wait_for,
+    write_video,
+)
+
+from ferfast.stream.cli import main
+
+N_FRAMES = 75  # 2.5 s at 30 fps
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 640x480, 30 fps, 2.5 s mp4 of the face of ../shared/data/photos/images_1.jpg moving."""
+    if not FACE_PHOTO.is_file() or not YUNET.is_file():
+        pytest.skip(f"shared photo or YuNet model missing under {FACE_PHOTO.parents[2]}")
+    photo = cv2.imread(str(FACE_PHOTO))
+    path = tmp_path_factory.mktemp("video") / "face.mp4"
+    return write_video(path, face_frames(photo, N_FRAMES))
+
+
+def check_schema(event: dict, emotions: tuple[str, ...]) -> None:
+    assert set(event) == {"frame", "time", "faces"}
+    assert isinstance(event["frame"], int) and isinstance(event["time"], float)
+    for face in event["faces"]:
+        assert set(face) == {"id", "box", "emotion", "probs", "score"}
+        assert isinstance(face["id"], int) and face["id"] >= 1
+        assert len(face["box"]) == 4 and all(isinstance(v, (int, float)) for v in face["box"])
+        assert face["emotion"] in emotions
+        assert tuple(face["probs"]) == emotions
+        assert math.isclose(sum(face["probs"].values()), 1.0, abs_tol=1e-4)
+        assert face["emotion"] == max(face["probs"], key=face["probs"].get)
+        assert 0.0 < face["score"] <= 1.0
+
+
+def test_file_source_to_jsonl_and_video(
+    face_video: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["--source", str(face_video), *engine_args(tiny_model)]
+    args += ["--jsonl", "ev.jsonl", "--output", "out.mp4", "--summary-json", "summary.json"]
+    t0 = time.time()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "stopped (end)" in err and "fps" in err and "p95" in err
+
+    events = read_jsonl(tmp_path / "ev.jsonl")
+    from ferfast import EMOTIONS
+
+    assert [e["frame"] for e in events] == list(range(N_FRAMES))  # a file never drops
+    for e in events:
+        check_schema(e, EMOTIONS)
+    times = [e["time"] for e in events]
+    assert t0 <= times[0] and times == sorted(times) and times[-1] <= time.time()
+    with_face = [e for e in events if e["faces"]]
+    assert len(with_face) >= 0.9 * N_FRAMES
+    assert all(len(e["faces"]) == 1 for e in with_face)
+    assert {e["faces"][0]["id"] for e in with_face} == {1}  # one face, one track id
+    xs = [e["faces"][0]["box"][0] for e in with_face]
+    assert xs[-1] - xs[0] > 300  # the face moved across the frame and was followed
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["frames"] == summary["frames_read"] == N_FRAMES
+    assert summary["dropped"] == 0 and summary["reason"] == "end" and summary["fps"] > 0
+    stages = {s["name"]: s for s in summary["stages"]}
+    for name in ("read", "detect", "classify", "infer", "output"):
+        assert stages[name]["count"] == N_FRAMES and stages[name]["p95_ms"] > 0
+
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == N_FRAMES
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 40)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (480, 640, 3)
+    x, y, w, h = (int(v) for v in events[40]["faces"][0]["box"])
+    from ferfast.stream.annotate import color_of
+
+    edge = frame[y + h // 4 : y + 3 * h // 4, max(x - 1, 0) : x + 2].astype(int)
+    want = np.array(color_of(events[40]["faces"][0]["emotion"]))
+    assert (np.abs(edge - want).max(axis=2) < 60).mean() > 0.5  # the box is drawn (lossy video)
+    # Privacy by default: nothing but the requested outputs was written.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev.jsonl", "out.mp4", "summary.json"]
+
+
+def test_results_match_engine_and_smoothing(face_video: Path, tiny_model: Path, tmp_path: Path):
+    """The JSON Lines probabilities are the Engine's own (raw, or their EMA when smoothing)."""
+    from ferfast import Engine
+
+    n = 12
+    raw_path, ema_path = tmp_path / "raw.jsonl", tmp_path / "ema.jsonl"
+    base = ["--source", str(face_video), *engine_args(tiny_model), "--max-frames", str(n), "-q"]
+    assert main([*base, "--jsonl", str(raw_path), "--no-smoothing"]) == 0
+    assert main([*base, "--jsonl", str(ema_path), "--smoothing", "0.3"]) == 0
+    raw, ema = read_jsonl(raw_path), read_jsonl(ema_path)
+    assert len(raw) == len(ema) == n
+
+    engine = Engine(model=tiny_model, detector="yunet", detector_model=YUNET, detector_size=160)
+    cap = cv2.VideoCapture(str(face_video))
+    state = None
+    for i in range(n):
+        ok, frame = cap.read()
+        assert ok
+        (res,) = engine.predict(frame)
+        got_raw = np.array(list(raw[i]["faces"][0]["probs"].values()))
+        np.testing.assert_allclose(got_raw, res.probs, atol=2e-6)
+        np.testing.assert_allclose(raw[i]["faces"][0]["box"], res.box, atol=0.01)
+        state = res.probs if state is None else 0.3 * res.probs + 0.7 * state
+        got_ema = np.array(list(ema[i]["faces"][0]["probs"].values()))
+        np.testing.assert_allclose(got_ema, state, atol=2e-6)
+    cap.release()
+
+
+def test_save_crops_only_when_given(face_video: Path, tiny_model: Path, tmp_path: Path) -> None:
+    crops = tmp_path / "crops"
+    args = ["--source", str(face_video), *engine_args(tiny_model), "--max-frames", "8", "-q"]
+    assert main([*args, "--save-crops", str(crops), "--jsonl", str(tmp_path / "e.jsonl")]) == 0
+    events = read_jsonl(tmp_path / "e.jsonl")
+    expected = sorted(
+        f"f{e['frame']:07d}_id{f['id']}_{f['emotion']}.jpg" for e in events for f in e["faces"]
+    )
+    assert sorted(p.name for p in crops.iterdir()) == expected and len(expected) >= 7
+    crop = cv2.imread(str(crops / expected[0]))
+    box = next(f["box"] for e in events for f in e["faces"])
+    assert abs(crop.shape[1] - box[2]) <= 2 and abs(crop.shape[0] - box[3]) <= 2
+
+
+def test_jsonl_to_stdout_and_max_frames(face_video: Path, tiny_model: Path, capsys) -> None:
+    args = ["--source", str(face_video), *engine_args(tiny_model), "--jsonl", "-"]
+    assert main([*args, "--max-frames", "5"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert [json.loads(x)["frame"] for x in lines] == [0, 1, 2, 3, 4]
+    assert "stopped (max-frames)" in err and "frames 5 processed" in err
+
+
+def test_engine_and_display_errors_are_clear(
+    face_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    bad_model = ["--source", str(face_video), "--model", str(tmp_path / "nope.onnx"), "-q"]
+    assert main(bad_model) == 1
+    assert "error:" in capsys.readouterr().err
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    args = ["--source", str(face_video), "--detector-model", str(YUNET), "--display", "-q"]
+    assert main(args) == 1
+    assert "DISPLAY is not set" in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_cleanly_and_first_result_is_fast(
+    face_video: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """SIGINT mid-run: exit 0, summary printed, every JSON line complete; first result < 3 s."""
+    events = tmp_path / "ev.jsonl"
+    cmd = cli_command("--source", face_video, *engine_args(tiny_model), "--realtime")
+    cmd += ["--jsonl", str(events)]
+    launched = time.time()
+    proc = subprocess.Popen(
+        cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert wait_for(lambda: count_lines(events) >= 10, 20.0), "no results arrived"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped (interrupted)" in err and "fps" in err and "p50" in err
+    lines = read_jsonl(events)  # raises if any line is incomplete or invalid
+    assert 10 <= len(lines) < N_FRAMES
+    assert [e["frame"] for e in lines] == list(range(len(lines)))
+    first = lines[0]["time"] - launched
+    print(f"first result {first:.2f} s after launch")
+    assert first < 3.0

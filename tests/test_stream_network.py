@@ -1,0 +1,74 @@
+"""ferfast-stream against a network camera (ffmpeg serving MJPEG over HTTP on loopback) that is
+killed and restarted mid-run: the CLI reconnects, logs it and counts --max-frames across it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from stream_support import (
+    FACE_PHOTO,
+    YUNET,
+    MjpegCamera,
+    cli_command,
+    cli_env,
+    count_lines,
+    engine_args,
+    face_frames,
+    free_port,
+    read_jsonl,
+    wait_for,
+    write_video,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+
+MAX_FRAMES = 60
+
+
+@pytest.fixture(scope="module")
+def short_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1 s, 30 fps MJPG clip of a moving real face (ffmpeg loops it)."""
+    if not FACE_PHOTO.is_file() or not YUNET.is_file():
+        pytest.skip("shared photo or YuNet model missing")
+    photo = cv2.imread(str(FACE_PHOTO))
+    return write_video(tmp_path_factory.mktemp("net") / "cam.avi", face_frames(photo, 30))
+
+
+def test_network_camera_killed_and_restarted(
+    short_video: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    camera = MjpegCamera(short_video, free_port()).start()
+    events = tmp_path / "ev.jsonl"
+    cmd = cli_command("--source", camera.url, *engine_args(tiny_model), "--jsonl", events)
+    cmd += ["--max-frames", str(MAX_FRAMES), "--timeout", "3"]
+    cmd += ["--reconnect-delay", "0.2", "--reconnect-max-delay", "0.4"]
+    proc = subprocess.Popen(
+        cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert wait_for(lambda: count_lines(events) >= 15, 20.0), "no frames before the cut"
+        camera.kill()  # the camera goes away mid-run...
+        before = count_lines(events)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the CLI exited instead of reconnecting"
+        assert count_lines(events) <= before + 5  # (almost) nothing while the camera is down
+        camera.start()  # ...and comes back on the same address
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        camera.kill()
+    assert proc.returncode == 0, err
+    assert "source lost" in err and "reconnect attempt 1" in err and "failed" in err
+    assert "reconnected after" in err and "reconnects 1" in err
+    assert "stopped (max-frames)" in err
+    lines = read_jsonl(events)
+    assert len(lines) == MAX_FRAMES  # counted across the reconnect
+    frames = [e["frame"] for e in lines]
+    assert frames == sorted(set(frames))  # source frame numbers keep increasing across it
+    assert sum(1 for e in lines if e["faces"]) >= 0.9 * MAX_FRAMES
