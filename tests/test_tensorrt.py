@@ -431,3 +431,91 @@ def test_wrap_engine_cli_without_gpu_is_clear(
     assert code == 1
     assert "driver" in capsys.readouterr().err
     assert not (tmp_path / "m.engine").exists()
+
+
+# ---- TensorRTRunner's own logic (batch splitting, run_frame) on a stand-in backend ----------
+
+
+class FakeBackend:
+    """Stands in for TrtRuntime / the pycuda backend: the tiny model's reference maths."""
+
+    def __init__(self, max_batch: int, with_frames: bool) -> None:
+        self.max_batch = max_batch
+        self.calls: list[tuple] = []
+        if with_frames:
+            self.run_frame = self._run_frame
+
+    def new_input_buffer(self, n: int) -> np.ndarray:
+        return np.zeros((n, 1, 48, 48), np.float32)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        assert batch.shape[0] <= self.max_batch and batch.flags.c_contiguous
+        self.calls.append(("run", batch.shape[0]))
+        return reference_probs(batch)
+
+    def _run_frame(self, frame, boxes, landmarks, margin, ox, oy, el, er):  # type: ignore[no-untyped-def]
+        from ferfast import _core
+
+        assert len(boxes) <= self.max_batch
+        self.calls.append(("run_frame", len(boxes), margin, ox, oy, el, er))
+        crops = _core.preprocess(frame, boxes, None, landmarks, margin, ox, oy, el, er)
+        return reference_probs(crops)
+
+
+def fake_runner(tmp_path: Path, max_batch: int, with_frames: bool) -> TensorRTRunner:
+    path = write_engine(tmp_path / "m.engine", header(max_batch=max_batch, opt_batch=1), b"p")
+    runner = TensorRTRunner.__new__(TensorRTRunner)
+    runner.path = path
+    runner.header = read_engine(path)[0]
+    runner.emotions = runner.header.emotions
+    runner.input_scale, runner.input_bias = runner.header.input_scale, runner.header.input_bias
+    runner._impl = FakeBackend(max_batch, with_frames)
+    runner.backend = "fake"
+    runner.max_batch = max_batch
+    return runner
+
+
+def test_runner_splits_large_batches_and_checks_input(tmp_path: Path) -> None:
+    runner = fake_runner(tmp_path, 4, with_frames=False)
+    x = np.random.default_rng(0).random((10, 1, 48, 48), dtype=np.float32)
+    np.testing.assert_allclose(runner.run(x), reference_probs(x), rtol=1e-6)
+    assert runner._impl.calls == [("run", 4), ("run", 4), ("run", 2)]  # type: ignore[attr-defined]
+    assert runner.run(x[:0]).shape == (0, 7)
+    np.testing.assert_allclose(runner.run(x[::2]), reference_probs(x[::2]), rtol=1e-6)
+    with pytest.raises(ValueError, match="float32"):
+        runner.run(x.astype(np.float64))
+    with pytest.raises(ValueError, match=r"\(n, 1, 48, 48\)"):
+        runner.run(x[:, :, :24])
+    with pytest.raises(TypeError):
+        runner.run(x.tolist())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="positive"):
+        runner.new_input_buffer(0)
+
+
+@pytest.mark.parametrize("with_frames", [False, True])
+def test_run_frame_matches_preprocess_then_run(tmp_path: Path, with_frames: bool) -> None:
+    from ferfast.framing import FRAMING
+    from ferfast.preprocess import preprocess
+
+    runner = fake_runner(tmp_path, 3, with_frames)
+    assert runner.gpu_preprocessing is with_frames
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.column_stack(
+        [rng.uniform(0, 120, 7), rng.uniform(0, 80, 7), np.full(7, 40.0), np.full(7, 44.0)]
+    )
+    expected = reference_probs(preprocess(frame, boxes, framing=FRAMING))
+    np.testing.assert_allclose(runner.run_frame(frame, boxes), expected, rtol=1e-5, atol=1e-7)
+    calls = runner._impl.calls  # type: ignore[attr-defined]
+    if with_frames:
+        assert [c[1] for c in calls] == [3, 3, 1]  # split at the engine's max batch
+        assert calls[0][2:] == (
+            FRAMING.margin,
+            FRAMING.offset_x,
+            FRAMING.offset_y,
+            tuple(FRAMING.eye_left),
+            tuple(FRAMING.eye_right),
+        )
+    assert runner.run_frame(frame, np.zeros((0, 4))).shape == (0, 7)
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        runner.run_frame(frame, np.zeros((2, 3)))

@@ -15,13 +15,16 @@ from __future__ import annotations
 import importlib
 import threading
 from pathlib import Path
-from typing import Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import numpy as np
 
 from ._compat import require_pycuda, require_tensorrt
 from .gpu import gpu_info
 from .header import EngineHeader, check_compatible, check_io, read_engine
+
+if TYPE_CHECKING:
+    from ..framing import Framing
 
 PathLike = Union[str, Path]
 FACE_SHAPE = (1, 48, 48)
@@ -104,6 +107,57 @@ class TensorRTRunner:
             return self._impl.run(batch)
         parts = [self._impl.run(batch[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
         return np.concatenate(parts, axis=0)
+
+    @property
+    def gpu_preprocessing(self) -> bool:
+        """True when :meth:`run_frame` preprocesses on the GPU (C++ runtime built with CUDA)."""
+        return hasattr(self._impl, "run_frame")
+
+    def run_frame(
+        self,
+        frame: np.ndarray,
+        boxes: Any,
+        landmarks: Any = None,
+        framing: Framing | None = None,
+    ) -> np.ndarray:
+        """frame + face boxes -> (n, K) probs, preprocessing straight into the engine input.
+
+        With the C++ runtime built with CUDA the crops are made on the GPU
+        (``TrtRuntime.run_frame``: mapped frame memory on Jetson, no host copy of the crops);
+        otherwise :func:`ferfast.preprocess` fills a pinned buffer and :meth:`run` runs it.
+        Input scale and bias come from the engine header; ``framing`` gives the geometry
+        (default ``ferfast.framing.FRAMING``).
+        """
+        from ..framing import FRAMING
+        from ..preprocess import preprocess
+
+        geometry = (framing or FRAMING).with_input(self.input_scale, self.input_bias)
+        box_arr = np.asarray(boxes, dtype=np.float64)
+        if box_arr.ndim != 2 or box_arr.shape[1] != 4:
+            raise ValueError(f"boxes must have shape (N, 4), got {box_arr.shape}")
+        lm_arr = None if landmarks is None else np.asarray(landmarks, dtype=np.float64)
+        n = box_arr.shape[0]
+        if n == 0:
+            return np.empty((0, len(self.emotions)), np.float32)
+        if not self.gpu_preprocessing:
+            batch = preprocess(frame, box_arr, landmarks=lm_arr, framing=geometry)
+            return self.run(np.ascontiguousarray(batch))
+        parts = []
+        for i in range(0, n, self.max_batch):
+            sl = slice(i, i + self.max_batch)
+            parts.append(
+                self._impl.run_frame(  # type: ignore[attr-defined]
+                    frame,
+                    box_arr[sl],
+                    None if lm_arr is None else lm_arr[sl],
+                    geometry.margin,
+                    geometry.offset_x,
+                    geometry.offset_y,
+                    tuple(geometry.eye_left),
+                    tuple(geometry.eye_right),
+                )
+            )
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def __repr__(self) -> str:
         h = self.header
