@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,8 @@ def _make_engine(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ferfast-stream``; returns the exit status."""
-    launched = launch_perf_counter()
+    # Time to first result: from process launch for the console script, else from this call.
+    launched = launch_perf_counter() if argv is None else time.perf_counter()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
