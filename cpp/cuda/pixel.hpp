@@ -47,16 +47,19 @@ struct FaceJob {
   int64_t x0, y0, side;
   int64_t lin_off;   // box: offset of this face's 48*span horizontal weights in the weight table
   int64_t axis_off;  // box: offset of this face's 48 AxisTap entries in the axis table
-  // landmark warp: x = a*u - b*v + tx ; y = b*u + a*v + ty, ns x ns taps, source region bounds
-  double a, b, tx, ty;
-  int32_t ns, pad_;
-  int64_t rx0, rx1, ry0, ry1;
+  // landmark warp (preprocess.cpp crop_warp): the frame box-filtered by fct on a block grid at
+  // (ox, oy) of iw x ih blocks, sampled with ns x ns bilinear taps in block coordinates
+  // x = fa*u' + rx(v'), y = fb*u' + ry(v'), rx = float(-gb*v' + gtx), ry = float(ga*v' + gty).
+  double ga, gb, gtx, gty;
+  float fa, fb, xhi, yhi, inv;
+  int32_t ns;
+  int64_t fct, ox, oy, iw, ih;
+  float offs[16];
 };
 
 FERFAST_HD int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi) {
   return v < lo ? lo : (v > hi ? hi : v);
 }
-FERFAST_HD double clamp_d(double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 // Vertically resampled value of crop column k, channel byte offset ch, for output row v.
 FERFAST_HD float box_vertical(const FrameDesc& f, const FaceJob& job, const AxisTap& t,
@@ -124,39 +127,55 @@ FERFAST_HD float box_pixel(const FrameDesc& f, const FaceJob& job, const AxisTap
   return col * scale + bias;
 }
 
-FERFAST_HD float gray_at(const FrameDesc& f, int64_t x, int64_t y) {
-  const uint8_t* px = f.data + y * f.sy + x * f.sx;
-  if (f.c == 1) return static_cast<float>(px[0]);
-  return kWB * px[0] + kWG * px[f.sc] + kWR * px[2 * f.sc];
+// Box-filtered gray of block (ix, iy) (preprocess.cpp box_gray): exact integer sums of the
+// fct x fct block (coordinates clamped to the frame), then float weights and 1 / fct^2.
+FERFAST_HD float block_gray(const FrameDesc& f, const FaceJob& m, int64_t ix, int64_t iy) {
+  const int64_t x0 = m.ox + ix * m.fct, y0 = m.oy + iy * m.fct;
+  uint32_t s0 = 0, s1 = 0, s2 = 0;
+  for (int64_t dy = 0; dy < m.fct; ++dy) {
+    const uint8_t* row = f.data + clamp_i64(y0 + dy, 0, f.h - 1) * f.sy;
+    for (int64_t dx = 0; dx < m.fct; ++dx) {
+      const uint8_t* px = row + clamp_i64(x0 + dx, 0, f.w - 1) * f.sx;
+      s0 += px[0];
+      if (f.c != 1) {
+        s1 += px[f.sc];
+        s2 += px[2 * f.sc];
+      }
+    }
+  }
+  const float inv = 1.0f / static_cast<float>(m.fct * m.fct);
+  if (f.c == 1) return static_cast<float>(s0) * inv;
+  return (kWB * static_cast<float>(s0) + kWG * static_cast<float>(s1) +
+          kWR * static_cast<float>(s2)) * inv;
 }
 
 FERFAST_HD float warp_pixel(const FrameDesc& f, const FaceJob& m, int u, int v, float scale,
                             float bias) {
-  const int ns = m.ns;
-  const double inv = 1.0 / (ns * ns);
-  const double fx_hi = static_cast<double>(f.w - 1), fy_hi = static_cast<double>(f.h - 1);
-  double sum = 0.0;
-  for (int j = 0; j < ns; ++j) {
-    const double ov = v - 0.5 + (j + 0.5) / ns;
-    for (int i = 0; i < ns; ++i) {
-      const double ou = u - 0.5 + (i + 0.5) / ns;
-      const double x = clamp_d(m.a * ou - m.b * ov + m.tx, 0.0, fx_hi);
-      const double y = clamp_d(m.b * ou + m.a * ov + m.ty, 0.0, fy_hi);
-      const int64_t x0 = clamp_i64(static_cast<int64_t>(x), m.rx0, m.rx1);
-      const int64_t y0 = clamp_i64(static_cast<int64_t>(y), m.ry0, m.ry1);
-      const double fx = clamp_d(x - static_cast<double>(x0), 0.0, 1.0);
-      const double fy = clamp_d(y - static_cast<double>(y0), 0.0, 1.0);
-      const int64_t x1 = x0 + 1 < m.rx1 ? x0 + 1 : m.rx1;
-      const int64_t y1 = y0 + 1 < m.ry1 ? y0 + 1 : m.ry1;
-      // float differences promoted to double afterwards, exactly as preprocess.cpp's region rows
-      const float g00 = gray_at(f, x0, y0), g01 = gray_at(f, x1, y0);
-      const float g10 = gray_at(f, x0, y1), g11 = gray_at(f, x1, y1);
-      const double top = g00 + fx * (g01 - g00);
-      const double bot = g10 + fx * (g11 - g10);
+  const int iw = static_cast<int>(m.iw), ih = static_cast<int>(m.ih);
+  float acc = 0.0f;
+  for (int j = 0; j < m.ns; ++j) {
+    const double ov = v + static_cast<double>(m.offs[j]);
+    const float rx = static_cast<float>(-m.gb * ov + m.gtx);
+    const float ry = static_cast<float>(m.ga * ov + m.gty);
+    float sum = 0.0f;
+    for (int i = 0; i < m.ns; ++i) {
+      const float ou = static_cast<float>(u) + m.offs[i];
+      float x = m.fa * ou + rx, y = m.fb * ou + ry;
+      x = x < 0.0f ? 0.0f : (x > m.xhi ? m.xhi : x);
+      y = y < 0.0f ? 0.0f : (y > m.yhi ? m.yhi : y);
+      const int x0 = static_cast<int>(x), y0 = static_cast<int>(y);
+      const int x1 = x0 + 1 < iw ? x0 + 1 : x0;
+      const int y1 = y0 + 1 < ih ? y0 + 1 : y0;
+      const float fx = x - static_cast<float>(x0), fy = y - static_cast<float>(y0);
+      const float p00 = block_gray(f, m, x0, y0), p01 = block_gray(f, m, x1, y0);
+      const float p10 = block_gray(f, m, x0, y1), p11 = block_gray(f, m, x1, y1);
+      const float top = p00 + fx * (p01 - p00);
+      const float bot = p10 + fx * (p11 - p10);
       sum += top + fy * (bot - top);
     }
+    acc += sum;
   }
-  return static_cast<float>(sum * inv) * scale + bias;
+  return acc * m.inv * scale + bias;
 }
 
 FERFAST_HD float face_pixel(const FrameDesc& f, const FaceJob& job, const AxisTap* axis,

@@ -65,30 +65,61 @@ int build_table(int64_t side, std::vector<AxisTap>& axis, std::vector<float>& li
   return span;
 }
 
-// Same as preprocess.cpp eye_similarity + crop_warp's supersampling and region bounds.
+// Same as preprocess.cpp eye_similarity + crop_warp's set-up (block grid, taps, offsets).
 void plan_warp(const FrameView& f, const double* lm, const FramingParams& fr, FaceJob& job) {
   const double dox = fr.eye_right[0] - fr.eye_left[0], doy = fr.eye_right[1] - fr.eye_left[1];
   const double dsx = lm[2] - lm[0], dsy = lm[3] - lm[1];
   const double d2 = dox * dox + doy * doy;
-  job.a = (dsx * dox + dsy * doy) / d2;
-  job.b = (dsy * dox - dsx * doy) / d2;
-  job.tx = lm[0] - (job.a * fr.eye_left[0] - job.b * fr.eye_left[1]);
-  job.ty = lm[1] - (job.b * fr.eye_left[0] + job.a * fr.eye_left[1]);
-  const double scale = std::sqrt(job.a * job.a + job.b * job.b);
-  job.ns = static_cast<int32_t>(
-      std::min<double>(kMaxSupersample, std::max(1.0, std::ceil(scale - 1e-6))));
-  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
-  for (double cu : {-0.5, kSide - 0.5}) {
-    for (double cv : {-0.5, kSide - 0.5}) {
-      const double x = job.a * cu - job.b * cv + job.tx, y = job.b * cu + job.a * cv + job.ty;
-      xmin = std::min(xmin, x), xmax = std::max(xmax, x);
-      ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+  const double a = (dsx * dox + dsy * doy) / d2;
+  const double b = (dsy * dox - dsx * doy) / d2;
+  double tx = lm[0] - (a * fr.eye_left[0] - b * fr.eye_left[1]);
+  double ty = lm[1] - (b * fr.eye_left[0] + a * fr.eye_left[1]);
+  const double scale = std::sqrt(a * a + b * b);
+  const int64_t fct =
+      static_cast<int64_t>(std::min(256.0, std::max(1.0, std::floor(scale + 1e-9))));
+  const int ns = static_cast<int>(std::min<double>(
+      kMaxSupersample, std::max(1.0, std::ceil(scale / fct / 1.5 - 1e-6))));
+  auto bbox = [&](double& xmin, double& xmax, double& ymin, double& ymax) {
+    xmin = ymin = 1e300;
+    xmax = ymax = -1e300;
+    for (double cu : {-0.5, kSide - 0.5}) {
+      for (double cv : {-0.5, kSide - 0.5}) {
+        const double x = a * cu - b * cv + tx, y = b * cu + a * cv + ty;
+        xmin = std::min(xmin, x), xmax = std::max(xmax, x);
+        ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+      }
     }
-  }
-  job.rx0 = static_cast<int64_t>(clamp_d(std::floor(xmin) - 1, 0, f.w - 1));
-  job.rx1 = static_cast<int64_t>(clamp_d(std::ceil(xmax) + 1, 0, f.w - 1));
-  job.ry0 = static_cast<int64_t>(clamp_d(std::floor(ymin) - 1, 0, f.h - 1));
-  job.ry1 = static_cast<int64_t>(clamp_d(std::ceil(ymax) + 1, 0, f.h - 1));
+  };
+  double xmin, xmax, ymin, ymax;
+  bbox(xmin, xmax, ymin, ymax);
+  const double fw = static_cast<double>(f.w), fh = static_cast<double>(f.h);
+  if (xmin > fw) tx -= xmin - fw;
+  if (xmax < -1.0) tx += -1.0 - xmax;
+  if (ymin > fh) ty -= ymin - fh;
+  if (ymax < -1.0) ty += -1.0 - ymax;
+  bbox(xmin, xmax, ymin, ymax);
+  const double half = 0.5 * static_cast<double>(fct - 1);
+  const double fd = static_cast<double>(fct);
+  auto grid_origin = [&](double centre0, double lo) {
+    const double o = std::floor(centre0 - half + 0.5);
+    return static_cast<int64_t>(o - fd * std::ceil((o - (lo - 2.0)) / fd));
+  };
+  job.fct = fct;
+  job.ns = ns;
+  job.ox = grid_origin(tx, xmin);
+  job.oy = grid_origin(ty, ymin);
+  job.iw = static_cast<int64_t>(std::ceil((xmax + 2.0 - static_cast<double>(job.ox)) / fd)) + 1;
+  job.ih = static_cast<int64_t>(std::ceil((ymax + 2.0 - static_cast<double>(job.oy)) / fd)) + 1;
+  job.ga = a / fd;
+  job.gb = b / fd;
+  job.gtx = (tx - static_cast<double>(job.ox) - half) / fd;
+  job.gty = (ty - static_cast<double>(job.oy) - half) / fd;
+  job.xhi = static_cast<float>(job.iw - 1);
+  job.yhi = static_cast<float>(job.ih - 1);
+  job.inv = 1.0f / static_cast<float>(ns * ns);
+  job.fa = static_cast<float>(job.ga);
+  job.fb = static_cast<float>(job.gb);
+  for (int i = 0; i < ns; ++i) job.offs[i] = static_cast<float>((i + 0.5) / ns - 0.5);
 }
 
 }  // namespace
@@ -106,8 +137,8 @@ Plan plan_faces(const FrameView& frame, const double* boxes, const double* landm
     if (landmarks != nullptr) {
       job.mode = 1;
       plan_warp(frame, landmarks + i * 10, fr, job);
-      lo = job.ry0;
-      hi = job.ry1;
+      lo = clamp_i64(job.oy, 0, frame.h - 1);
+      hi = clamp_i64(job.oy + job.ih * job.fct - 1, 0, frame.h - 1);
     } else {
       job.mode = 0;
       const CropSquare sq = box_crop(boxes + i * 4, fr, frame);
