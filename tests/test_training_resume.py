@@ -51,3 +51,14 @@ def test_cli_parsing():
     )
     assert cfg.arch == "a" and cfg.bf16 is False and cfg.epochs == 3 and resume
     assert cfg.strategy == "focal"
+
+
+def test_fixed_step_budget_cycles_small_sets(tmp_path):
+    """Undersampling leaves fewer faces than one epoch's step budget: the order cycles."""
+    write_folder(tmp_path / "fer", n_train=96, n_test=32, corrupt=False)
+    cfg = replace(
+        _cfg(tmp_path, "under"), strategy="under", epochs=1, batch_size=8, steps_per_epoch=6
+    )
+    r = train(cfg)
+    assert r.train_size < 6 * 8 and r.steps == 6
+    assert r.history[0]["train_loss"] > 0

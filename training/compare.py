@@ -1,7 +1,7 @@
 """The balancing-strategy comparison under one fixed budget, classical baselines, the size table.
 
-    python -m training.compare strategies --epochs 6     # every strategy, same net / epochs / seed
-    python -m training.compare sizes --epochs 6          # accuracy vs INT8 latency over model sizes
+    python -m training.compare strategies --epochs 5     # every strategy: same net/steps/seed
+    python -m training.compare sizes --epochs 5          # accuracy vs INT8 latency over model sizes
     python -m training.compare classical                 # HOG+linear SVM, PCA+random forest
     python -m training.compare table                     # -> docs/comparison.md
 
@@ -32,6 +32,7 @@ def _base(a: argparse.Namespace) -> TrainConfig:
         cache=a.cache,
         progress=a.progress,
         seed=0,
+        steps_per_epoch=a.steps_per_epoch,
     )
 
 
@@ -104,7 +105,14 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("what", choices=("strategies", "sizes", "classical", "table"))
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=224,
+        help="fixed optimizer steps per epoch for every run (224 = one pass over the 28,709 "
+        "Training faces at batch 128), so every strategy gets the same compute",
+    )
     ap.add_argument("--arch", default="a3")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", nargs="*", default=None)

@@ -60,6 +60,7 @@ class TrainConfig:
     limit_train: int = 0  # use a random subset of Training (tests / quick runs)
     limit_eval: int = 0
     progress: bool = True
+    steps_per_epoch: int = 0  # fixed optimizer steps per epoch (0: one pass over the train set)
     stop_after: int = 0  # end this invocation after N epochs (time slicing; resume later)
 
 
@@ -125,6 +126,18 @@ def _lr_lambda(total: int, warmup: int):
     return f
 
 
+def _epoch_indices(sampler: DistributedSampler, epoch: int, need: int) -> np.ndarray:
+    """This rank's sample order for ``epoch``: the sampler's permutation, extended with further
+    permutations (epoch * 1000 + j) when a fixed step budget needs more than one pass."""
+    parts, have, j = [], 0, 0
+    while have < need:
+        sampler.set_epoch(epoch if j == 0 else epoch * 1000 + j)
+        parts.append(np.fromiter(iter(sampler), dtype=np.int64))
+        have += len(parts[-1])
+        j += 1
+    return np.concatenate(parts)
+
+
 def _atomic_save(obj: object, path: Path) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     torch.save(obj, tmp)
@@ -188,7 +201,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
     n = len(ts.images)
     per_rank = math.ceil(n / world)
     bs = cfg.batch_size
-    steps_per_epoch = max(1, per_rank // bs) if per_rank >= bs else 1
+    steps_per_epoch = cfg.steps_per_epoch or (max(1, per_rank // bs) if per_rank >= bs else 1)
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, _lr_lambda(total, int(cfg.warmup_epochs * steps_per_epoch))
@@ -237,8 +250,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         if stop or (cfg.stop_after and epoch - first_epoch >= cfg.stop_after):
             break
         t0 = time.time()
-        sampler.set_epoch(epoch)
-        idx = np.fromiter(iter(sampler), dtype=np.int64)
+        idx = _epoch_indices(sampler, epoch, steps_per_epoch * bs)
         stream = cfg.seed * 1_000_003 + epoch * 101 + rank
         g = torch.Generator().manual_seed(stream)
         torch.manual_seed(stream)
