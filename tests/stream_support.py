@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -151,3 +153,23 @@ class MjpegCamera:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+@contextlib.contextmanager
+def xvfb_display(size: tuple[int, int] = (1024, 600)) -> Iterator[str | None]:
+    """A private Xvfb server (its own free display number); yields DISPLAY, or None if no Xvfb."""
+    if shutil.which("Xvfb") is None:
+        yield None
+        return
+    read_fd, write_fd = os.pipe()
+    cmd = ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{size[0]}x{size[1]}x24"]
+    cmd += ["-nolisten", "tcp"]
+    proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as fh:
+            number = fh.readline().strip()
+        yield f":{number}" if number else None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

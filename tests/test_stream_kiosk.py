@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -23,6 +22,7 @@ from stream_support import (
     read_jsonl,
     wait_for,
     write_video,
+    xvfb_display,
 )
 
 from ferfast.stream.annotate import color_of
@@ -38,20 +38,10 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture()
 def xvfb():
     """A private Xvfb server; yields its DISPLAY string."""
-    read_fd, write_fd = os.pipe()
-    cmd = ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24"]
-    cmd += ["-nolisten", "tcp"]
-    proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd) as fh:
-            number = fh.readline().strip()
-        if not number:
+    with xvfb_display(SCREEN) as display:
+        if display is None:
             pytest.skip("Xvfb did not start")
-        yield f":{number}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        yield display
 
 
 def screenshot(display: str, path: Path) -> np.ndarray:
