@@ -95,7 +95,8 @@ def run_classical(a: argparse.Namespace) -> None:
 def write_table(a: argparse.Namespace) -> None:
     from .tables import comparison_markdown
 
-    md = comparison_markdown(ROOT, Path(a.latency) if a.latency else None)
+    notes = Path(a.notes).read_text() if a.notes else ""
+    md = comparison_markdown(ROOT, Path(a.latency) if a.latency else None, notes)
     Path(a.doc).write_text(md)
     print(f"wrote {a.doc}")
 
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument("--doc", default="docs/comparison.md")
-    ap.add_argument("--latency", default="runs/latency_candidates.json")
+    ap.add_argument("--latency", default="runs/latency_candidates2.json")
+    ap.add_argument("--notes", default="", help="markdown file with findings to include")
     a = ap.parse_args(argv)
     {
         "strategies": run_strategies,
