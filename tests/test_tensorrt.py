@@ -519,3 +519,55 @@ def test_run_frame_matches_preprocess_then_run(tmp_path: Path, with_frames: bool
     assert runner.run_frame(frame, np.zeros((0, 4))).shape == (0, 7)
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
         runner.run_frame(frame, np.zeros((2, 3)))
+
+
+# ---- more real TensorRT on a GPU -----------------------------------------------------------------
+
+
+@needs_trt_gpu
+def test_engine_from_another_gpu_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    built = build_engine(tiny_model, tmp_path / "m.engine", precision="fp32", max_batch=4)
+    h, plan = read_engine(built.path)
+    other = EngineHeader(h.trt_version, "Some Other GPU", "1.0", h.precision, h.emotions)
+    moved = write_engine(tmp_path / "moved.engine", other, plan)
+    for backend in ("auto", "python"):
+        if backend == "python" and importlib.util.find_spec("pycuda") is None:
+            continue
+        with pytest.raises(RuntimeError, match="Some Other GPU"):
+            TensorRTRunner(moved, backend=backend)
+
+
+@needs_trt_gpu
+def test_int8_engine_from_bundled_qdq_model_matches_onnxruntime(tmp_path: Path) -> None:
+    from ferfast.models import MODELS_DIR
+    from ferfast.runtime import OrtRunner
+
+    model = MODELS_DIR / "ferfast_int8.onnx"
+    if not model.is_file():
+        pytest.skip("bundled int8 model not present")
+    result = build_engine(model, tmp_path / "int8.engine", precision="int8", max_batch=64)
+    runner = TensorRTRunner(result.path)
+    ort = OrtRunner(model)
+    buf = runner.new_input_buffer(64)
+    rng = np.random.default_rng(0)
+    buf[:] = rng.integers(0, 256, buf.shape) / 255.0
+    trt_probs, ort_probs = runner.run(buf), ort.run(np.ascontiguousarray(buf))
+    # Different INT8 kernels: same class almost always, probabilities close.
+    assert (trt_probs.argmax(1) == ort_probs.argmax(1)).mean() >= 0.9
+    assert np.abs(trt_probs - ort_probs).max() < 0.1
+
+
+@needs_trt_gpu
+def test_run_frame_on_gpu_matches_cpu_path(tiny_model: Path, tmp_path: Path) -> None:
+    from ferfast.framing import FRAMING
+    from ferfast.preprocess import preprocess
+
+    built = build_engine(tiny_model, tmp_path / "m.engine", precision="fp32", max_batch=8)
+    runner = TensorRTRunner(built.path)
+    rng = np.random.default_rng(5)
+    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    boxes = np.column_stack(
+        [rng.uniform(0, 260, 11), rng.uniform(0, 180, 11), np.full(11, 60.0), np.full(11, 64.0)]
+    )
+    expected = reference_probs(preprocess(frame, boxes, framing=FRAMING))
+    np.testing.assert_allclose(runner.run_frame(frame, boxes), expected, atol=1e-4)
