@@ -194,3 +194,32 @@ def test_ctrl_c_ends_cleanly_and_first_result_is_fast(
     first = lines[0]["time"] - launched
     print(f"first result {first:.2f} s after launch")
     assert first < 3.0
+
+
+def test_progress_bar_on_a_terminal(face_video: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """File sources show a tqdm bar when stderr is a terminal (and none when it is not)."""
+    pytest.importorskip("tqdm")
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    cmd = cli_command("--source", face_video, *engine_args(tiny_model), "--max-frames", "20")
+    proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert "20/20" in text and "frame/s" in text

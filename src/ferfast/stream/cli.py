@@ -128,10 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = p.add_argument_group("processing")
     run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
-    run.add_argument("--model", default="int8", help="int8, fp32 or a path to an ONNX model")
-    run.add_argument("--backend", default="auto", help="auto, ort or tensorrt (default auto)")
-    run.add_argument("--detector", default="auto", choices=("auto", "yunet", "haar"))
-    run.add_argument("--detector-model", metavar="PATH", help="YuNet ONNX model")
+    run.add_argument(
+        "--model",
+        default="int8",
+        help="int8 or fp32 (bundled), or the path of an .onnx model or TensorRT .engine",
+    )
+    run.add_argument(
+        "--backend", default="auto", help="auto, onnxruntime or tensorrt (default auto)"
+    )
+    run.add_argument(
+        "--detector",
+        default="auto",
+        choices=("auto", "yunet", "haar"),
+        help="auto: YuNet when a YuNet model is given (--detector-model or $FERFAST_YUNET), "
+        "else the Haar cascade",
+    )
+    run.add_argument("--detector-model", metavar="PATH", help="YuNet ONNX model file")
     run.add_argument(
         "--detector-size",
         type=_positive_int,
@@ -139,8 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="detector input size (long side, default 320; smaller is faster)",
     )
-    run.add_argument("--score-threshold", type=_fraction, default=0.6, metavar="F")
-    run.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    run.add_argument(
+        "--score-threshold",
+        type=_fraction,
+        default=0.6,
+        metavar="F",
+        help="minimum YuNet face score (default 0.6)",
+    )
+    run.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="ONNX Runtime threads (default: the engine's)",
+    )
 
     trk = p.add_argument_group("tracking")
     trk.add_argument(
@@ -152,7 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trk.add_argument("--no-smoothing", action="store_true", help="report raw probabilities")
     trk.add_argument("--no-tracking", action="store_true", help="new id for every detection")
-    trk.add_argument("--iou-threshold", type=_fraction, default=0.3, metavar="F")
+    trk.add_argument(
+        "--iou-threshold",
+        type=_fraction,
+        default=0.3,
+        metavar="F",
+        help="minimum box overlap to keep a track id (default 0.3)",
+    )
     trk.add_argument(
         "--max-missed",
         type=int,
