@@ -83,15 +83,22 @@ def time_onnx(path: Path, batch: int, reps: int = 200, threads: int = 2) -> floa
     return float(np.median(ts)) * 1e3 / batch
 
 
-def measure(arch: str, calib: np.ndarray, net: FerNet | None = None) -> Latency:
-    """Export ``net`` (random init when None), quantize and time it."""
+def measure(
+    arch: str,
+    calib: np.ndarray,
+    net: FerNet | None = None,
+    keep_dir: Path | None = None,
+) -> Latency:
+    """Export ``net`` (random init when None), quantize and time it (files kept in keep_dir)."""
     torch.manual_seed(0)
     net = net or FerNet(arch)
     if net.training:
         net.eval()
     with tempfile.TemporaryDirectory() as d:
-        fp32 = export_onnx(net, Path(d) / "fp32.onnx")
-        int8 = quantize_int8(fp32, Path(d) / "int8.onnx", calib)
+        d = Path(keep_dir) if keep_dir else Path(d)
+        d.mkdir(parents=True, exist_ok=True)
+        fp32 = export_onnx(net, d / "fp32.onnx")
+        int8 = quantize_int8(fp32, d / "int8.onnx", calib)
         return Latency(
             arch=arch,
             params=count_params(net),
@@ -111,6 +118,7 @@ def main() -> None:
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--calib", type=int, default=256)
     ap.add_argument("--out", default=None, help="JSON output file")
+    ap.add_argument("--checkpoint", default=None, help="time + score this trained checkpoint")
     a = ap.parse_args()
     from .data import load
 
@@ -118,6 +126,9 @@ def main() -> None:
     x, _ = data.subset("Training")
     idx = np.random.default_rng(0).choice(len(x), a.calib, replace=False)
     calib = (x[idx].astype(np.float32) / 255.0)[:, None]
+    if a.checkpoint:
+        _trained(a, data, calib)
+        return
     rows = []
     for arch in a.archs:
         r = measure(arch, calib)
@@ -131,6 +142,30 @@ def main() -> None:
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(rows, indent=1))
+
+
+def _trained(a: argparse.Namespace, data, calib: np.ndarray) -> None:
+    """Latency of a trained checkpoint and its fp32 / INT8 PublicTest metrics."""
+    from .evaluate import onnx_probs
+    from .export import load_checkpoint_net
+    from .metrics import compute_metrics
+
+    net, ck = load_checkpoint_net(a.checkpoint)
+    keep = Path(a.checkpoint).parent / "int8_probe"
+    r = measure(ck["config"]["arch"], calib, net, keep_dir=keep)
+    x, y = data.subset("PublicTest")
+    res = {"latency": asdict(r)}
+    for name in ("fp32", "int8"):
+        m = compute_metrics(y, onnx_probs(str(keep / f"{name}.onnx"), x))
+        res[name] = {
+            "accuracy": m.accuracy,
+            "macro_f1": m.macro_f1,
+            "disgust_recall": m.disgust_recall,
+        }
+        print(f"{name}: PublicTest {m.line()}")
+    print(json.dumps(res["latency"]))
+    if a.out:
+        Path(a.out).write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":
