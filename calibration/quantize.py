@@ -131,6 +131,27 @@ def relu_to_leaky(model: onnx.ModelProto) -> int:
     return n
 
 
+def share_relu_ranges(model: onnx.ModelProto, ranges: TensorsData) -> TensorsData:
+    """Copy of ``ranges`` where each ``LeakyRelu(alpha=0)`` input takes its output's range.
+
+    ONNX Runtime does this itself for ``Relu``/``Clip`` (negative inputs only need to reach 0);
+    it gives the Conv output the resolution of the positive range, and input and output of the
+    activation the same scale, so its int8 lookup is exactly ``max(q, 0)``.
+    """
+    out = TensorsData(ranges.calibration_method, dict(ranges.data))
+    consumers: dict[str, int] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers[i] = consumers.get(i, 0) + 1
+    for n in model.graph.node:
+        if n.op_type != "LeakyRelu" or consumers.get(n.input[0]) != 1:
+            continue
+        alpha = next((a.f for a in n.attribute if a.name == "alpha"), 0.01)
+        if alpha == 0.0 and n.input[0] in out and n.output[0] in out:
+            out[n.input[0]] = out[n.output[0]]
+    return out
+
+
 def preprocess_model(fp32: str | Path, out: str | Path, relu_as_leaky: bool = False) -> Path:
     """``quant_pre_process`` (shape inference + ORT basic graph optimisation, e.g. BN folding),
     then optionally :func:`relu_to_leaky`."""
@@ -207,6 +228,8 @@ def quantize_model(
         if ranges.calibration_method != METHODS[settings.method]:
             raise ValueError(f"ranges were calibrated with {ranges.calibration_method}")
         cache = Path(tmp) / "ranges.json"
+        if settings.relu_as_leaky:
+            ranges = share_relu_ranges(onnx.load(str(prep)), ranges)
         save_tensors_data(ranges, cache)
         exclude = list(settings.exclude_nodes)
         if settings.exclude_first_last:

@@ -229,6 +229,23 @@ def test_relu_rewrite_and_bias_folding_are_exact(
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def test_leaky_relu_form_matches_relu_form(cnn: Path, calib_x: np.ndarray, tmp_path: Path) -> None:
+    """LeakyRelu(0) + shared ranges quantizes exactly like ONNX Runtime's own Relu handling."""
+    outs = []
+    for leaky in (True, False):
+        path = tmp_path / f"int8_{leaky}.onnx"
+        settings = QuantSettings(method="minmax", relu_as_leaky=leaky)
+        quantize_model(cnn, path, calib_x, settings, progress=False)
+        q = onnx.load(str(path))
+        inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+        act = next(n for n in q.graph.node if n.op_type in ("LeakyRelu", "Relu"))
+        dq_in = next(n for n in q.graph.node if n.output[0] == act.input[0])
+        q_out = next(n for n in q.graph.node if n.input[0] == act.output[0])
+        assert inits[dq_in.input[1]] == inits[q_out.input[1]]  # one scale around the activation
+        outs.append(run_batches(make_session(path), calib_x))
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+
+
 def test_settings_validate() -> None:
     with pytest.raises(ValueError, match="method"):
         QuantSettings(method="kl")
