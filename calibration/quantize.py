@@ -253,6 +253,11 @@ def quantize_model(
             },
         )
     q = onnx.load(str(out))
+    # quant_pre_process declares every ORT-internal domain; keep only those the nodes use.
+    used = {n.domain for n in q.graph.node} | {""}
+    keep = [o for o in q.opset_import if o.domain in used or (o.domain == "ai.onnx")]
+    del q.opset_import[:]
+    q.opset_import.extend(keep)
     meta = {p.key: p.value for p in src.metadata_props}
     meta.update({"ferfast.precision": "int8", "ferfast.calibration": settings.describe()})
     meta.update(extra_metadata or {})
