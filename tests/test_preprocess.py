@@ -135,6 +135,24 @@ def test_input_scale_and_bias() -> None:
     np.testing.assert_allclose(shifted, base * 2.0 - 1.0, atol=1e-5)
 
 
+def test_single_channel_3d_frame_and_integer_boxes() -> None:
+    gray = make_frame(c=1, seed=7)
+    boxes = np.array([[10, 20, 64, 50], [0, 0, 30, 30]], np.int32)
+    got = preprocess(gray[..., None], boxes)
+    np.testing.assert_array_equal(got, preprocess(gray, boxes.astype(np.float64)))
+
+
+def test_framing_is_validated() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        Framing(margin=-1.0)
+    with pytest.raises(ValueError, match="eye_left"):
+        Framing(margin=1.0, eye_left=(1.0, 2.0, 3.0))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="differ"):
+        Framing(margin=1.0, eye_left=(20.0, 20.0), eye_right=(20.0, 20.0))
+    f = Framing(margin=np.float32(1.5), eye_left=np.array([10, 20]))  # type: ignore[arg-type]
+    assert f.margin == 1.5 and f.eye_left == (10.0, 20.0)
+
+
 def test_no_boxes() -> None:
     got = preprocess(make_frame(), np.zeros((0, 4), np.float32))
     assert got.shape == (0, 1, 48, 48) and got.dtype == np.float32

@@ -14,6 +14,8 @@ convention (pixel (i, j) is centred at (i, j)). ``eye_left`` is where ``landmark
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, replace
 
 __all__ = ["FRAMING", "FRAMING_HAAR", "FRAMING_YUNET", "Framing", "framing_for"]
@@ -40,6 +42,30 @@ class Framing:
     eye_right: tuple[float, float] = (32.1, 17.7)
     input_scale: float = 1.0 / 255.0
     input_bias: float = 0.0
+
+    def __post_init__(self) -> None:
+        values = {
+            "margin": self.margin,
+            "offset_x": self.offset_x,
+            "offset_y": self.offset_y,
+            "input_scale": self.input_scale,
+            "input_bias": self.input_bias,
+        }
+        for name, value in values.items():
+            if not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"Framing.{name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.margin <= 0:
+            raise ValueError(f"Framing.margin must be > 0, got {self.margin}")
+        for name in ("eye_left", "eye_right"):
+            point = tuple(getattr(self, name))
+            if len(point) != 2 or not all(
+                isinstance(v, numbers.Real) and math.isfinite(v) for v in point
+            ):
+                raise ValueError(f"Framing.{name} must be two finite numbers, got {point!r}")
+            object.__setattr__(self, name, (float(point[0]), float(point[1])))
+        if self.eye_left == self.eye_right:
+            raise ValueError("Framing.eye_left and eye_right must differ")
 
     def with_input(self, scale: float, bias: float) -> Framing:
         """The same geometry with another input normalisation (e.g. from model metadata)."""
