@@ -185,6 +185,23 @@ def test_strided_views_equal_contiguous(view) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "view", [lambda f: f[::2, ::2], lambda f: f[..., ::-1], lambda f: f[:, 40:]]
+)
+def test_strided_views_with_landmarks(view) -> None:
+    frame = cv2.cvtColor(make_frame(c=3, seed=14), cv2.COLOR_BGR2BGRA)
+    v = view(frame)
+    lm = np.array([[[30.0, 40.0], [70.0, 35.0], [50, 60], [35, 80], [65, 78]]])
+    lm = np.concatenate([lm, lm * 0.4 - 5.0])  # second face partly outside, smaller
+    boxes = [[20.0, 20.0, 70.0, 80.0], [0.0, 0.0, 30.0, 30.0]]
+    np.testing.assert_allclose(
+        preprocess(v, boxes, landmarks=lm),
+        preprocess(np.ascontiguousarray(v), boxes, landmarks=lm),
+        rtol=0,
+        atol=1e-6,
+    )
+
+
 def test_bgra_and_gray_views_of_one_image_agree() -> None:
     bgr = make_frame(c=3, seed=4)
     bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
@@ -351,6 +368,19 @@ def test_size_cap_allows_big_but_sane_boxes() -> None:
     frame = make_frame(h=20, w=30, c=3)
     got = preprocess(frame, [[-100.0, -100.0, 400.0, 400.0]], framing=PLAIN)  # side 400 <= 16*30
     assert np.isfinite(got).all()
+
+
+def test_huge_crop_sums_rows_in_chunks() -> None:
+    """More than 256 source rows per output row (uint16 sums flushed in chunks) stay exact."""
+    h = 800
+    column = (np.arange(h) * 7 % 256).astype(np.uint8)
+    frame = np.repeat(column[:, None], 8, axis=1)  # depends on y only
+    side = 12500  # 260 rows per output row; cap is 16 * 800
+    y0 = -(side - h) // 2
+    got = preprocess(frame, [[0.0, float(y0), float(side), float(side)]], framing=PLAIN)[0, 0]
+    rows = column[np.clip(np.arange(y0, y0 + side), 0, h - 1)].astype(np.float32)
+    ref = cv2.resize(rows[:, None], (1, 48), interpolation=cv2.INTER_AREA)[:, 0] / 255.0
+    np.testing.assert_allclose(got, np.repeat(ref[:, None], 48, axis=1), rtol=0, atol=2e-5)
 
 
 # ---------------------------------------------------------------- landmarks (eyes level)
