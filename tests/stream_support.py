@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,29 +131,59 @@ def is_listening(port: int) -> bool:
 
 
 class MjpegCamera:
-    """A network camera: ffmpeg serving a looping video as MJPEG over HTTP on loopback."""
+    """A network camera: ffmpeg serving a looping video as MJPEG over HTTP on loopback.
+
+    ffmpeg's HTTP server (``-listen 1``) serves one client and exits when it goes away, so while
+    the camera is "on" a supervisor thread restarts ffmpeg whenever it exits, as a real camera
+    keeps serving. ``kill()`` switches the camera off (SIGKILL, no restart).
+    """
 
     def __init__(self, video: Path, port: int) -> None:
         self.video = video
         self.port = port
         self.url = f"http://127.0.0.1:{port}/cam.mjpg"
         self.proc: subprocess.Popen | None = None
+        self.spawned = 0
+        self._on = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> MjpegCamera:
+    def _spawn(self) -> subprocess.Popen:
         ffmpeg = shutil.which("ffmpeg")
         assert ffmpeg is not None
         cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re"]
         cmd += ["-stream_loop", "-1", "-i", str(self.video), "-c:v", "mjpeg", "-q:v", "5"]
         cmd += ["-f", "mpjpeg", "-listen", "1", self.url]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_for(lambda: is_listening(self.port), 10.0), "ffmpeg did not start listening"
+        self.spawned += 1
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _supervise(self) -> None:
+        while self._on.is_set():
+            with self._lock:
+                if self._on.is_set() and (self.proc is None or self.proc.poll() is not None):
+                    self.proc = self._spawn()
+            time.sleep(0.05)
+
+    def start(self) -> MjpegCamera:
+        """Switch the camera on; return once ffmpeg listens."""
+        self._on.set()
+        self._thread = threading.Thread(target=self._supervise, daemon=True)
+        self._thread.start()
+        ok = wait_for(lambda: is_listening(self.port) or self.spawned > 1, 20.0)
+        assert ok, "ffmpeg did not start listening"
         return self
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.proc = None
+        """Switch the camera off at once (SIGKILL), as a crash or a pulled cable would."""
+        with self._lock:
+            self._on.clear()
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            self.proc = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
 
 @contextlib.contextmanager
