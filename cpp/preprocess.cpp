@@ -335,28 +335,23 @@ void crop_warp(const FrameView& f, const double* lm, const FramingParams& fr, fl
   const int ns = static_cast<int>(
       std::min<double>(kMaxSupersample, std::max(1.0, std::ceil(scale / fct / 1.5 - 1e-6))));
 
-  // Source bounding box of the output square (pixel edges -0.5 .. 47.5).
-  auto bbox = [&](double& xmin, double& xmax, double& ymin, double& ymax) {
-    xmin = ymin = 1e300;
-    xmax = ymax = -1e300;
-    for (double cu : {-0.5, kOutSide - 0.5}) {
-      for (double cv : {-0.5, kOutSide - 0.5}) {
-        const double x = m.a * cu - m.b * cv + m.tx, y = m.b * cu + m.a * cv + m.ty;
-        xmin = std::min(xmin, x), xmax = std::max(xmax, x);
-        ymin = std::min(ymin, y), ymax = std::max(ymax, y);
-      }
+  // Source bounding box of the output square (pixel edges -0.5 .. 47.5), relative to (tx, ty).
+  double dx_lo = 1e300, dx_hi = -1e300, dy_lo = 1e300, dy_hi = -1e300;
+  for (double cu : {-0.5, kOutSide - 0.5}) {
+    for (double cv : {-0.5, kOutSide - 0.5}) {
+      const double dx = m.a * cu - m.b * cv, dy = m.b * cu + m.a * cv;
+      dx_lo = std::min(dx_lo, dx), dx_hi = std::max(dx_hi, dx);
+      dy_lo = std::min(dy_lo, dy), dy_hi = std::max(dy_hi, dy);
     }
-  };
-  double xmin, xmax, ymin, ymax;
-  bbox(xmin, xmax, ymin, ymax);
+  }
   // Entirely beside the frame: every sample clamps to the same edge, so slide the warp up to the
-  // frame (same output) to keep all coordinates small.
+  // frame (same output) to keep all coordinates small (set, not shifted: no cancellation).
   const double fw = static_cast<double>(f.w), fh = static_cast<double>(f.h);
-  if (xmin > fw) m.tx -= xmin - fw;
-  if (xmax < -1.0) m.tx += -1.0 - xmax;
-  if (ymin > fh) m.ty -= ymin - fh;
-  if (ymax < -1.0) m.ty += -1.0 - ymax;
-  bbox(xmin, xmax, ymin, ymax);
+  if (m.tx + dx_lo > fw) m.tx = fw - dx_lo;
+  if (m.tx + dx_hi < -1.0) m.tx = -1.0 - dx_hi;
+  if (m.ty + dy_lo > fh) m.ty = fh - dy_lo;
+  if (m.ty + dy_hi < -1.0) m.ty = -1.0 - dy_hi;
+  const double xmin = m.tx + dx_lo, xmax = m.tx + dx_hi, ymin = m.ty + dy_lo, ymax = m.ty + dy_hi;
 
   // Block grid: block centres at ox + i*fct + (fct-1)/2, one of them at output pixel (0, 0).
   const double half = 0.5 * static_cast<double>(fct - 1);

@@ -455,12 +455,15 @@ def test_landmarks_downscale_averages_like_area() -> None:
     np.testing.assert_allclose(got, area / 255.0, atol=1e-4)
 
 
-def test_landmarks_far_outside_are_finite() -> None:
-    frame = make_frame(c=3)
+@pytest.mark.parametrize("x, y", [(-1e6, -1e6), (1e300, 20.0), (-1e300, 20.0), (1e15, -1e15)])
+def test_landmarks_far_outside_replicate_the_right_edge(x: float, y: float) -> None:
+    frame = np.zeros((50, 60, 3), np.uint8)
+    frame[:, :30] = 200  # left half bright, right half dark
     lm = np.zeros((1, 5, 2))
-    lm[0, 0], lm[0, 1] = (-1e6, -1e6), (-1e6 + 40, -1e6 + 5)
+    lm[0, 0], lm[0, 1] = (x, y), (x + 40, y + 5)
     got = preprocess(frame, [[0.0, 0.0, 10.0, 10.0]], landmarks=lm)
     assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, 200 / 255 if x < 0 else 0.0, atol=1e-5)
 
 
 # ---------------------------------------------------------------- threads and the GIL
