@@ -161,9 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--threads",
         type=_positive_int,
-        default=None,
+        default=1,
         metavar="N",
-        help="ONNX Runtime threads (default: the engine's)",
+        help="ONNX Runtime intra-op threads (default 1: a frame's few faces gain nothing from "
+        "more, and the capture thread and the detector need the other cores)",
     )
 
     trk = p.add_argument_group("tracking")
