@@ -223,3 +223,15 @@ def test_progress_bar_on_a_terminal(face_video: Path, tiny_model: Path, tmp_path
     assert proc.wait(timeout=30) == 0
     text = b"".join(chunks).decode(errors="replace")
     assert "20/20" in text and "frame/s" in text
+
+
+def test_haar_detector_and_no_tracking(face_video: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """--detector haar (score 1.0, no landmarks) and --no-tracking (a new id per detection)."""
+    events = tmp_path / "ev.jsonl"
+    args = ["--source", str(face_video), "--model", str(tiny_model), "--detector", "haar"]
+    assert main([*args, "--max-frames", "6", "--no-tracking", "--jsonl", str(events), "-q"]) == 0
+    faces = [f for e in read_jsonl(events) for f in e["faces"]]
+    assert len(faces) >= 5
+    assert all(f["score"] == 1.0 for f in faces)
+    ids = [f["id"] for f in faces]
+    assert ids == sorted(set(ids))  # every detection got a fresh id

@@ -53,10 +53,12 @@ def screenshot(display: str, path: Path) -> np.ndarray:
     return image
 
 
-def run_kiosk(display: str, video: Path, model: Path, events: Path, shot: Path) -> np.ndarray:
-    """Run the kiosk on ``display``; screenshot it once 20 results are out; expect exit 0."""
+def run_kiosk(
+    display: str, video: Path, model: Path, events: Path, shot: Path, view: str = "--fullscreen"
+) -> np.ndarray:
+    """Run the CLI with ``view`` on ``display``; screenshot once 20 results are out; exit 0."""
     events.unlink(missing_ok=True)
-    cmd = cli_command("--source", video, *engine_args(model), "--realtime", "--fullscreen")
+    cmd = cli_command("--source", video, *engine_args(model), "--realtime", view)
     cmd += ["--jsonl", str(events)]
     env = cli_env() | {"DISPLAY": display}
     env.pop("WAYLAND_DISPLAY", None)
@@ -104,3 +106,22 @@ def test_kiosk_on_virtual_display(xvfb: str, tiny_model: Path, tmp_path: Path) -
 
     drawn = [name for name in EMOTIONS if (bars == color_of(name)).all(axis=2).sum() > 20]
     assert len(drawn) >= 6
+
+
+def test_display_window_shows_annotated_video(xvfb: str, tiny_model: Path, tmp_path: Path) -> None:
+    """--display (not fullscreen): a window of the frame's size with the annotated video."""
+    if not FACE_PHOTO.is_file() or not YUNET.is_file():
+        pytest.skip("shared photo or YuNet model missing")
+    video = write_video(tmp_path / "v.mp4", face_frames(cv2.imread(str(FACE_PHOTO)), 45))
+    events = tmp_path / "ev.jsonl"
+    for _ in range(3):  # see test_kiosk_on_virtual_display for the retry
+        shot = run_kiosk(xvfb, video, tiny_model, events, tmp_path / "s.png", view="--display")
+        if shot.max() > 0:
+            break
+    near = np.abs(shot.astype(int) - np.array(BACKGROUND)).max(axis=2) < 12
+    ys, xs = np.nonzero(near)
+    assert near.sum() > 0.5 * 640 * 480  # the video's background fills a 640x480 window
+    assert xs.max() - xs.min() < 660 and ys.max() - ys.min() < 500
+    # Boxes and bars in emotion colours are drawn on it.
+    emotions = {f["emotion"] for e in read_jsonl(events) for f in e["faces"]}
+    assert max((shot == color_of(name)).all(axis=2).sum() for name in emotions) > 200
