@@ -235,3 +235,23 @@ def test_haar_detector_and_no_tracking(face_video: Path, tiny_model: Path, tmp_p
     assert all(f["score"] == 1.0 for f in faces)
     ids = [f["id"] for f in faces]
     assert ids == sorted(set(ids))  # every detection got a fresh id
+
+
+def test_live_source_drops_frames_when_inference_is_behind(face_video: Path) -> None:
+    """A live source (here FFmpeg reading the file as a stream) keeps only the newest frame."""
+    from ferfast.stream.sources import FrameSource, SourceKind, SourceSpec
+
+    spec = SourceSpec(str(face_video), SourceKind.URL)  # live: drop when behind, no pacing
+    source = FrameSource(spec, max_reconnects=0, backoff=(0.01, 0.01)).start()
+    got = []
+    deadline = time.monotonic() + 20
+    while not source.ended and time.monotonic() < deadline:
+        frame = source.read(0.05)
+        if frame is not None:
+            got.append(frame.index)
+            time.sleep(0.02)  # a slow consumer: ~50 fps against a decoder at hundreds
+    source.stop()
+    assert source.frames_read == N_FRAMES
+    assert source.dropped > 0 and len(got) + source.dropped == N_FRAMES
+    assert got == sorted(got) and got[-1] == N_FRAMES - 1  # the newest frame is never lost
+    assert source.error is not None  # the stream ended and max_reconnects=0 gave up
