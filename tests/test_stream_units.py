@@ -341,6 +341,7 @@ def test_run_stats_percentiles_and_fps() -> None:
     assert infer.p50_ms == pytest.approx(50.5) and infer.p95_ms == pytest.approx(95.05)
     assert s.fps == pytest.approx(100.0) and s.frames == 50 and s.faces == 50
     assert s.first_result_s == pytest.approx(10.01)
+    assert s.cpu_ms_per_frame >= 0.0
     assert [x.name for x in s.stages] == list(STAGES)
     text = s.format()
     assert "dropped 10" in text and "reconnects 1" in text and "infer" in text

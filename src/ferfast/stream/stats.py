@@ -41,6 +41,7 @@ class RunSummary:
     faces: int  # face results over all processed frames
     elapsed_s: float  # from the first processed frame's arrival to the end of the run
     fps: float  # frames / elapsed_s
+    cpu_ms_per_frame: float  # process CPU time (all threads) over elapsed_s, per frame
     first_result_s: float | None  # from launch to the first result
     stages: tuple[StageStats, ...]
 
@@ -54,7 +55,8 @@ class RunSummary:
         lines = [
             f"frames {self.frames} processed / {self.frames_read} read, dropped {self.dropped}, "
             f"reconnects {self.reconnects}, faces {self.faces}",
-            f"fps {self.fps:.1f} over {self.elapsed_s:.2f} s, first result after {first}",
+            f"fps {self.fps:.1f} over {self.elapsed_s:.2f} s ({self.cpu_ms_per_frame:.2f} ms CPU "
+            f"per frame), first result after {first}",
             "stage latency (ms):   p50      p95     mean",
         ]
         for s in self.stages:
@@ -96,6 +98,8 @@ class RunStats:
         self.frames = 0
         self.faces = 0
         self.started: float | None = None
+        self._cpu_started = 0.0
+        self._cpu_last = 0.0
         self.first_result: float | None = None
         self.last_result: float | None = None
 
@@ -109,6 +113,7 @@ class RunStats:
         """Mark the arrival of a frame at the inference loop (the first one starts the clock)."""
         if self.started is None:
             self.started = now
+            self._cpu_started = self._cpu_last = time.process_time()
 
     def frame_done(self, now: float, faces: int) -> None:
         """Count one processed frame that produced ``faces`` results."""
@@ -117,6 +122,7 @@ class RunStats:
         if self.first_result is None:
             self.first_result = now
         self.last_result = now
+        self._cpu_last = time.process_time()
 
     @property
     def fps(self) -> float:
@@ -150,6 +156,9 @@ class RunStats:
             faces=self.faces,
             elapsed_s=elapsed,
             fps=self.fps,
+            cpu_ms_per_frame=(
+                (self._cpu_last - self._cpu_started) * 1000.0 / self.frames if self.frames else 0.0
+            ),
             first_result_s=first,
             stages=tuple(stages),
         )
