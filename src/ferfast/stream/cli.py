@@ -43,6 +43,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -105,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument(
         "--max-reconnects",
-        type=int,
+        type=_non_negative_int,
         default=None,
         metavar="N",
         help="give up after N failed reconnect attempts in a row (default: never)",
@@ -186,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trk.add_argument(
         "--max-missed",
-        type=int,
+        type=_non_negative_int,
         default=10,
         metavar="N",
         help="frames a track survives without a detection (default 10)",
@@ -242,11 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="ferfast-stream: %(levelname)s: %(message)s",
     )
-    if args.max_reconnects is not None and args.max_reconnects < 0:
-        print("ferfast-stream: error: --max-reconnects must be >= 0", file=sys.stderr)
-        return 2
     if args.reconnect_max_delay < args.reconnect_delay:
         args.reconnect_max_delay = args.reconnect_delay
+
+    import cv2
 
     from .crops import CropWriter
     from .events import JsonlWriter
@@ -279,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 emotions,
                 iou_threshold=args.iou_threshold,
                 smoothing=1.0 if args.no_smoothing else args.smoothing,
-                max_missed=max(args.max_missed, 0),
+                max_missed=args.max_missed,
                 enabled=not args.no_tracking,
             )
             if args.jsonl:
@@ -311,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SourceError as exc:
         print(f"ferfast-stream: error: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError, TypeError, RuntimeError, ImportError) as exc:
+    except (OSError, ValueError, TypeError, RuntimeError, ImportError, cv2.error) as exc:
         print(f"ferfast-stream: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
