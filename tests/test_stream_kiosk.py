@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -67,18 +68,26 @@ def run_kiosk(
         assert wait_for(lambda: count_lines(events) >= 20, 20.0), "the kiosk produced no results"
         time.sleep(0.2)
         image = screenshot(display, shot)
+        proc.send_signal(signal.SIGINT)  # the kiosk's normal stop (as systemd does)
         _, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
+    assert "stopped (interrupted)" in err, err
     return image
 
 
-def test_kiosk_on_virtual_display(xvfb: str, tiny_model: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """5 s of a moving real face (the run is stopped with SIGINT long before its end)."""
     if not FACE_PHOTO.is_file() or not YUNET.is_file():
         pytest.skip("shared photo or YuNet model missing")
-    video = write_video(tmp_path / "v.mp4", face_frames(cv2.imread(str(FACE_PHOTO)), 60))
+    frames = face_frames(cv2.imread(str(FACE_PHOTO)), 150)
+    return write_video(tmp_path_factory.mktemp("kiosk") / "v.mp4", frames)
+
+
+def test_kiosk_on_virtual_display(xvfb: str, video: Path, tiny_model: Path, tmp_path: Path) -> None:
     events = tmp_path / "ev.jsonl"
     # opencv-python's bundled Qt sometimes never paints a new window on a bare X server (no
     # window manager): the window is mapped at full size but stays black for its whole life
@@ -108,11 +117,10 @@ def test_kiosk_on_virtual_display(xvfb: str, tiny_model: Path, tmp_path: Path) -
     assert len(drawn) >= 6
 
 
-def test_display_window_shows_annotated_video(xvfb: str, tiny_model: Path, tmp_path: Path) -> None:
+def test_display_window_shows_annotated_video(
+    xvfb: str, video: Path, tiny_model: Path, tmp_path: Path
+) -> None:
     """--display (not fullscreen): a window of the frame's size with the annotated video."""
-    if not FACE_PHOTO.is_file() or not YUNET.is_file():
-        pytest.skip("shared photo or YuNet model missing")
-    video = write_video(tmp_path / "v.mp4", face_frames(cv2.imread(str(FACE_PHOTO)), 45))
     events = tmp_path / "ev.jsonl"
     for _ in range(3):  # see test_kiosk_on_virtual_display for the retry
         shot = run_kiosk(xvfb, video, tiny_model, events, tmp_path / "s.png", view="--display")
