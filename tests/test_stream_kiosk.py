@@ -73,6 +73,8 @@ def run_kiosk(
     finally:
         if proc.poll() is None:
             proc.kill()
+    if proc.returncode != 0 and "Qt platform plugin" in err:
+        pytest.skip(f"OpenCV's Qt cannot open a window on this machine: {err.strip()[-300:]}")
     assert proc.returncode == 0, err
     assert "stopped (interrupted)" in err, err
     return image
