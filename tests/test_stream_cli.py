@@ -166,6 +166,13 @@ def test_engine_and_display_errors_are_clear(
     args = ["--source", str(face_video), "--detector-model", str(YUNET), "--display", "-q"]
     assert main(args) == 1
     assert "DISPLAY is not set" in capsys.readouterr().err
+    import ctypes.util
+
+    if ctypes.util.find_library("X11") is None:
+        return  # the X check needs libX11; without it Qt would abort this process
+    monkeypatch.setenv("DISPLAY", ":987")  # no X server there: a clear error, not a Qt abort
+    assert main(args) == 1
+    assert "cannot connect to X display :987" in capsys.readouterr().err
 
 
 def test_ctrl_c_ends_cleanly_and_first_result_is_fast(

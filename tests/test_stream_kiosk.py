@@ -64,17 +64,20 @@ def run_kiosk(
     env = cli_env() | {"DISPLAY": display}
     env.pop("WAYLAND_DISPLAY", None)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    image = None
     try:
-        assert wait_for(lambda: count_lines(events) >= 20, 20.0), "the kiosk produced no results"
-        time.sleep(0.2)
-        image = screenshot(display, shot)
-        proc.send_signal(signal.SIGINT)  # the kiosk's normal stop (as systemd does)
+        wait_for(lambda: count_lines(events) >= 20 or proc.poll() is not None, 20.0)
+        if proc.poll() is None and count_lines(events) >= 20:
+            time.sleep(0.2)
+            image = screenshot(display, shot)
+            proc.send_signal(signal.SIGINT)  # the kiosk's normal stop (as systemd does)
         _, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
     if proc.returncode != 0 and "Qt platform plugin" in err:
         pytest.skip(f"OpenCV's Qt cannot open a window on this machine: {err.strip()[-300:]}")
+    assert image is not None, f"the window produced no results:\n{err}"
     assert proc.returncode == 0, err
     assert "stopped (interrupted)" in err, err
     return image

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .crops import CropWriter
     from .events import JsonlWriter
-    from .kiosk import Window, display_available
+    from .kiosk import Window, display_available, x_display_reachable
     from .pipeline import Outputs, StreamLoop, progress_bar
     from .recorder import VideoRecorder
     from .sources import FrameSource, SourceError, parse_source
@@ -280,8 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 realtime=args.realtime,
             ).open()
             log.info("opened %s source %s", spec.kind.value, spec.text)
-            if (args.display or args.fullscreen) and not display_available():
-                raise RuntimeError("--display needs a graphical session, but DISPLAY is not set")
+            if args.display or args.fullscreen:
+                if not display_available():
+                    raise RuntimeError("--display needs a graphical session; DISPLAY is not set")
+                if not x_display_reachable():
+                    raise RuntimeError(f"cannot connect to X display {os.environ['DISPLAY']}")
             engine = _make_engine(args)
             emotions = tuple(engine.emotions)
             tracker = IouTracker(

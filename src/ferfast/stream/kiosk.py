@@ -160,6 +160,33 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def x_display_reachable() -> bool:
+    """Whether $DISPLAY accepts an X connection (True where that cannot be checked).
+
+    OpenCV's Qt aborts the whole process when it cannot connect, so the CLI checks first.
+    """
+    if not sys.platform.startswith("linux") or not os.environ.get("DISPLAY"):
+        return True
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("X11")
+        if name is None:
+            return True
+        xlib = ctypes.CDLL(name)
+        xlib.XOpenDisplay.restype = ctypes.c_void_p
+        xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        handle = xlib.XOpenDisplay(None)
+        if not handle:
+            return False
+        xlib.XCloseDisplay(handle)
+    except (OSError, AttributeError):
+        return True
+    return True
+
+
 def screen_size() -> tuple[int, int] | None:
     """The size of the screen, when it can be found (through Tk), else None."""
     try:
@@ -191,6 +218,8 @@ class Window:
     ) -> None:
         if not display_available():
             raise RuntimeError("--display needs a graphical session, but DISPLAY is not set")
+        if not x_display_reachable():
+            raise RuntimeError(f"cannot connect to X display {os.environ.get('DISPLAY')}")
         self.title = title
         self.fullscreen = fullscreen
         self.size = size or (screen_size() if fullscreen else None) or DEFAULT_SIZE
