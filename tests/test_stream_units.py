@@ -71,11 +71,12 @@ def test_parse_source_file_url_and_bad_input() -> None:
 class FakeCapture:
     """A VideoCapture stand-in yielding ``n`` numbered frames, then failing reads."""
 
-    def __init__(self, n: int, start: int = 0, fps: float = 30.0) -> None:
-        self.n, self.i, self.fps, self.start = n, 0, fps, start
+    def __init__(self, n: int, start: int = 0, fps: float = 30.0, delay: float = 0.0) -> None:
+        self.n, self.i, self.fps, self.start, self.delay = n, 0, fps, start, delay
         self.released = False
 
     def read(self):
+        time.sleep(self.delay)  # a camera's frame interval (0: as fast as possible)
         if self.i >= self.n:
             return False, None
         img = np.full((4, 4, 3), (self.start + self.i) % 256, np.uint8)
@@ -415,3 +416,68 @@ def test_interrupt_handler_sets_stop_event() -> None:
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)  # a second Ctrl-C forces the exit
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# --- the loop (fake engine and window) -----------------------------------------------------
+
+
+class FakeEngine:
+    """Engine stand-in: one face per frame, probabilities from the frame's first pixel."""
+
+    emotions = EMOTIONS
+
+    def predict(self, image: np.ndarray) -> list[Det]:
+        return [Det((1.0, 1.0, 2.0, 2.0), onehot(int(image[0, 0, 0]) % 7))]
+
+
+class FakeWindow:
+    size = (320, 240)
+
+    def __init__(self) -> None:
+        self.shown: list[np.ndarray] = []
+        self.polls = 0
+
+    def show(self, image: np.ndarray) -> bool:
+        self.shown.append(image)
+        return True
+
+    def poll(self) -> bool:
+        self.polls += 1
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_stream_loop_across_a_reconnect_keeps_the_window_alive(tmp_path) -> None:
+    from ferfast.stream.kiosk import status_screen
+    from ferfast.stream.pipeline import Outputs, StreamLoop
+
+    calls = []
+
+    def opener(spec, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            return FakeCapture(5, delay=0.01)  # a 100 fps camera, then it goes away
+        if len(calls) < 4:
+            raise SourceError("refused")
+        return FakeCapture(50, start=100, delay=0.01)
+
+    src = FrameSource(parse_source("rtsp://cam"), backoff=(0.15, 0.15), opener=opener).start()
+    window = FakeWindow()
+    jsonl = JsonlWriter(tmp_path / "ev.jsonl", EMOTIONS)
+    loop = StreamLoop(FakeEngine(), src, IouTracker(EMOTIONS), Outputs(jsonl=jsonl, window=window))
+    loop.max_frames = 8
+    result = loop.run()
+    src.stop()
+    jsonl.close()
+    assert result.reason == "max-frames" and result.summary.frames == 8
+    assert result.summary.reconnects == 1
+    lines = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    frames = [e["frame"] for e in lines]
+    assert len(frames) == 8 and frames == sorted(set(frames))
+    assert frames[-1] >= 5  # frames after the reconnect were processed
+    assert window.polls > 3  # events were handled while the camera was away
+    notice = status_screen("camera lost - reconnecting", (320, 240))
+    assert any(np.array_equal(img, notice) for img in window.shown)
+    assert (notice != notice[0, 0]).any()  # the message is drawn

@@ -125,6 +125,17 @@ def render_kiosk(
     return canvas
 
 
+def status_screen(message: str, size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:
+    """A plain screen with ``message`` centred (shown while a live source reconnects)."""
+    width, height = size
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[:] = BACKGROUND
+    scale = _fit_scale(message, int(width * 0.8), 1.2 * height / 720.0, 2)
+    (tw, th), _ = cv2.getTextSize(message, FONT, scale, 2)
+    _text(canvas, message, ((width - tw) // 2, (height + th) // 2), scale, (200, 200, 200), 2)
+    return canvas
+
+
 def _scaled(face: TrackedFace, scale: float) -> TrackedFace:
     x, y, w, h = face.box
     return TrackedFace(
@@ -231,15 +242,26 @@ class Window:
             cv2.resizeWindow(title, *self.size)
             cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
         self._shown = False
+        self._shape: tuple[int, ...] = ()
 
     def show(self, image: np.ndarray) -> bool:
         """Show ``image``; False once the user pressed q / Esc or closed the window."""
         if self.closed:
             return False
+        if not self.fullscreen and self._shown and image.shape[:2] != self._shape:
+            image = cv2.resize(image, (self._shape[1], self._shape[0]))
         cv2.imshow(self.title, image)
         if not self._shown and not self.fullscreen:
             cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
+            self.size = (image.shape[1], image.shape[0])
+            self._shape = image.shape[:2]
         self._shown = True
+        return self.poll()
+
+    def poll(self) -> bool:
+        """Handle window events (keys, close button); False once the window should close."""
+        if self.closed:
+            return False
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), 27):
             self.closed = True

@@ -15,7 +15,7 @@ import numpy as np
 from .annotate import draw_faces, draw_fps
 from .crops import CropWriter
 from .events import JsonlWriter
-from .kiosk import Window, render_kiosk
+from .kiosk import Window, render_kiosk, status_screen
 from .recorder import VideoRecorder
 from .sources import Frame, FrameSource
 from .stats import RunStats, RunSummary
@@ -129,23 +129,33 @@ class StreamLoop:
     def _loop(self, timed: _TimedDetector | None) -> str:
         emotions: Sequence[str] = tuple(self.engine.emotions)
         rolling = _RollingFps()
+        t_wait = time.perf_counter()
+        notice_shown = False
         while True:
             if self.stop.is_set():
                 return "interrupted"
             if self.max_frames is not None and self.stats.frames >= self.max_frames:
                 return "max-frames"
-            t_wait = time.perf_counter()
             frame = self.source.read(timeout=0.1)
             if frame is None:
                 if self.source.ended:
                     return "source-failed" if self.source.error else "end"
+                window = self.outputs.window
+                if window is not None:  # keep the window responsive while no frames come
+                    if self.source.reconnecting and not notice_shown:
+                        window.show(status_screen("camera lost - reconnecting", window.size))
+                        notice_shown = True
+                    if not window.poll():
+                        return "window-closed"
                 continue
+            notice_shown = False
             t0 = time.perf_counter()
             self.stats.frame_started(t0)
             self.stats.record("wait", t0 - t_wait)
             self.stats.record("read", frame.read_s)
             if not self._process(frame, emotions, rolling, timed):
                 return "window-closed"
+            t_wait = time.perf_counter()
 
     def _process(
         self,

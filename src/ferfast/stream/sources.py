@@ -207,6 +207,7 @@ class FrameSource:
         self._cap: cv2.VideoCapture | None = None
         self.frames_read = 0
         self.reconnects = 0
+        self.reconnecting = False  # True while a live source is being reopened
         self.error: SourceError | None = None
         self.fps = 0.0
         self.frame_count = 0
@@ -287,6 +288,13 @@ class FrameSource:
 
     def _reconnect(self) -> cv2.VideoCapture | None:
         """Reopen a live source with exponential backoff; None when stopped or out of attempts."""
+        self.reconnecting = True
+        try:
+            return self._reconnect_loop()
+        finally:
+            self.reconnecting = False
+
+    def _reconnect_loop(self) -> cv2.VideoCapture | None:
         delay = self._backoff[0]
         attempt = 0
         log.warning("source lost: %s; reconnecting", self.spec.text)
