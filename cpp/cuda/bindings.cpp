@@ -10,7 +10,7 @@
 
 #include "plan.hpp"
 #include "preprocess_cuda.hpp"
-#include "validate.hpp"
+#include "../validate.hpp"
 
 namespace py = pybind11;
 
@@ -25,20 +25,19 @@ py::array preprocess_cuda(const py::object& frame, const py::object& boxes, cons
                           double bias) {
   const FramingParams fr =
       pyval::framing(margin, offset_x, offset_y, eye_left, eye_right, scale, bias);
-  pyval::Inputs in = pyval::inputs(frame, boxes, landmarks, fr);
-  py::array_t<float> res = pyval::output(out, in.n);
-  if (in.n == 0) return pyval::first_rows(res, 0);
+  const pyval::Inputs in(frame, boxes, landmarks, fr);
+  pyval::Output res(out, in.n);
+  if (in.n == 0) return res.rows(0);
   if (gpu::device_count() == 0) {
     throw std::runtime_error(
         "preprocess_cuda: no CUDA GPU available (ferfast was built with CUDA, but this machine "
         "has no usable NVIDIA GPU/driver); use ferfast.preprocess on the CPU");
   }
-  float* dst = res.mutable_data();
   {
     py::gil_scoped_release release;
-    gpu::preprocess_to_host(in.frame, in.boxes.data(), in.lp, in.n, in.fr, dst);
+    gpu::preprocess_to_host(in.frame, in.boxes.data(), in.lp, in.n, in.fr, res.data);
   }
-  return pyval::first_rows(res, in.n);
+  return res.rows(in.n);
 }
 
 py::array preprocess_emulated(const py::object& frame, const py::object& boxes,
@@ -47,15 +46,14 @@ py::array preprocess_emulated(const py::object& frame, const py::object& boxes,
                               double scale, double bias) {
   const FramingParams fr =
       pyval::framing(margin, offset_x, offset_y, eye_left, eye_right, scale, bias);
-  pyval::Inputs in = pyval::inputs(frame, boxes, landmarks, fr);
-  py::array_t<float> res = pyval::output(out, in.n);
-  float* dst = res.mutable_data();
+  const pyval::Inputs in(frame, boxes, landmarks, fr);
+  pyval::Output res(out, in.n);
   {
     py::gil_scoped_release release;
     const gpu::Plan plan = gpu::plan_faces(in.frame, in.boxes.data(), in.lp, in.n, in.fr);
-    gpu::emulate(in.frame, plan, in.fr, dst);
+    gpu::emulate(in.frame, plan, in.fr, res.data);
   }
-  return pyval::first_rows(res, in.n);
+  return res.rows(in.n);
 }
 
 }  // namespace

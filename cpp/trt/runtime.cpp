@@ -25,7 +25,7 @@
 
 #ifdef FERFAST_WITH_CUDA
 #include "../cuda/preprocess_cuda.hpp"
-#include "../cuda/validate.hpp"
+#include "../validate.hpp"
 #endif
 
 #if !defined(NV_TENSORRT_MAJOR) || NV_TENSORRT_MAJOR < 8 || \
@@ -314,7 +314,7 @@ void register_trt(py::module_& m) {
              std::pair<double, double> eye_left, std::pair<double, double> eye_right) {
             const FramingParams fr = pyval::framing(margin, offset_x, offset_y, eye_left,
                                                     eye_right, r.input_scale(), r.input_bias());
-            pyval::Inputs in = pyval::inputs(frame, boxes, landmarks, fr);
+            const pyval::Inputs in(frame, boxes, landmarks, fr);
             if (in.n > r.max_batch())
               throw py::value_error(std::to_string(in.n) + " faces exceed the engine's max batch " +
                                     std::to_string(r.max_batch()));
