@@ -11,17 +11,7 @@ from tiny_model import reference_probs
 from ferfast.labels import EMOTIONS
 from ferfast.models import BUNDLED, MODELS_DIR, model_path
 from ferfast.runtime import OrtRunner, default_threads, make_runner, parse_metadata
-
-
-def tensorrt_available() -> bool:
-    """True when the real tensorrt package imports (ferfast.tensorrt's check; stubs don't count)."""
-    try:
-        from ferfast.tensorrt._compat import require_tensorrt
-
-        require_tensorrt()
-    except ImportError:
-        return False
-    return True
+from ferfast.tensorrt import tensorrt_available
 
 
 def random_batch(n: int, seed: int = 0) -> np.ndarray:

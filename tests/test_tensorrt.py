@@ -17,6 +17,7 @@ import pytest
 from tiny_model import reference_probs
 
 from ferfast.labels import EMOTIONS
+from ferfast.runtime import OrtRunner
 from ferfast.tensorrt import (
     EngineHeader,
     EngineMismatchError,
@@ -231,6 +232,17 @@ def test_read_onnx_info_defaults(tiny_model: Path) -> None:
     info = read_onnx_info(tiny_model)
     assert info.emotions == EMOTIONS
     assert info.input_scale == pytest.approx(1 / 255) and info.input_bias == 0.0
+
+
+def test_read_onnx_info_parses_like_the_runner(make_model) -> None:  # type: ignore[no-untyped-def]
+    """Metadata goes through runtime.parse_metadata: same defaults and checks as OrtRunner."""
+    six = make_model("six.onnx", k=6)
+    assert read_onnx_info(six).emotions == OrtRunner(six).emotions
+    assert "disgust" not in read_onnx_info(six).emotions
+    with pytest.raises(ValueError, match="lists 2 classes"):
+        read_onnx_info(make_model("m.onnx", k=3, metadata={"ferfast.emotions": "a,b"}))
+    with pytest.raises(ValueError, match="not a number"):
+        read_onnx_info(make_model("s.onnx", metadata={"ferfast.input_scale": "x"}))
 
 
 def test_build_engine_rejects_bad_arguments(tiny_model: Path, tmp_path: Path) -> None:

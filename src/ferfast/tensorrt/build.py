@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Union
 
 from .. import __version__
+from ..runtime import OUTPUT_NAME, parse_metadata
 from ._compat import require_tensorrt, trt_major
-from .gpu import gpu_info
+from .gpu import GpuInfo, gpu_info
 from .header import PRECISIONS, EngineHeader, check_io, write_engine
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 INPUT_SHAPE = (1, 48, 48)  # per face: (C, H, W)
-DEFAULT_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,20 @@ class BuildResult:
     timing_cache: Path | None
 
 
+def _num_classes(shape: list, path: Path) -> int:
+    """K of an output shape ``(N, K)``; ValueError when it is not a fixed width."""
+    k = shape[-1] if len(shape) == 2 else None
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"{path}: output {OUTPUT_NAME!r} must have shape (N, K), got {shape}")
+    return k
+
+
 def read_onnx_info(onnx_path: PathLike) -> OnnxInfo:
-    """Read the ferfast metadata (emotions, input scale/bias) and whether the graph has Q/DQ."""
+    """Read the ferfast metadata (emotions, input scale/bias) and whether the graph has Q/DQ.
+
+    The metadata is parsed by :func:`ferfast.runtime.parse_metadata` (the same defaults and
+    checks as the ONNX Runtime runner).
+    """
     path = Path(onnx_path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {path}")
@@ -69,19 +81,55 @@ def read_onnx_info(onnx_path: PathLike) -> OnnxInfo:
 
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         meta = dict(sess.get_modelmeta().custom_metadata_map)
+        outputs = {o.name: list(o.shape) for o in sess.get_outputs()}
         has_qdq = None
     else:
         model = onnx.load(str(path), load_external_data=False)
         meta = {p.key: p.value for p in model.metadata_props}
+        outputs = {
+            o.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
+            for o in model.graph.output
+            for dims in [o.type.tensor_type.shape.dim]
+        }
         has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
-    emotions_text = meta.get("ferfast.emotions")
-    emotions = tuple(emotions_text.split(",")) if emotions_text else DEFAULT_EMOTIONS
-    try:
-        scale = float(meta.get("ferfast.input_scale", repr(1.0 / 255.0)))
-        bias = float(meta.get("ferfast.input_bias", "0.0"))
-    except ValueError as exc:
-        raise ValueError(f"{path}: bad ferfast.input_scale / input_bias metadata: {exc}") from exc
+    if OUTPUT_NAME not in outputs:
+        raise ValueError(f"{path}: no output named {OUTPUT_NAME!r} (outputs: {list(outputs)})")
+    k = _num_classes(outputs[OUTPUT_NAME], path)
+    emotions, scale, bias = parse_metadata(meta, k, str(path))
     return OnnxInfo(emotions, scale, bias, meta.get("ferfast.version", ""), has_qdq)
+
+
+def make_header(
+    info: OnnxInfo,
+    onnx_path: PathLike,
+    *,
+    trt_version: str,
+    precision: str,
+    max_batch: int,
+    opt_batch: int,
+    gpu: GpuInfo | None = None,
+    **extra: str,
+) -> EngineHeader:
+    """The ferfast header of an engine built from ``onnx_path`` on ``gpu`` (default: GPU 0)."""
+    if gpu is None:
+        gpu = gpu_info(0)
+    return EngineHeader(
+        trt_version=trt_version,
+        gpu_name=gpu.name,
+        compute_capability=gpu.compute_capability,
+        precision=precision,
+        emotions=info.emotions,
+        input_scale=info.input_scale,
+        input_bias=info.input_bias,
+        max_batch=max_batch,
+        opt_batch=opt_batch,
+        extra={
+            "ferfast_version": __version__,
+            "model_version": info.model_version,
+            "source": Path(onnx_path).name,
+            **extra,
+        },
+    )
 
 
 def _check_args(precision: str, max_batch: int, opt_batch: int, workspace: int) -> None:
@@ -199,21 +247,14 @@ def build_engine(
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cache_path.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
 
-    header = EngineHeader(
+    header = make_header(
+        info,
+        onnx_path,
         trt_version=version,
-        gpu_name=gpu.name,
-        compute_capability=gpu.compute_capability,
         precision=precision,
-        emotions=info.emotions,
-        input_scale=info.input_scale,
-        input_bias=info.input_bias,
         max_batch=max_batch,
         opt_batch=opt,
-        extra={
-            "ferfast_version": __version__,
-            "model_version": info.model_version,
-            "source": Path(onnx_path).name,
-        },
+        gpu=gpu,
     )
     path = write_engine(out_path, header, plan_bytes)
     seconds = time.perf_counter() - started

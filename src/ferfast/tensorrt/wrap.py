@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 from typing import Union
 
-from .. import __version__
-from .build import read_onnx_info
+from .build import make_header, read_onnx_info
 from .gpu import gpu_info
 from .header import MAGIC, EngineHeader, write_engine
 
@@ -70,24 +69,15 @@ def wrap_plan(
         raise ValueError(f"{plan} is already a ferfast engine file")
     if not data:
         raise ValueError(f"{plan} is empty")
-    info = read_onnx_info(onnx_path)
-    gpu = gpu_info(0)
-    header = EngineHeader(
+    header = make_header(
+        read_onnx_info(onnx_path),
+        onnx_path,
         trt_version=trt_version or libnvinfer_version(),
-        gpu_name=gpu.name,
-        compute_capability=gpu.compute_capability,
         precision=precision,
-        emotions=info.emotions,
-        input_scale=info.input_scale,
-        input_bias=info.input_bias,
         max_batch=max_batch,
         opt_batch=min(8, max_batch) if opt_batch is None else opt_batch,
-        extra={
-            "ferfast_version": __version__,
-            "model_version": info.model_version,
-            "source": Path(onnx_path).name,
-            "built_by": "wrap-engine",
-        },
+        gpu=gpu_info(0),
+        built_by="wrap-engine",
     )
     write_engine(out_path, header, data)
     return header
