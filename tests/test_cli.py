@@ -110,3 +110,36 @@ def test_bench_engine_without_tensorrt_exits_2(
     assert main(["bench-engine", str(path), "--backend", "python"]) == 2
     assert "TensorRT is not available" in capsys.readouterr().err
     assert main(["bench-engine", str(tmp_path / "absent.engine")]) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["build-engine", "m.onnx", "-o", "m.engine", "--max-batch", "0"],
+        ["build-engine", "m.onnx", "-o", "m.engine", "--workspace-mb", "-1"],
+        [
+            "wrap-engine",
+            "m.plan",
+            "--model",
+            "m.onnx",
+            "-o",
+            "m.engine",
+            "--precision",
+            "fp16",
+            "--max-batch",
+            "x",
+        ],
+        ["bench-engine", "m.engine", "--iters", "0"],
+        ["bench-engine", "m.engine", "--warmup", "-1"],
+        ["bench-engine", "m.engine", "--batch", "0"],
+    ],
+)
+def test_bad_numbers_are_argument_errors(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Numeric flags are checked by argparse (exit 2, usage + message) before any work."""
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2
+    err_text = capsys.readouterr().err
+    assert "usage:" in err_text and ("must be" in err_text or "expected an integer" in err_text)

@@ -1,4 +1,4 @@
-"""The ``ferfast`` command line: argparse subcommands (``build-engine``; add others alike)."""
+"""The ``ferfast`` command line: argparse subcommands build-engine, wrap-engine, bench-engine."""
 
 from __future__ import annotations
 
@@ -6,8 +6,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .argtypes import non_negative_int, positive_int
+
+if TYPE_CHECKING:
+    from .tensorrt.header import EngineHeader
 
 EXIT_OK, EXIT_ERROR, EXIT_UNAVAILABLE = 0, 1, 2
+
+
+def _shape(h: EngineHeader) -> str:
+    """Precision and batch range of an engine, for the summary lines."""
+    return f"{h.precision}, batch 1..{h.max_batch} opt {h.opt_batch}"
+
+
+def _target(h: EngineHeader) -> str:
+    """The GPU and TensorRT version an engine was built for."""
+    return f"'{h.gpu_name}' sm {h.compute_capability}, TensorRT {h.trt_version}"
 
 
 def _add_build_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,10 +38,12 @@ def _add_build_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("model", type=Path, help="ferfast ONNX model (int8 needs the Q/DQ model)")
     p.add_argument("-o", "--output", type=Path, required=True, help="engine file to write")
     p.add_argument("--precision", choices=("int8", "fp16", "fp32"), default="int8")
-    p.add_argument("--max-batch", type=int, default=64, help="largest batch (default 64)")
-    p.add_argument("--opt-batch", type=int, default=None, help="batch to tune for (default 8)")
+    p.add_argument("--max-batch", type=positive_int, default=64, help="largest batch (default 64)")
+    p.add_argument("--opt-batch", type=positive_int, help="batch to tune for (default 8)")
     p.add_argument("--timing-cache", type=Path, default=None, help="timing cache file (read+write)")
-    p.add_argument("--workspace-mb", type=int, default=1024, help="builder workspace in MiB")
+    p.add_argument(
+        "--workspace-mb", type=positive_int, default=1024, help="builder workspace in MiB"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="TensorRT verbose log")
     p.set_defaults(func=_cmd_build_engine)
 
@@ -39,9 +57,6 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"ferfast build-engine: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    if args.workspace_mb < 1:
-        print("ferfast build-engine: --workspace-mb must be >= 1", file=sys.stderr)
-        return EXIT_UNAVAILABLE
     result = build_engine(
         args.model,
         args.output,
@@ -52,11 +67,9 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
         workspace=args.workspace_mb << 20,
         verbose=args.verbose,
     )
-    h = result.header
     print(
-        f"wrote {result.path} ({h.precision}, batch 1..{h.max_batch} opt {h.opt_batch}, "
-        f"{result.plan_bytes / 1e6:.2f} MB) for '{h.gpu_name}' sm {h.compute_capability}, "
-        f"TensorRT {h.trt_version}, in {result.seconds:.1f} s"
+        f"wrote {result.path} ({_shape(result.header)}, {result.plan_bytes / 1e6:.2f} MB) "
+        f"for {_target(result.header)}, in {result.seconds:.1f} s"
     )
     return EXIT_OK
 
@@ -75,8 +88,10 @@ def _add_wrap_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--model", type=Path, required=True, help="the ONNX model the plan came from")
     p.add_argument("-o", "--output", type=Path, required=True, help="engine file to write")
     p.add_argument("--precision", choices=("int8", "fp16", "fp32"), required=True)
-    p.add_argument("--max-batch", type=int, required=True, help="trtexec --maxShapes batch")
-    p.add_argument("--opt-batch", type=int, default=None, help="trtexec --optShapes batch")
+    p.add_argument(
+        "--max-batch", type=positive_int, required=True, help="trtexec --maxShapes batch"
+    )
+    p.add_argument("--opt-batch", type=positive_int, help="trtexec --optShapes batch")
     p.add_argument("--trt-version", default=None, help="default: read from libnvinfer")
     p.set_defaults(func=_cmd_wrap_engine)
 
@@ -93,10 +108,7 @@ def _cmd_wrap_engine(args: argparse.Namespace) -> int:
         opt_batch=args.opt_batch,
         trt_version=args.trt_version,
     )
-    print(
-        f"wrote {args.output} ({h.precision}, batch 1..{h.max_batch}) for '{h.gpu_name}' "
-        f"sm {h.compute_capability}, TensorRT {h.trt_version}"
-    )
+    print(f"wrote {args.output} ({_shape(h)}) for {_target(h)}")
     return EXIT_OK
 
 
@@ -107,9 +119,11 @@ def _add_bench_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Time TensorRTRunner.run on random input (pinned buffer, after warm-up).",
     )
     p.add_argument("engine", type=Path, help="ferfast engine file")
-    p.add_argument("--batch", type=int, action="append", help="batch size(s), default 1 and 64")
-    p.add_argument("--iters", type=int, default=200, help="timed runs per batch size")
-    p.add_argument("--warmup", type=int, default=20, help="untimed runs first")
+    p.add_argument(
+        "--batch", type=positive_int, action="append", help="batch size(s), default 1 and 64"
+    )
+    p.add_argument("--iters", type=positive_int, default=200, help="timed runs per batch size")
+    p.add_argument("--warmup", type=non_negative_int, default=20, help="untimed runs first")
     p.add_argument("--backend", choices=("auto", "cpp", "python"), default="auto")
     p.set_defaults(func=_cmd_bench_engine)
 
@@ -121,21 +135,16 @@ def _cmd_bench_engine(args: argparse.Namespace) -> int:
 
     from .tensorrt import TensorRTRunner
 
-    if args.iters < 1 or args.warmup < 0:
-        raise ValueError("--iters must be >= 1 and --warmup >= 0")
     try:
         runner = TensorRTRunner(args.engine, backend=args.backend)
     except ImportError as exc:
         print(f"ferfast bench-engine: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     batches = args.batch or [1, min(64, runner.max_batch)]
-    if any(b < 1 for b in batches):
-        raise ValueError("--batch must be >= 1")
     buf = runner.new_input_buffer(max(batches))
     buf[:] = np.random.default_rng(0).random(buf.shape, dtype=np.float32)
-    h = runner.header
     print(
-        f"{args.engine}: {h.precision}, '{h.gpu_name}', TensorRT {h.trt_version}, "
+        f"{args.engine}: {_shape(runner.header)} for {_target(runner.header)}, "
         f"backend {runner.backend}"
     )
     for b in batches:

@@ -19,59 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..argtypes import fraction, non_negative_int, positive_int, seconds, size
 from .stats import RunStats, launch_perf_counter
 
 log = logging.getLogger("ferfast.stream")
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return w, h
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,31 +43,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="play a video file at its own frame rate (as a camera would deliver it)",
     )
-    src.add_argument("--camera-size", type=_size, metavar="WxH", help="capture size for cameras")
+    src.add_argument("--camera-size", type=size, metavar="WxH", help="capture size for cameras")
     src.add_argument(
         "--timeout",
-        type=_seconds,
+        type=seconds,
         default=5.0,
         metavar="S",
         help="open/read timeout of network sources (default 5)",
     )
     src.add_argument(
         "--reconnect-delay",
-        type=_seconds,
+        type=seconds,
         default=0.5,
         metavar="S",
         help="first reconnect delay of a live source; doubles per failed attempt (default 0.5)",
     )
     src.add_argument(
         "--reconnect-max-delay",
-        type=_seconds,
+        type=seconds,
         default=10.0,
         metavar="S",
         help="longest reconnect delay (default 10)",
     )
     src.add_argument(
         "--max-reconnects",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         metavar="N",
         help="give up after N failed reconnect attempts in a row (default: never)",
@@ -132,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--fullscreen", action="store_true", help="fullscreen kiosk view (implies --display)"
     )
-    out.add_argument("--kiosk-size", type=_size, metavar="WxH", help="kiosk canvas size")
+    out.add_argument("--kiosk-size", type=size, metavar="WxH", help="kiosk canvas size")
     out.add_argument("--summary-json", metavar="FILE", help="write the end-of-run summary as JSON")
     out.add_argument("--no-progress", action="store_true", help="no progress bar for files")
     out.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 
     run = p.add_argument_group("processing")
-    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     run.add_argument(
         "--model",
         default="int8",
@@ -157,21 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--detector-model", metavar="PATH", help="YuNet ONNX model file")
     run.add_argument(
         "--detector-size",
-        type=_positive_int,
+        type=positive_int,
         default=320,
         metavar="N",
         help="detector input size (long side, default 320; smaller is faster)",
     )
     run.add_argument(
         "--score-threshold",
-        type=_fraction,
+        type=fraction,
         default=0.6,
         metavar="F",
         help="minimum YuNet face score (default 0.6)",
     )
     run.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="ONNX Runtime intra-op threads (default 1: a frame's few faces gain nothing from "
@@ -181,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     trk = p.add_argument_group("tracking")
     trk.add_argument(
         "--smoothing",
-        type=_fraction,
+        type=fraction,
         default=0.5,
         metavar="A",
         help="EMA weight of the newest probabilities (1 = no smoothing, default 0.5)",
@@ -190,14 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     trk.add_argument("--no-tracking", action="store_true", help="new id for every detection")
     trk.add_argument(
         "--iou-threshold",
-        type=_fraction,
+        type=fraction,
         default=0.3,
         metavar="F",
         help="minimum box overlap to keep a track id (default 0.3)",
     )
     trk.add_argument(
         "--max-missed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=10,
         metavar="N",
         help="frames a track survives without a detection (default 10)",
