@@ -6,17 +6,12 @@ the bundled fp32/int8 models when they are present.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from tiny_model import build_tiny_model
 
 from ferfast import Engine
 from ferfast.models import BUNDLED, MODELS_DIR
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from tiny_model import build_tiny_model  # noqa: E402
 
 MODELS = ["tiny", *sorted(BUNDLED)]
 

@@ -15,30 +15,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from stream_support import (  # noqa: E402
-    FACE_PHOTO,
-    YUNET,
+from stream_support import (
     cli_command,
     cli_env,
     count_lines,
     engine_args,
-    face_frames,
     read_jsonl,
     wait_for,
-    write_video,
+    write_face_video,
 )
-from tiny_model import build_tiny_model  # noqa: E402
+from tiny_model import build_tiny_model
 
-from ferfast.models import BUNDLED, MODELS_DIR  # noqa: E402
-from ferfast.stream.cli import main  # noqa: E402
+from ferfast.models import BUNDLED, MODELS_DIR
+from ferfast.stream.cli import main
 
 PEER_FPS = 38.0  # the `fer` package on this machine (stated figure)
 TARGET_FPS = 3 * PEER_FPS
@@ -48,10 +41,7 @@ MODELS = ["tiny", *sorted(BUNDLED)]
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not FACE_PHOTO.is_file() or not YUNET.is_file():
-        pytest.skip("shared photo or YuNet model missing")
-    frames = face_frames(cv2.imread(str(FACE_PHOTO)), N_FRAMES)
-    return write_video(tmp_path_factory.mktemp("bench") / "face_640x480_30fps.mp4", frames)
+    return write_face_video(tmp_path_factory.mktemp("bench") / "face_640x480_30fps.mp4", N_FRAMES)
 
 
 @pytest.fixture(scope="module")

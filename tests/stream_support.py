@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -53,6 +54,18 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path
         writer.write(frame)
     writer.release()
     return path
+
+
+def write_face_video(path: Path, n: int) -> Path:
+    """``n`` frames of the shared photo's moving face written to ``path`` (see write_video).
+
+    Skips the calling test when the shared photo or the YuNet model is missing.
+    """
+    if not FACE_PHOTO.is_file() or not YUNET.is_file():
+        pytest.skip(f"shared photo or YuNet model missing under {SHARED}")
+    photo = cv2.imread(str(FACE_PHOTO))
+    assert photo is not None, f"cannot read {FACE_PHOTO}"
+    return write_video(path, face_frames(photo, n))
 
 
 def cli_env() -> dict[str, str]:

@@ -13,16 +13,14 @@ import cv2
 import numpy as np
 import pytest
 from stream_support import (
-    FACE_PHOTO,
     YUNET,
     cli_command,
     cli_env,
     count_lines,
     engine_args,
-    face_frames,
     read_jsonl,
     wait_for,
-    write_video,
+    write_face_video,
 )
 
 from ferfast.stream.cli import main
@@ -33,11 +31,7 @@ N_FRAMES = 75  # 2.5 s at 30 fps
 @pytest.fixture(scope="session")
 def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 640x480, 30 fps, 2.5 s mp4 of the face of ../shared/data/photos/images_1.jpg moving."""
-    if not FACE_PHOTO.is_file() or not YUNET.is_file():
-        pytest.skip(f"shared photo or YuNet model missing under {FACE_PHOTO.parents[2]}")
-    photo = cv2.imread(str(FACE_PHOTO))
-    path = tmp_path_factory.mktemp("video") / "face.mp4"
-    return write_video(path, face_frames(photo, N_FRAMES))
+    return write_face_video(tmp_path_factory.mktemp("video") / "face.mp4", N_FRAMES)
 
 
 def check_schema(event: dict, emotions: tuple[str, ...]) -> None:

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 from stream_support import (
-    FACE_PHOTO,
     REPO,
     YUNET,
     cli_env,
-    face_frames,
     read_jsonl,
-    write_video,
+    write_face_video,
     xvfb_display,
 )
 
@@ -63,11 +61,7 @@ def launcher_env(tmp_path: Path, display: str, **extra: str) -> dict[str, str]:
 
 @pytest.mark.skipif(shutil.which("xset") is None, reason="xset (x11-xserver-utils) missing")
 def test_launcher_runs_the_kiosk(tiny_model: Path, tmp_path: Path) -> None:
-    if not FACE_PHOTO.is_file() or not YUNET.is_file():
-        pytest.skip("shared photo or YuNet model missing")
-    import cv2
-
-    video = write_video(tmp_path / "v.mp4", face_frames(cv2.imread(str(FACE_PHOTO)), 12))
+    video = write_face_video(tmp_path / "v.mp4", 12)
     events = tmp_path / "events"
     with xvfb_display() as display:
         if display is None:

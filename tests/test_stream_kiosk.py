@@ -13,16 +13,13 @@ import numpy as np
 import pytest
 from stream_support import (
     BACKGROUND,
-    FACE_PHOTO,
-    YUNET,
     cli_command,
     cli_env,
     count_lines,
     engine_args,
-    face_frames,
     read_jsonl,
     wait_for,
-    write_video,
+    write_face_video,
     xvfb_display,
 )
 
@@ -86,10 +83,7 @@ def run_kiosk(
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """5 s of a moving real face (the run is stopped with SIGINT long before its end)."""
-    if not FACE_PHOTO.is_file() or not YUNET.is_file():
-        pytest.skip("shared photo or YuNet model missing")
-    frames = face_frames(cv2.imread(str(FACE_PHOTO)), 150)
-    return write_video(tmp_path_factory.mktemp("kiosk") / "v.mp4", frames)
+    return write_face_video(tmp_path_factory.mktemp("kiosk") / "v.mp4", 150)
 
 
 def test_kiosk_on_virtual_display(xvfb: str, video: Path, tiny_model: Path, tmp_path: Path) -> None:

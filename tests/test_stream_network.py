@@ -9,21 +9,17 @@ import subprocess
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 from stream_support import (
-    FACE_PHOTO,
-    YUNET,
     MjpegCamera,
     cli_command,
     cli_env,
     count_lines,
     engine_args,
-    face_frames,
     free_port,
     read_jsonl,
     wait_for,
-    write_video,
+    write_face_video,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
@@ -34,10 +30,7 @@ MAX_FRAMES = 45
 @pytest.fixture(scope="module")
 def short_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1 s, 30 fps MJPG clip of a moving real face (ffmpeg loops it)."""
-    if not FACE_PHOTO.is_file() or not YUNET.is_file():
-        pytest.skip("shared photo or YuNet model missing")
-    photo = cv2.imread(str(FACE_PHOTO))
-    return write_video(tmp_path_factory.mktemp("net") / "cam.avi", face_frames(photo, 30))
+    return write_face_video(tmp_path_factory.mktemp("net") / "cam.avi", 30)
 
 
 def test_network_camera_killed_and_restarted(
