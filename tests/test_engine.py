@@ -142,6 +142,10 @@ def test_predict_with_landmarks_uses_alignment(tiny_model: Path) -> None:
     ref = reference_probs(ferfast.preprocess(frame, boxes, landmarks=marks, framing=FRAMING))
     np.testing.assert_allclose(res.probs, ref[0], **TOL)
     np.testing.assert_array_equal(res.landmarks, marks[0])
+    marks[:] = 0  # results own their landmarks: the caller's array may be reused
+    assert res.landmarks.any()
+    exact = engine.predict(frame, boxes=[[20.1, 20.3, 50.7, 60.9]])[0]
+    assert exact.box == (20.1, 20.3, 50.7, 60.9)  # caller's boxes come back as given
 
 
 @pytest.mark.parametrize(

@@ -54,33 +54,25 @@ def _check_faces(faces: Any) -> np.ndarray:
     return faces
 
 
-def _check_boxes(boxes: Any) -> np.ndarray:
-    """Caller boxes -> float32 (N, 4) with finite values and positive sizes."""
+def _as_boxes(boxes: Any) -> np.ndarray:
+    """Caller boxes -> float64 (N, 4) array; values are checked by the preprocess kernel."""
     try:
         arr = np.asarray(boxes, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"boxes must be numeric (N, 4) x, y, w, h: {exc}") from None
     if arr.size == 0:
-        return np.empty((0, 4), dtype=np.float32)
+        return np.empty((0, 4), dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4) (x, y, w, h), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("boxes contain NaN or infinite values")
-    if (arr[:, 2:] <= 0).any():
-        raise ValueError("boxes must have positive width and height")
-    return arr.astype(np.float32)
+    return arr
 
 
-def _check_landmarks(landmarks: Any, n: int) -> np.ndarray:
+def _as_landmarks(landmarks: Any) -> np.ndarray:
+    """Caller landmarks -> a new float32 array (shape and values checked by the kernel)."""
     try:
-        arr = np.asarray(landmarks, dtype=np.float32)
+        return np.array(landmarks, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"landmarks must be numeric (N, 5, 2): {exc}") from None
-    if arr.shape != (n, 5, 2):
-        raise ValueError(f"landmarks must have shape ({n}, 5, 2), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("landmarks contain NaN or infinite values")
-    return arr
 
 
 class Engine:
@@ -183,44 +175,41 @@ class Engine:
         ``framing``: crop geometry for given boxes (default: that of this engine's detector).
         Results follow the detector's order (YuNet: best score first; Haar: largest first).
         """
-        frame = check_frame(frame)
         if boxes is None:
             if landmarks is not None or framing is not None:
                 raise ValueError("landmarks and framing are only accepted together with boxes")
             dets = self.detect(frame)
             if not dets:
                 return []
-            box_arr = np.array([d.box for d in dets], dtype=np.float32)
+            box_arr = np.array([d.box for d in dets], dtype=np.float64)
             scores = [d.score for d in dets]
-            marks = [d.landmarks for d in dets]
+            lm_arr = None
+            if all(d.landmarks is not None for d in dets):
+                lm_arr = np.array([d.landmarks for d in dets], dtype=np.float32)
             geometry = self.framing
         else:
-            box_arr = _check_boxes(boxes)
+            frame = check_frame(frame)
+            box_arr = _as_boxes(boxes)
             if len(box_arr) == 0:
                 return []
             scores = [1.0] * len(box_arr)
-            if landmarks is None:
-                marks = [None] * len(box_arr)
-            else:
-                marks = list(_check_landmarks(landmarks, len(box_arr)))
+            lm_arr = None if landmarks is None else _as_landmarks(landmarks)
             if framing is None:
                 geometry = self.framing
             elif isinstance(framing, Framing):
                 geometry = framing.with_input(self.input_scale, self.input_bias)
             else:
                 raise TypeError(f"framing must be a Framing, got {type(framing).__name__}")
-        lm_arr = None
-        if all(m is not None for m in marks):
-            lm_arr = np.ascontiguousarray(np.stack(marks), dtype=np.float32)
+        # The kernel validates boxes and landmarks (finite, positive sizes, shapes) at its boundary.
         batch = self._input(len(box_arr))
         preprocess(frame, box_arr, out=batch, landmarks=lm_arr, framing=geometry)
         probs = self.runner.run(batch)
         top = probs.argmax(axis=1)
         return [
             FaceResult(
-                box=tuple(float(v) for v in box_arr[i]),
+                box=tuple(box_arr[i].tolist()),
                 score=float(scores[i]),
-                landmarks=None if lm_arr is None else lm_arr[i].copy(),
+                landmarks=None if lm_arr is None else lm_arr[i],
                 probs=probs[i],
                 emotion=self.emotions[top[i]],
                 emotions=self.emotions,
