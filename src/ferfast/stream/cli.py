@@ -96,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="int8 or fp32 (bundled), or the path of an .onnx model or TensorRT .engine",
     )
     run.add_argument(
-        "--backend", default="auto", help="auto, onnxruntime or tensorrt (default auto)"
+        "--backend",
+        default="auto",
+        choices=("auto", "onnxruntime", "tensorrt"),
+        help="auto: TensorRT for an .engine model, else ONNX Runtime on the CPU (default auto)",
     )
     run.add_argument(
         "--detector",
