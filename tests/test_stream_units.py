@@ -383,6 +383,8 @@ def test_cli_help_and_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
         ["--source", "0", "--detector", "x"],
         ["--source", "0", "--max-reconnects", "-1"],
         ["--source", "0", "--max-missed", "-2"],
+        ["--source", "0", "--backend", "gpu"],
+        ["--source", "0", "--timeout", "0"],
     ):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args(bad)
