@@ -53,50 +53,20 @@ struct WeightTable {
 void build_table(int64_t side, WeightTable& tab) {
   if (tab.side == side) return;
   tab.side = side;
+  tab.span = axis_span(side);
   for (auto* v : {&tab.start, &tab.k_a, &tab.k_b, &tab.full0, &tab.full1}) v->assign(kOutSide, 0);
   for (auto* v : {&tab.w_a, &tab.w_b, &tab.w_full}) v->assign(kOutSide, 0.0f);
-  const double s = static_cast<double>(side) / kOutSide;
-  tab.lin.assign(static_cast<size_t>(kOutSide) * (static_cast<size_t>(std::ceil(s)) + 2), 0.0f);
-  float* lin = tab.lin.data();
-  if (side >= kOutSide) {
-    // Area: output u covers the crop interval [u*s, (u+1)*s) (as cv2.INTER_AREA).
-    tab.span = static_cast<int>(std::ceil(s)) + 1;
-    for (int u = 0; u < kOutSide; ++u) {
-      const double a = static_cast<double>(u) * side / kOutSide;
-      const double b = static_cast<double>(u + 1) * side / kOutSide;
-      const int64_t ka = static_cast<int64_t>(std::floor(a));
-      const int64_t kf0 = static_cast<int64_t>(std::ceil(a));
-      const int64_t kf1 = static_cast<int64_t>(std::floor(b));
-      tab.start[u] = static_cast<int32_t>(ka);
-      tab.full0[u] = static_cast<int32_t>(kf0);
-      tab.full1[u] = static_cast<int32_t>(kf1);
-      tab.w_full[u] = static_cast<float>(1.0 / s);
-      tab.k_a[u] = static_cast<int32_t>(ka);
-      tab.w_a[u] = kf0 > ka ? static_cast<float>((kf0 - a) / s) : 0.0f;
-      tab.k_b[u] = static_cast<int32_t>(std::min<int64_t>(kf1, side - 1));
-      tab.w_b[u] = (kf1 < side && b > kf1) ? static_cast<float>((b - kf1) / s) : 0.0f;
-      for (int64_t k = ka; k < std::min<int64_t>(static_cast<int64_t>(std::ceil(b)), side); ++k) {
-        const double overlap = std::min<double>(k + 1, b) - std::max<double>(k, a);
-        lin[u * tab.span + (k - ka)] = static_cast<float>(std::max(overlap, 0.0) / s);
-      }
-    }
-  } else {
-    // Bilinear, half-pixel centres, clamped to the crop (as cv2.resize INTER_LINEAR on the crop).
-    tab.span = 2;
-    for (int u = 0; u < kOutSide; ++u) {
-      const double src = (u + 0.5) * s - 0.5;
-      int64_t k = static_cast<int64_t>(std::floor(src));
-      double f = src - static_cast<double>(k);
-      if (k < 0) k = 0, f = 0.0;
-      if (k >= side - 1) k = side - 1, f = 0.0;
-      tab.start[u] = tab.k_a[u] = static_cast<int32_t>(k);
-      tab.k_b[u] = static_cast<int32_t>(std::min<int64_t>(k + 1, side - 1));
-      tab.full0[u] = tab.full1[u] = 0;
-      tab.w_a[u] = static_cast<float>(1.0 - f);
-      tab.w_b[u] = static_cast<float>(f);
-      lin[u * 2] = tab.w_a[u];
-      lin[u * 2 + 1] = tab.w_b[u];
-    }
+  tab.lin.assign(static_cast<size_t>(kOutSide) * tab.span, 0.0f);
+  for (int u = 0; u < kOutSide; ++u) {
+    const AxisTaps t = axis_taps(side, u, &tab.lin[static_cast<size_t>(u) * tab.span]);
+    tab.start[u] = t.start;
+    tab.k_a[u] = t.k_a;
+    tab.k_b[u] = t.k_b;
+    tab.full0[u] = t.full0;
+    tab.full1[u] = t.full1;
+    tab.w_a[u] = t.w_a;
+    tab.w_b[u] = t.w_b;
+    tab.w_full[u] = t.w_full;
   }
 }
 
@@ -321,62 +291,21 @@ FERFAST_MULTIVERSION void box_gray(const FrameView& f, int64_t ox, int64_t oy, i
   }
 }
 
-// Eye-aligning similarity warp. When the warp shrinks by s >= 2 source pixels per output pixel,
-// the frame region is first box-filtered by fct = floor(s) (block grid aligned with output pixel
-// (0, 0): an axis-aligned integer shrink is then an exact area average); each output pixel then
-// averages ns x ns bilinear samples spread over its footprint, ns = ceil(s / fct / 1.5) (1 or 2
-// once box-filtered), so that samples are at most 1.5 filtered pixels apart.
+// Eye-aligning similarity warp (geometry: warp_geometry below): the touched frame region
+// box-filtered by fct, then ns x ns bilinear samples per output pixel.
 void crop_warp(const FrameView& f, const double* lm, const FramingParams& fr, float* out,
                Scratch& s) {
-  Similarity m = eye_similarity(lm, fr);
-  const double scale = std::sqrt(m.a * m.a + m.b * m.b);
-  const int64_t fct = static_cast<int64_t>(std::min(256.0, std::max(1.0, std::floor(scale + 1e-9))));
-  // Samples per axis: bilinear taps 1.5 block pixels apart at most (so no pixel is skipped).
-  const int ns = static_cast<int>(
-      std::min<double>(kMaxSupersample, std::max(1.0, std::ceil(scale / fct / 1.5 - 1e-6))));
-
-  // Source bounding box of the output square (pixel edges -0.5 .. 47.5), relative to (tx, ty).
-  double dx_lo = 1e300, dx_hi = -1e300, dy_lo = 1e300, dy_hi = -1e300;
-  for (double cu : {-0.5, kOutSide - 0.5}) {
-    for (double cv : {-0.5, kOutSide - 0.5}) {
-      const double dx = m.a * cu - m.b * cv, dy = m.b * cu + m.a * cv;
-      dx_lo = std::min(dx_lo, dx), dx_hi = std::max(dx_hi, dx);
-      dy_lo = std::min(dy_lo, dy), dy_hi = std::max(dy_hi, dy);
-    }
-  }
-  // Entirely beside the frame: every sample clamps to the same edge, so slide the warp up to the
-  // frame (same output) to keep all coordinates small (set, not shifted: no cancellation).
-  const double fw = static_cast<double>(f.w), fh = static_cast<double>(f.h);
-  if (m.tx + dx_lo > fw) m.tx = fw - dx_lo;
-  if (m.tx + dx_hi < -1.0) m.tx = -1.0 - dx_hi;
-  if (m.ty + dy_lo > fh) m.ty = fh - dy_lo;
-  if (m.ty + dy_hi < -1.0) m.ty = -1.0 - dy_hi;
-  const double xmin = m.tx + dx_lo, xmax = m.tx + dx_hi, ymin = m.ty + dy_lo, ymax = m.ty + dy_hi;
-
-  // Block grid: block centres at ox + i*fct + (fct-1)/2, one of them at output pixel (0, 0).
-  const double half = 0.5 * static_cast<double>(fct - 1);
-  const double fd = static_cast<double>(fct);
-  auto grid_origin = [&](double centre0, double lo) {
-    const double o = std::floor(centre0 - half + 0.5);
-    return static_cast<int64_t>(o - fd * std::ceil((o - (lo - 2.0)) / fd));
-  };
-  const int64_t ox = grid_origin(m.tx, xmin), oy = grid_origin(m.ty, ymin);
-  const int64_t iw = static_cast<int64_t>(std::ceil((xmax + 2.0 - static_cast<double>(ox)) / fd)) + 1;
-  const int64_t ih = static_cast<int64_t>(std::ceil((ymax + 2.0 - static_cast<double>(oy)) / fd)) + 1;
+  const WarpGeometry g = warp_geometry(f, lm, fr);
+  const int64_t iw = g.iw, ih = g.ih;
   s.region.resize(iw * ih);
   float* reg = s.region.data();
-  box_gray(f, ox, oy, fct, iw, ih, reg, s);
+  box_gray(f, g.ox, g.oy, g.fct, iw, ih, reg, s);
 
-  // Output (u, v) -> block-grid coordinates.
-  const double ga = m.a / fd, gb = m.b / fd;
-  const double gtx = (m.tx - static_cast<double>(ox) - half) / fd;
-  const double gty = (m.ty - static_cast<double>(oy) - half) / fd;
-  const float xhi = static_cast<float>(iw - 1), yhi = static_cast<float>(ih - 1);
+  const int ns = g.ns;
+  const double ga = g.ga, gb = g.gb, gtx = g.gtx, gty = g.gty;
+  const float fa = g.fa, fb = g.fb, xhi = g.xhi, yhi = g.yhi, inv = g.inv;
+  const float* offs = g.offs;
   const int iw32 = static_cast<int>(iw);
-  const float inv = 1.0f / static_cast<float>(ns * ns);
-  float offs[kMaxSupersample];
-  for (int i = 0; i < ns; ++i) offs[i] = static_cast<float>((i + 0.5) / ns - 0.5);
-  const float fa = static_cast<float>(ga), fb = static_cast<float>(gb);
   float acc[kOutSide];
   for (int v = 0; v < kOutSide; ++v) {
     std::fill(acc, acc + kOutSide, 0.0f);
@@ -408,6 +337,112 @@ void crop_warp(const FrameView& f, const double* lm, const FramingParams& fr, fl
 }
 
 }  // namespace
+
+int axis_span(int64_t side) {
+  return side >= kOutSide
+             ? static_cast<int>(std::ceil(static_cast<double>(side) / kOutSide)) + 1
+             : 2;
+}
+
+AxisTaps axis_taps(int64_t side, int u, float* lin) {
+  const double s = static_cast<double>(side) / kOutSide;
+  AxisTaps t{};
+  if (side >= kOutSide) {
+    // Area: output u covers the crop interval [u*s, (u+1)*s) (as cv2.INTER_AREA).
+    const double a = static_cast<double>(u) * side / kOutSide;
+    const double b = static_cast<double>(u + 1) * side / kOutSide;
+    const int64_t ka = static_cast<int64_t>(std::floor(a));
+    const int64_t kf0 = static_cast<int64_t>(std::ceil(a));
+    const int64_t kf1 = static_cast<int64_t>(std::floor(b));
+    t.start = static_cast<int32_t>(ka);
+    t.full0 = static_cast<int32_t>(kf0);
+    t.full1 = static_cast<int32_t>(kf1);
+    t.w_full = static_cast<float>(1.0 / s);
+    t.k_a = static_cast<int32_t>(ka);
+    t.w_a = kf0 > ka ? static_cast<float>((kf0 - a) / s) : 0.0f;
+    t.k_b = static_cast<int32_t>(std::min<int64_t>(kf1, side - 1));
+    t.w_b = (kf1 < side && b > kf1) ? static_cast<float>((b - kf1) / s) : 0.0f;
+    for (int64_t k = ka; k < std::min<int64_t>(static_cast<int64_t>(std::ceil(b)), side); ++k) {
+      const double overlap = std::min<double>(k + 1, b) - std::max<double>(k, a);
+      lin[k - ka] = static_cast<float>(std::max(overlap, 0.0) / s);
+    }
+  } else {
+    // Bilinear, half-pixel centres, clamped to the crop (as cv2.resize INTER_LINEAR on the crop).
+    const double src = (u + 0.5) * s - 0.5;
+    int64_t k = static_cast<int64_t>(std::floor(src));
+    double f = src - static_cast<double>(k);
+    if (k < 0) k = 0, f = 0.0;
+    if (k >= side - 1) k = side - 1, f = 0.0;
+    t.start = t.k_a = static_cast<int32_t>(k);
+    t.k_b = static_cast<int32_t>(std::min<int64_t>(k + 1, side - 1));
+    t.full0 = t.full1 = 0;
+    t.w_a = static_cast<float>(1.0 - f);
+    t.w_b = static_cast<float>(f);
+    t.w_full = 0.0f;
+    lin[0] = t.w_a;
+    lin[1] = t.w_b;
+  }
+  return t;
+}
+
+// When the warp shrinks by s >= 2 source pixels per output pixel, the frame region is first
+// box-filtered by fct = floor(s) (block grid aligned with output pixel (0, 0): an axis-aligned
+// integer shrink is then an exact area average); each output pixel then averages ns x ns bilinear
+// samples spread over its footprint, ns = ceil(s / fct / 1.5) (1 or 2 once box-filtered), so that
+// samples are at most 1.5 filtered pixels apart.
+WarpGeometry warp_geometry(const FrameView& f, const double* lm, const FramingParams& fr) {
+  const Similarity m0 = eye_similarity(lm, fr);
+  WarpGeometry g{};
+  g.a = m0.a, g.b = m0.b, g.tx = m0.tx, g.ty = m0.ty;
+  const double scale = std::sqrt(g.a * g.a + g.b * g.b);
+  g.fct = static_cast<int64_t>(std::min(256.0, std::max(1.0, std::floor(scale + 1e-9))));
+  // Samples per axis: bilinear taps 1.5 block pixels apart at most (so no pixel is skipped).
+  g.ns = static_cast<int>(
+      std::min<double>(kMaxSupersample, std::max(1.0, std::ceil(scale / g.fct / 1.5 - 1e-6))));
+
+  // Source bounding box of the output square (pixel edges -0.5 .. 47.5), relative to (tx, ty).
+  double dx_lo = 1e300, dx_hi = -1e300, dy_lo = 1e300, dy_hi = -1e300;
+  for (double cu : {-0.5, kOutSide - 0.5}) {
+    for (double cv : {-0.5, kOutSide - 0.5}) {
+      const double dx = g.a * cu - g.b * cv, dy = g.b * cu + g.a * cv;
+      dx_lo = std::min(dx_lo, dx), dx_hi = std::max(dx_hi, dx);
+      dy_lo = std::min(dy_lo, dy), dy_hi = std::max(dy_hi, dy);
+    }
+  }
+  // Entirely beside the frame: every sample clamps to the same edge, so slide the warp up to the
+  // frame (same output) to keep all coordinates small (set, not shifted: no cancellation).
+  const double fw = static_cast<double>(f.w), fh = static_cast<double>(f.h);
+  if (g.tx + dx_lo > fw) g.tx = fw - dx_lo;
+  if (g.tx + dx_hi < -1.0) g.tx = -1.0 - dx_hi;
+  if (g.ty + dy_lo > fh) g.ty = fh - dy_lo;
+  if (g.ty + dy_hi < -1.0) g.ty = -1.0 - dy_hi;
+  const double xmin = g.tx + dx_lo, xmax = g.tx + dx_hi, ymin = g.ty + dy_lo, ymax = g.ty + dy_hi;
+
+  // Block grid: block centres at ox + i*fct + (fct-1)/2, one of them at output pixel (0, 0).
+  const double half = 0.5 * static_cast<double>(g.fct - 1);
+  const double fd = static_cast<double>(g.fct);
+  auto grid_origin = [&](double centre0, double lo) {
+    const double o = std::floor(centre0 - half + 0.5);
+    return static_cast<int64_t>(o - fd * std::ceil((o - (lo - 2.0)) / fd));
+  };
+  g.ox = grid_origin(g.tx, xmin);
+  g.oy = grid_origin(g.ty, ymin);
+  g.iw = static_cast<int64_t>(std::ceil((xmax + 2.0 - static_cast<double>(g.ox)) / fd)) + 1;
+  g.ih = static_cast<int64_t>(std::ceil((ymax + 2.0 - static_cast<double>(g.oy)) / fd)) + 1;
+
+  // Output (u, v) -> block-grid coordinates.
+  g.ga = g.a / fd;
+  g.gb = g.b / fd;
+  g.gtx = (g.tx - static_cast<double>(g.ox) - half) / fd;
+  g.gty = (g.ty - static_cast<double>(g.oy) - half) / fd;
+  g.fa = static_cast<float>(g.ga);
+  g.fb = static_cast<float>(g.gb);
+  g.xhi = static_cast<float>(g.iw - 1);
+  g.yhi = static_cast<float>(g.ih - 1);
+  g.inv = 1.0f / static_cast<float>(g.ns * g.ns);
+  for (int i = 0; i < g.ns; ++i) g.offs[i] = static_cast<float>((i + 0.5) / g.ns - 0.5);
+  return g;
+}
 
 CropSquare box_crop(const double* box, const FramingParams& fr, const FrameView& frame) {
   const double x = box[0], y = box[1], w = box[2], h = box[3];

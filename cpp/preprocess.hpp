@@ -42,6 +42,43 @@ CropSquare box_crop(const double* box, const FramingParams& fr, const FrameView&
 // Source pixels per output pixel of the eye-landmark similarity warp (eyes = landmarks[0..1]).
 double warp_scale(const double* landmarks, const FramingParams& fr);
 
+// Box mode: resampling of output index u along one axis of a square crop of `side` pixels (one
+// table serves both axes): exact fractional-overlap area weights when side >= 48 (as
+// cv2.INTER_AREA), bilinear with half-pixel centres when smaller (as cv2.INTER_LINEAR).
+// Output u = w_a * crop[k_a] + w_full * sum(crop[full0 .. full1)) + w_b * crop[k_b].
+struct AxisTaps {
+  int32_t start;         // first crop index of the dense weights (lin)
+  int32_t k_a, k_b;      // partially covered edge indices (or the two bilinear taps)
+  int32_t full0, full1;  // full-weight indices [full0, full1)
+  float w_a, w_b, w_full;
+};
+
+// Crop indices spanned by one output index (the length of axis_taps' lin).
+int axis_span(int64_t side);
+
+// The taps of output u; also writes the same weights densely to lin[t] for crop index start + t,
+// t < axis_span(side) (lin must be zeroed by the caller). Shared by the CPU and GPU kernels.
+AxisTaps axis_taps(int64_t side, int u, float* lin);
+
+// Landmark mode: geometry of the eye-aligning warp of one face, shared by the CPU and GPU
+// kernels. Output (u, v) -> frame (a*u - b*v + tx, b*u + a*v + ty) (slid up to the frame when it
+// lies entirely beside it: same output, small numbers). The frame is box-filtered by fct on a
+// block grid at (ox, oy) of iw x ih blocks and each output pixel averages ns x ns bilinear taps
+// at block coordinates x = fa*u' + float(-gb*v' + gtx), y = fb*u' + float(ga*v' + gty) with
+// u' = u + offs[i], v' = v + offs[j], clamped to [0, xhi] x [0, yhi]; the sum is scaled by inv.
+struct WarpGeometry {
+  double a, b, tx, ty;
+  int64_t fct;
+  int ns;
+  int64_t ox, oy, iw, ih;
+  double ga, gb, gtx, gty;
+  float fa, fb, xhi, yhi, inv;
+  float offs[kMaxSupersample];
+};
+
+WarpGeometry warp_geometry(const FrameView& frame, const double* landmarks,
+                           const FramingParams& fr);
+
 // Writes n crops of kOutPixels floats each to out (C-contiguous (n, 1, 48, 48)).
 // boxes: n*4 doubles (x, y, w, h); landmarks: n*10 doubles (5 points x, y) or nullptr.
 // Inputs must already be validated (finite, w/h > 0, side <= cap). Thread-safe, no Python calls.
