@@ -10,6 +10,7 @@ section of the model card.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import sys
 import tempfile
@@ -151,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         replace_section(
             a.card,
             "int8",
-            _card_section(best, ref, len(cset), cset.seed, a.out),
-            heading="## INT8 model (ferfast_int8.onnx)",
+            _card_section(best, ref, len(cset), cset.seed, a.out, a.fp32),
+            heading="## ferfast_int8.onnx",
         )
         print(f"shipped {paths[best.variant]} -> {a.out}; card section in {a.card}")
     return 0
@@ -183,7 +184,11 @@ def _doc_section(
     return "\n".join(lines)
 
 
-def _card_section(best: Row, ref: ModelEval, n: int, seed: int, out: Path) -> str:
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _card_section(best: Row, ref: ModelEval, n: int, seed: int, out: Path, fp32: Path) -> str:
     s, r = best.result.scores, ref.scores
     rep = inspect_qdq(out)
     flags = " --exclude-first-last" if "excl" in best.variant else ""
@@ -192,7 +197,9 @@ def _card_section(best: Row, ref: ModelEval, n: int, seed: int, out: Path) -> st
     zps = ", ".join(rep.zero_point_dtypes)
     return "\n".join(
         [
-            f"- File: `{out.name}`, ONNX Q/DQ graph (explicit quantization); the Engine default.",
+            f"- File: `{out.name}`, ONNX Q/DQ graph (explicit quantization); the Engine default."
+            f" Quantized from `{fp32.name}` (sha256 `{_sha(fp32)[:16]}`, also in the"
+            " `ferfast.fp32_sha256` metadata).",
             f"- Recipe: `{best.recipe}`: ONNX Runtime static quantization after"
             f" `quant_pre_process`; {rep.per_channel_weights} per-channel int8 weight tensors,"
             f" every zero point 0 ({zps}); Softmax stays float.",

@@ -9,6 +9,7 @@ calibration cache, so one calibration can serve several quantization variants.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -259,7 +260,13 @@ def quantize_model(
     del q.opset_import[:]
     q.opset_import.extend(keep)
     meta = {p.key: p.value for p in src.metadata_props}
-    meta.update({"ferfast.precision": "int8", "ferfast.calibration": settings.describe()})
+    meta.update(
+        {
+            "ferfast.precision": "int8",
+            "ferfast.calibration": settings.describe(),
+            "ferfast.fp32_sha256": hashlib.sha256(fp32.read_bytes()).hexdigest(),
+        }
+    )
     meta.update(extra_metadata or {})
     del q.metadata_props[:]
     for k, v in meta.items():

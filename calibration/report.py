@@ -59,8 +59,16 @@ def replace_section(path: Path, tag: str, body: str, heading: str | None = None)
     block = f"{begin}\n{body.strip()}\n{end}"
     text = path.read_text() if path.is_file() else ""
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    lines = text.splitlines(keepends=True)
+    at = next((i for i, ln in enumerate(lines) if heading and ln.rstrip() == heading), None)
     if pattern.search(text):
         text = pattern.sub(lambda _m: block, text)
+    elif at is not None:  # an existing heading: its placeholder text up to the next heading goes
+        end_at = next(
+            (j for j in range(at + 1, len(lines)) if lines[j].startswith("#")), len(lines)
+        )
+        tail = "".join(lines[end_at:])
+        text = "".join(lines[: at + 1]) + "\n" + block + "\n" + ("\n" + tail if tail else "")
     else:
         if text and not text.endswith("\n"):
             text += "\n"

@@ -328,3 +328,10 @@ def test_pick_and_report_sections(tmp_path: Path) -> None:
     text = doc.read_text()
     assert text.startswith("# Title\n\nhand-written\n") and text.count("## Gen") == 1
     assert "second" in text and "first" not in text
+    card = tmp_path / "card.md"
+    card.write_text("# Card\n\n## fp32\n\nfp32 text\n\n## int8\n\n(placeholder)\n\n## Other\n\nx\n")
+    replace_section(card, "int8", "int8 text", heading="## int8")
+    text = card.read_text()
+    assert "(placeholder)" not in text and text.count("## int8") == 1
+    assert text.index("fp32 text") < text.index("int8 text") < text.index("## Other")
+    assert text.endswith("## Other\n\nx\n")
