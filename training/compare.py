@@ -36,8 +36,8 @@ def _base(a: argparse.Namespace) -> TrainConfig:
     )
 
 
-def _run(cfg: TrainConfig, name: str) -> dict:
-    out = ROOT / name
+def _run(cfg: TrainConfig, name: str, root: Path = ROOT) -> dict:
+    out = root / name
     res_file = out / "result.json"
     if res_file.is_file():
         r = json.loads(res_file.read_text())
@@ -57,7 +57,7 @@ def run_strategies(a: argparse.Namespace) -> None:
     base = _base(a)
     for s in a.only or STRATEGIES:
         # Strategies carry their own balancing; keep the loss otherwise identical.
-        _run(replace(base, strategy=s), f"strategy_{s}")
+        _run(replace(base, strategy=s), f"strategy_{s}", Path(a.root))
 
 
 def run_sizes(a: argparse.Namespace) -> None:
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arch", default="a3")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--root", default=str(ROOT), help="where the strategy runs go")
     ap.add_argument("--data", default="../shared/data/fer2013")
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)

@@ -38,7 +38,7 @@ def _row(name: str, r: dict, extra: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def strategy_table(root: Path) -> str:
+def strategy_table(root: Path, classical: bool = True) -> str:
     """One row per strategy (fixed budget) plus the classical baselines."""
     lines = [
         "| Method | Train set | Steps (batch 128) | Best epoch | Accuracy | Macro-F1 | "
@@ -57,10 +57,11 @@ def strategy_table(root: Path) -> str:
                 [f"{r['train_size']:,}", f"{r['steps']:,}", str(r["best_epoch"])],
             )
         )
-    for key, name in (
+    baselines = (
         ("hog_svm", "HOG + linear SVM (balanced)"),
         ("pca_rf", "PCA(100) + random forest (balanced)"),
-    ):
+    )
+    for key, name in baselines if classical else ():
         r = _read(root / f"classical_{key}")
         if r is None:
             lines.append(f"| {name} | – | – | – | not run | | |")
@@ -151,6 +152,12 @@ def comparison_markdown(root: Path, latency_file: Path | None, notes: str = "") 
         HEADER
         + "\n## Balancing strategies (fixed budget) and classical baselines\n\n"
         + strategy_table(root)
+        + (
+            "\n\n### Longer budget (12 epochs x 224 steps, same recipe otherwise)\n\n"
+            + strategy_table(root.parent / "compare_long", classical=False)
+            if (root.parent / "compare_long").is_dir()
+            else ""
+        )
         + "\n\n## Accuracy vs INT8 latency over model sizes\n\n"
         + "INT8 latency: ONNX Runtime 1.32 CPU, static QDQ quantization (per-channel symmetric\n"
         + "int8 weights, symmetric int8 activations, 256 Training faces for calibration), 2\n"

@@ -60,6 +60,7 @@ class TrainConfig:
     limit_train: int = 0  # use a random subset of Training (tests / quick runs)
     limit_eval: int = 0
     progress: bool = True
+    init_from: str = ""  # start from these weights (a checkpoint's best) instead of random init
     steps_per_epoch: int = 0  # fixed optimizer steps per epoch (0: one pass over the train set)
     stop_after: int = 0  # end this invocation after N epochs (time slicing; resume later)
 
@@ -186,6 +187,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
     ts, xva, yva = prepare(cfg)
     torch.manual_seed(cfg.seed)
     net = FerNet(cfg.arch, num_classes=ts.num_outputs, dropout=cfg.dropout)
+    if cfg.init_from:
+        init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+        net.load_state_dict(init.get("best_state") or init["model"])
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
