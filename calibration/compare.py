@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -163,11 +164,12 @@ def _doc_section(
     rows: list[Row], best: Row | None, n: int, seed: int, k: int, ref: ModelEval
 ) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load = os.getloadavg()[0]
     lines = [
         f"Measured by `python -m calibration.compare` on {when}: calibration set {n} Training"
         f" faces (seed {seed}), PublicTest n={ref.scores.n} ({k} classes). Latency: ONNX Runtime"
-        f" CPU, 2 intra-op threads, IO binding, median ms per face on {machine()}, measured while"
-        " other jobs shared the 2 cores (quiet-machine figures: see the benchmark section).",
+        f" CPU, 2 intra-op threads, IO binding, median ms per face on {machine()}; 1-minute load"
+        f" average before the run: {load:.2f} (other jobs share these 2 cores).",
         "",
         method_table(rows),
         "",
@@ -188,8 +190,14 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _ms(row: Row, batch: int) -> str:
+    lat = row.result.latency.get(batch)
+    return "-" if lat is None else f"{lat.median_ms_per_face:.3f}"
+
+
 def _card_section(best: Row, ref: ModelEval, n: int, seed: int, out: Path, fp32: Path) -> str:
     s, r = best.result.scores, ref.scores
+    rows_fp32 = Row("fp32", "reference", ref, None)
     rep = inspect_qdq(out)
     flags = " --exclude-first-last" if "excl" in best.variant else ""
     if "Relu kept" in best.variant:
@@ -212,8 +220,11 @@ def _card_section(best: Row, ref: ModelEval, n: int, seed: int, out: Path, fp32:
             f"| fp32 | {r.accuracy:.2f} | {r.macro_f1:.2f} | 100 |",
             f"| int8 | {s.accuracy:.2f} | {s.macro_f1:.2f} | {s.agreement:.2f} |",
             "",
-            f"Accuracy loss: {best.loss:+.2f} points (budget 0.5). Method comparison and CPU"
-            " latency: `docs/int8.md`.",
+            f"Accuracy loss: {best.loss:+.2f} points (budget 0.5). CPU latency, ONNX Runtime,"
+            f" 2 threads, IO binding, median ms per face at batch 1 / 64: int8 {_ms(best, 1)} /"
+            f" {_ms(best, 64)}, fp32 {_ms(rows_fp32, 1)} / {_ms(rows_fp32, 64)} (1-minute load"
+            f" average {os.getloadavg()[0]:.2f}). Method comparison, settings and benchmarks:"
+            " `docs/int8.md`.",
         ]
     )
 
