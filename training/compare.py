@@ -123,7 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument("--doc", default="docs/comparison.md")
     ap.add_argument("--latency", default="runs/latency_candidates2.json")
-    ap.add_argument("--notes", default="", help="markdown file with findings to include")
+    ap.add_argument(
+        "--notes",
+        default="training/comparison_notes.md",
+        help="markdown file with the (hand-written) findings to include",
+    )
     a = ap.parse_args(argv)
     {
         "strategies": run_strategies,

@@ -94,7 +94,7 @@ def size_table(
             f"{lat['int8_b64_ms_per_face']:.3f}" if lat else "–",
         ]
         if r is None:
-            lines.append(f"| {arch} | " + " | ".join(lat_cells) + f" | {label} | not run | | |")
+            lines.append(f"| {arch} | " + " | ".join(lat_cells) + " | not trained | – | – | – |")
         else:
             label = f"{r['epochs_run']} epochs" + (
                 ", shipped" if "shipped" in label else ", sqrt weights"
@@ -136,6 +136,7 @@ REPRO = """## Reproduce
 ```bash
 python -m training.latency --archs a a3 f g --out runs/latency_candidates2.json
 python -m training.compare strategies --epochs 5
+python -m training.compare strategies --epochs 12 --root runs/compare_long
 python -m training.compare sizes --epochs 5
 python -m training.compare classical
 python -m training.compare table --latency runs/latency_candidates2.json
@@ -162,9 +163,9 @@ def comparison_markdown(root: Path, latency_file: Path | None, notes: str = "") 
         + "INT8 latency: ONNX Runtime 1.32 CPU, static QDQ quantization (per-channel symmetric\n"
         + "int8 weights, symmetric int8 activations, 256 Training faces for calibration), 2\n"
         + "intra-op threads, ORT_ENABLE_ALL, median over repeated runs, on this shared 2-core\n"
-        + "Xeon while other jobs ran (noisy; budget: <= 0.26 ms at batch 1, <= 0.13 ms/face at\n"
-        + "batch 64). MFLOPs = 2 x multiply-accumulates per face.\n\n"
-        + size_table(root, lat, ["a", "a3", "f"], ("a3", Path("runs/main")))
+        + "Xeon, lightly loaded, untrained weights (noisy; budget: <= 0.26 ms at batch 1,\n"
+        + "<= 0.13 ms/face at batch 64). MFLOPs = 2 x multiply-accumulates per face.\n\n"
+        + size_table(root, lat, ["a", "a3", "f", "g"], ("a3", Path("runs/main")))
         + "\n\n"
         + (notes + "\n\n" if notes else "")
         + REPRO
