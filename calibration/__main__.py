@@ -3,7 +3,7 @@
 Example (from the repo root)::
 
     python -m calibration --fp32 src/ferfast/models/ferfast_fp32.onnx \\
-        --out src/ferfast/models/ferfast_int8.onnx --method entropy
+        --out src/ferfast/models/ferfast_int8.onnx --method percentile
 
 The recorded calibration set (``calibration/calibration_set.json``) is reused unless ``--resample``.
 """
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m calibration", description=__doc__.splitlines()[0])
     p.add_argument("--fp32", type=Path, default=FP32_MODEL, help="fp32 ONNX model")
     p.add_argument("--out", type=Path, default=INT8_MODEL, help="INT8 Q/DQ ONNX model to write")
-    p.add_argument("--method", choices=sorted(METHODS), default="entropy")
+    p.add_argument("--method", choices=sorted(METHODS), default="percentile")
     p.add_argument("--percentile", type=float, default=99.999)
     p.add_argument(
         "--exclude-first-last",
