@@ -1,6 +1,6 @@
 """Benchmark suite setup (``pytest benchmarks/``).
 
-Puts tests/ on sys.path for the shared test helpers, skips the suite cleanly when
+Skips the suite cleanly when
 pytest-benchmark is not installed, and prints a speed-ratio summary
 for groups that record a baseline through the ``speedup`` fixture (e.g. ferfast.preprocess vs the
 OpenCV path), measured in the same session.
@@ -8,14 +8,9 @@ OpenCV path), measured in the same session.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-
-# The benchmarks share the test helpers (tiny_model, stream_support) in tests/.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 try:
     import pytest_benchmark  # noqa: F401

@@ -11,15 +11,14 @@ sweeps the session options that matter on 2 cores.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from calibration.session import BoundRunner, SessionSettings, make_session
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from calibration.session import BoundRunner, SessionSettings, make_session  # noqa: E402
 
 MODELS = REPO / "src" / "ferfast" / "models"
 PATHS = {

@@ -1,15 +1,12 @@
-"""Shared helpers for the training tests: repo root on sys.path, tiny synthetic FER datasets."""
+"""Shared helpers for the training tests: tiny synthetic FER datasets."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT.parent / "shared" / "data" / "fer2013"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
@@ -11,23 +10,22 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from calibration.dataset import (  # noqa: E402
+from calibration.dataset import (
     CalibrationSet,
     normalise,
     read_faces,
     stratified_sample,
 )
-from calibration.evaluate import macro_f1, score  # noqa: E402
-from calibration.model_info import EMOTIONS, read_model_info  # noqa: E402
-from calibration.quantize import (  # noqa: E402
+from calibration.evaluate import macro_f1, score
+from calibration.model_info import EMOTIONS, read_model_info
+from calibration.quantize import (
     QuantSettings,
     fold_bias_dequantize,
     inspect_qdq,
     quantize_model,
     relu_to_leaky,
 )
-from calibration.session import make_session, measure_latency, run_batches  # noqa: E402
+from calibration.session import make_session, measure_latency, run_batches
 
 COUNTS = {"angry": 5, "disgust": 2, "fear": 4, "happy": 6, "sad": 3, "surprise": 4, "neutral": 5}
 META = {

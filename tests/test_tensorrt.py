@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -323,7 +322,6 @@ def test_tensorrt_stubs_are_not_mistaken_for_tensorrt() -> None:
 
 def test_mypy_against_tensorrt_stubs() -> None:
     pytest.importorskip("mypy", reason="mypy not installed (pip install mypy)")
-    sys.path.insert(0, str(REPO / "tests"))
     try:
         from importlib import metadata
 
