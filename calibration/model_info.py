@@ -7,7 +7,8 @@ from pathlib import Path
 
 import onnx
 
-EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+from ferfast.labels import EMOTIONS
+from ferfast.runtime import parse_metadata
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ModelInfo:
 
 def read_model_info(model: str | Path | onnx.ModelProto) -> ModelInfo:
     """Read a model's I/O names and ``ferfast.*`` metadata (contract defaults where absent)."""
+    source = str(model) if isinstance(model, (str, Path)) else "model"
     if isinstance(model, (str, Path)):
         if not Path(model).is_file():
             raise FileNotFoundError(f"model not found: {model}")
@@ -31,18 +33,22 @@ def read_model_info(model: str | Path | onnx.ModelProto) -> ModelInfo:
     if not isinstance(model, onnx.ModelProto):
         raise TypeError(f"expected a path or onnx.ModelProto, got {type(model).__name__}")
     meta = {p.key: p.value for p in model.metadata_props}
-    emotions = tuple(e.strip() for e in meta.get("ferfast.emotions", ",".join(EMOTIONS)).split(","))
-    unknown = [e for e in emotions if e not in EMOTIONS]
-    if unknown:
-        raise ValueError(f"model declares unknown emotions {unknown}")
     inits = {i.name for i in model.graph.initializer}
     inputs = [i.name for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1 or len(model.graph.output) < 1:
         raise ValueError(f"expected one input and an output, got inputs {inputs}")
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) == 2 and dims[1].dim_value > 0:
+        num_classes = dims[1].dim_value
+    elif "ferfast.emotions" in meta:
+        num_classes = len(meta["ferfast.emotions"].split(","))
+    else:
+        num_classes = len(EMOTIONS)
+    emotions, input_scale, input_bias = parse_metadata(meta, num_classes, source)
     return ModelInfo(
         emotions=emotions,
-        input_scale=float(meta.get("ferfast.input_scale", 1.0 / 255.0)),
-        input_bias=float(meta.get("ferfast.input_bias", 0.0)),
+        input_scale=input_scale,
+        input_bias=input_bias,
         input_name=inputs[0],
         output_name=model.graph.output[0].name,
         metadata=meta,

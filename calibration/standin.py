@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ferfast.labels import EMOTIONS
+
 from .dataset import DEFAULT_SEED, list_split, read_faces
-from .model_info import EMOTIONS
 
 TRAIN_ROOT = Path("../shared/data/fer2013/train")
 

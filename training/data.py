@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+from ferfast.labels import EMOTIONS
+
 SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
 IMG_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm")
 SIZE = 48
