@@ -146,6 +146,17 @@ def load_image_folder(
         labels.append(EMOTIONS.index(emo))
         splits.append(split)
         names.append(rel)
+    return _collect(imgs, labels, splits, names, report)
+
+
+def _collect(
+    imgs: list[np.ndarray],
+    labels: list[int],
+    splits: list[str],
+    names: list[str],
+    report: LoadReport,
+) -> tuple[FerData, LoadReport]:
+    """Stack what a loader decoded into a FerData; the report counts the loaded faces."""
     report.n_loaded = len(imgs)
     data = FerData(
         images=np.stack(imgs) if imgs else np.zeros((0, SIZE, SIZE), np.uint8),
@@ -197,14 +208,7 @@ def load_csv(path: str | os.PathLike) -> tuple[FerData, LoadReport]:
             labels.append(label)
             splits.append(usage)
             names.append(item)
-    report.n_loaded = len(imgs)
-    data = FerData(
-        images=np.stack(imgs) if imgs else np.zeros((0, SIZE, SIZE), np.uint8),
-        labels=np.asarray(labels, np.int64),
-        splits=np.asarray(splits, dtype="<U11"),
-        names=np.asarray(names),
-    )
-    return data, report
+    return _collect(imgs, labels, splits, names, report)
 
 
 def _fingerprint(src: Path) -> str:
