@@ -69,9 +69,12 @@ def write_face_video(path: Path, n: int) -> Path:
 
 
 def cli_env() -> dict[str, str]:
-    """Environment for CLI subprocesses: src/ importable, no inherited YuNet override."""
+    """Environment for CLI subprocesses: no inherited YuNet override, unbuffered output.
+
+    The subprocess imports the *installed* ferfast, as the tests themselves do: ``src/`` is not
+    put on the path, since its ``ferfast`` has no compiled ``_core`` in a fresh clone.
+    """
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
     env.pop("FERFAST_YUNET", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
