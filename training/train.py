@@ -1,6 +1,7 @@
 """Train a FerNet on FER2013 Training, select on PublicTest; resumable; runs under ``torchrun``.
 
     python -m training.train --out runs/main --arch a3 --strategy sqrt --epochs 60
+    python -m training.train --out runs/kd --teacher TEACHER.onnx --ema 0.999  # distil + EMA
     torchrun --nproc-per-node 2 -m training.train --out runs/ddp ...   # DDP (gloo on CPU)
 
 Checkpoints (``last.pt``, atomically replaced every epoch) hold model, optimizer, scheduler,
@@ -27,6 +28,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .augment import AugConfig, augment
 from .data import load
+from .distill import Teacher, kd_loss, make_ema
 from .metrics import Metrics, compute_metrics
 from .model import FerNet, count_macs, count_params
 from .strategies import STRATEGIES, TrainSet, loss_fn, make_trainset, probs7
@@ -63,6 +65,10 @@ class TrainConfig:
     init_from: str = ""  # start from these weights (a checkpoint's best) instead of random init
     steps_per_epoch: int = 0  # fixed optimizer steps per epoch (0: one pass over the train set)
     stop_after: int = 0  # end this invocation after N epochs (time slicing; resume later)
+    teacher: str = ""  # distil from this ferfast ONNX model (e.g. the bundled fp32); "" = off
+    distill_alpha: float = 0.5  # loss = (1 - alpha) * strategy loss + alpha * KD term
+    distill_temp: float = 3.0  # softmax temperature of the KD term
+    ema: float = 0.0  # per-step EMA decay of the weights (e.g. 0.999); evaluated and kept; 0 = off
 
 
 @dataclass
@@ -177,8 +183,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
     if cfg.select not in ("acc", "macro_f1", "mean"):
         raise ValueError(f"select must be acc, macro_f1 or mean, got {cfg.select!r}")
+    if cfg.teacher and cfg.strategy in ("6class", "twotier"):
+        raise ValueError(f"--teacher needs a 7-class head; strategy {cfg.strategy!r} has another")
+    if not 0.0 <= cfg.distill_alpha <= 1.0 or cfg.distill_temp <= 0:
+        raise ValueError("distill_alpha must be in [0, 1] and distill_temp > 0")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    teacher = Teacher(cfg.teacher, threads=cfg.threads) if cfg.teacher else None
     rank, world = _dist()
     out = Path(cfg.out)
     if rank == 0:
@@ -192,6 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         net.load_state_dict(init.get("best_state") or init["model"])
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
+    ema = make_ema(net, cfg.ema) if cfg.ema else None
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
     groups = [
@@ -228,6 +240,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
         for k in state:
             state[k] = ck[k]
         if rank == 0:
@@ -246,7 +260,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
             f"arch={cfg.arch} params={count_params(net)} "
             f"MFLOPs={2 * count_macs(cfg.arch) / 1e6:.1f} "
             f"strategy={cfg.strategy} train={n} val={len(yva)} world={world} "
-            f"steps/epoch={steps_per_epoch}",
+            f"steps/epoch={steps_per_epoch}"
+            + (
+                f" teacher={cfg.teacher} alpha={cfg.distill_alpha} T={cfg.distill_temp}"
+                if teacher
+                else ""
+            )
+            + (f" ema={cfg.ema}" if ema is not None else ""),
             flush=True,
         )
     first_epoch = state["epoch"]
@@ -282,10 +302,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(xb)
             loss = crit(logits.float(), yb)
+            if teacher is not None:
+                a = cfg.distill_alpha
+                loss = (1 - a) * loss + a * kd_loss(logits, teacher(xb), cfg.distill_temp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(net)
             tot_loss += float(loss.detach()) * len(b)
             if ts.strategy != "twotier":
                 tot_correct += int((logits.argmax(1) == yb).sum())
@@ -293,7 +318,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
                 tot_correct += int((logits[:, :7].argmax(1) == yb).sum())
             tot_n += len(b)
         if rank == 0:
-            m = compute_metrics(yva, predict_probs(net, xva, cfg.strategy))
+            evaluated = net if ema is None else ema.module
+            m = compute_metrics(yva, predict_probs(evaluated, xva, cfg.strategy))
             score = _score(m, cfg.select)
             rec = {
                 "epoch": epoch + 1,
@@ -312,7 +338,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
                     best_epoch=epoch + 1,
                     bad_epochs=0,
                     best_metrics=m.as_dict(),
-                    best_state={k: v.clone() for k, v in net.state_dict().items()},
+                    best_state={k: v.clone() for k, v in evaluated.state_dict().items()},
                 )
             else:
                 state["bad_epochs"] += 1
@@ -324,6 +350,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
                     "model": net.state_dict(),
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
+                    "ema": None if ema is None else ema.state_dict(),
                     "num_classes": ts.num_outputs,
                     "emotions": list(ts.emotions),
                     **state,

@@ -1,0 +1,71 @@
+"""Knowledge distillation from a ferfast ONNX teacher, and the weight EMA used with it.
+
+The teacher is any model that follows the ferfast contract (input gray/255, ``probs`` out in
+EMOTIONS order), e.g. the bundled ``ferfast_fp32.onnx``; it runs in ONNX Runtime on exactly the
+augmented batch the student sees. Its labels come from Training images only, so distilling adds
+no information from PublicTest beyond what already selected the teacher.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ferfast.labels import EMOTIONS
+from ferfast.runtime import DEFAULT_SCALE, parse_metadata
+
+
+class Teacher:
+    """A ferfast ONNX model as a frozen teacher: ``teacher(x) -> (N,7) log-probabilities``."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"teacher model not found: {path}")
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own types for a corrupt file
+            raise ValueError(f"{path}: not a loadable ONNX model ({e})") from None
+        out = self.session.get_outputs()[0]
+        k = out.shape[-1]
+        props = self.session.get_modelmeta().custom_metadata_map
+        emotions, scale, bias = parse_metadata(
+            dict(props), int(k) if isinstance(k, int) else 7, str(path)
+        )
+        if emotions != EMOTIONS:
+            raise ValueError(f"{path}: teacher classes {emotions} are not EMOTIONS {EMOTIONS}")
+        if not np.isclose(scale, DEFAULT_SCALE) or bias != 0.0:
+            raise ValueError(f"{path}: teacher input must be gray/255 (scale {scale}, bias {bias})")
+        self.input = self.session.get_inputs()[0].name
+        self.path = path
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (N,1,48,48) float in [0,1] -> teacher log-probabilities (N,7), float32."""
+        arr = np.ascontiguousarray(x.detach().float().cpu().numpy(), dtype=np.float32)
+        (probs,) = self.session.run(None, {self.input: arr})
+        return torch.from_numpy(np.log(np.clip(probs, 1e-8, 1.0)))
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logp: torch.Tensor, temp: float) -> torch.Tensor:
+    """Hinton's distillation term: T² · KL(teacher_T ‖ student_T), batch mean."""
+    t = F.log_softmax(teacher_logp / temp, 1)
+    s = F.log_softmax(student_logits.float() / temp, 1)
+    return F.kl_div(s, t, log_target=True, reduction="batchmean") * temp * temp
+
+
+def make_ema(net: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``net``'s weights and BatchNorm statistics."""
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
