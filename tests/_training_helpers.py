@@ -58,3 +58,26 @@ def set_single_thread() -> None:
 
 
 set_single_thread()
+
+
+def tiny_train_config(tmp_path: Path, out: str, **overrides):
+    """A TrainConfig for seconds-long runs on ``write_folder(tmp_path / "fer")`` (arch tiny)."""
+    from dataclasses import replace
+
+    from training.train import TrainConfig
+
+    base = TrainConfig(
+        out=str(tmp_path / out),
+        data=str(tmp_path / "fer"),
+        cache=str(tmp_path / "cache"),
+        arch="tiny",
+        strategy="weights",
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        threads=1,
+        bf16=False,
+        channels_last=False,
+        progress=False,
+    )
+    return replace(base, **overrides)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from _training_helpers import write_folder
+from _training_helpers import tiny_train_config, write_folder
 from tiny_model import build_tiny_model, reference_probs
 
 from training.distill import Teacher, kd_loss, make_ema
@@ -62,21 +62,8 @@ def test_ema_follows_the_weights():
 
 
 def _cfg(tmp_path, out: str, teacher) -> TrainConfig:
-    return TrainConfig(
-        out=str(tmp_path / out),
-        data=str(tmp_path / "fer"),
-        cache=str(tmp_path / "cache"),
-        arch="tiny",
-        strategy="sqrt",
-        epochs=2,
-        batch_size=32,
-        threads=1,
-        bf16=False,
-        channels_last=False,
-        progress=False,
-        teacher=str(teacher),
-        distill_alpha=0.7,
-        ema=0.9,
+    return tiny_train_config(
+        tmp_path, out, strategy="sqrt", teacher=str(teacher), distill_alpha=0.7, ema=0.9
     )
 
 

@@ -5,26 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
-from _training_helpers import write_folder
+from _training_helpers import tiny_train_config, write_folder
 
 from training.train import TrainConfig, parse_args, train
 
 
 def _cfg(tmp_path, out: str) -> TrainConfig:
-    return TrainConfig(
-        out=str(tmp_path / out),
-        data=str(tmp_path / "fer"),
-        cache=str(tmp_path / "cache"),
-        arch="tiny",
-        strategy="weights",
-        epochs=2,
-        batch_size=32,
-        lr=0.05,
-        threads=1,
-        bf16=False,
-        channels_last=False,
-        progress=False,
-    )
+    return tiny_train_config(tmp_path, out)
 
 
 def test_resume_matches_uninterrupted(tmp_path):
