@@ -22,6 +22,18 @@ def test_teacher_gives_the_models_log_probs(tmp_path):
     np.testing.assert_allclose(logp.exp().numpy(), reference_probs(x.numpy()), atol=1e-5)
 
 
+def test_ensemble_teacher_averages_probabilities(tmp_path):
+    a = build_tiny_model(tmp_path / "a.onnx", seed=0)
+    b = build_tiny_model(tmp_path / "b.onnx", seed=1)
+    x = torch.rand(4, 1, 48, 48, generator=torch.Generator().manual_seed(2))
+    want = (reference_probs(x.numpy(), seed=0) + reference_probs(x.numpy(), seed=1)) / 2
+    for spec in (f"{a},{b}", [a, b]):
+        got = Teacher(spec, threads=1)(x).exp().numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="no teacher"):
+        Teacher(" , ")
+
+
 def test_teacher_refuses_models_outside_the_contract(tmp_path):
     with pytest.raises(FileNotFoundError, match="teacher model not found"):
         Teacher(tmp_path / "missing.onnx")

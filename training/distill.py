@@ -1,9 +1,10 @@
 """Knowledge distillation from a ferfast ONNX teacher, and the weight EMA used with it.
 
 The teacher is any model that follows the ferfast contract (input gray/255, ``probs`` out in
-EMOTIONS order), e.g. the bundled ``ferfast_fp32.onnx``; it runs in ONNX Runtime on exactly the
-augmented batch the student sees. Its labels come from Training images only, so distilling adds
-no information from PublicTest beyond what already selected the teacher.
+EMOTIONS order), e.g. the bundled ``ferfast_fp32.onnx``, or an ensemble of such models (their
+probabilities averaged); it runs in ONNX Runtime on exactly the augmented batch the student
+sees. Its targets come from Training images only, so distilling adds no information from
+PublicTest beyond what already selected the teacher.
 """
 
 from __future__ import annotations
@@ -19,12 +20,35 @@ from ferfast.runtime import DEFAULT_SCALE, parse_metadata
 
 
 class Teacher:
-    """A ferfast ONNX model as a frozen teacher: ``teacher(x) -> (N,7) log-probabilities``."""
+    """Frozen ferfast ONNX model(s): ``teacher(x) -> (N,7) log of the (mean) probabilities``.
 
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
+    ``paths``: one model, or several (a list, or one string with comma-separated paths).
+    """
+
+    def __init__(self, paths: str | Path | list[str | Path], threads: int = 0) -> None:
+        if isinstance(paths, str):
+            paths = [p.strip() for p in paths.split(",") if p.strip()]
+        elif isinstance(paths, Path):
+            paths = [paths]
+        if not paths:
+            raise ValueError("no teacher model given")
+        self.members = [_Member(Path(p), threads) for p in paths]
+        self.paths = [m.path for m in self.members]
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (N,1,48,48) float in [0,1] -> teacher log-probabilities (N,7), float32."""
+        arr = np.ascontiguousarray(x.detach().float().cpu().numpy(), dtype=np.float32)
+        probs = np.mean([m.run(arr) for m in self.members], axis=0)
+        return torch.from_numpy(np.log(np.clip(probs, 1e-8, 1.0)).astype(np.float32))
+
+
+class _Member:
+    """One teacher model in ONNX Runtime, checked against the ferfast contract."""
+
+    def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
 
-        path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"teacher model not found: {path}")
         so = ort.SessionOptions()
@@ -47,12 +71,9 @@ class Teacher:
         self.input = self.session.get_inputs()[0].name
         self.path = path
 
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (N,1,48,48) float in [0,1] -> teacher log-probabilities (N,7), float32."""
-        arr = np.ascontiguousarray(x.detach().float().cpu().numpy(), dtype=np.float32)
-        (probs,) = self.session.run(None, {self.input: arr})
-        return torch.from_numpy(np.log(np.clip(probs, 1e-8, 1.0)))
+    def run(self, x: np.ndarray) -> np.ndarray:
+        (probs,) = self.session.run(None, {self.input: x})
+        return probs
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logp: torch.Tensor, temp: float) -> torch.Tensor:
