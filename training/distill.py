@@ -54,6 +54,8 @@ class _Member:
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
+        # Idle ORT workers would spin between batches, stealing the cores the student trains on.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own types for a corrupt file
