@@ -150,8 +150,9 @@ Runs write `runs/compare/<name>/{last.pt,best.pt,history.json,result.json}` and 
 
 # Full-length runs of the shipped recipe (scripts/reproduce.sh): the teacher, then its student.
 FULL_RUNS = [
-    ("a3", Path("runs/main"), "sqrt weights (teacher)"),
-    ("a3", Path("runs/kd"), "sqrt weights + distilled from the teacher + EMA, shipped"),
+    ("a3", Path("runs/main"), "sqrt weights (teacher 1)"),
+    ("a3", Path("runs/kd"), "sqrt + distilled from 1 + EMA (teacher 2)"),
+    ("f", Path("runs/kd_f"), "sqrt + distilled from mean(1, 2) + EMA, shipped"),
 ]
 
 
