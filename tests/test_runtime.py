@@ -85,6 +85,17 @@ def test_run_matches_reference(tiny_model: Path) -> None:
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_spinning_can_be_switched_off(tiny_model: Path) -> None:
+    """spin=False sets ORT's allow_spinning entry to 0; results are unchanged."""
+    key = "session.intra_op.allow_spinning"
+    quiet, default = OrtRunner(tiny_model, threads=2, spin=False), OrtRunner(tiny_model, threads=2)
+    assert quiet.session.get_session_options().get_session_config_entry(key) == "0"
+    with pytest.raises(RuntimeError, match="allow_spinning"):  # not set: ORT's default (spin)
+        default.session.get_session_options().get_session_config_entry(key)
+    x = np.random.default_rng(0).random((3, 1, 48, 48), dtype=np.float32)
+    np.testing.assert_array_equal(quiet.run(x), default.run(x))
+
+
 def test_run_reads_buffer_in_place_each_call(tiny_model: Path) -> None:
     """The cached IO binding must see new buffer contents (it binds the memory, not a copy)."""
     runner = OrtRunner(tiny_model)

@@ -16,13 +16,15 @@ import torch
 import torch.nn.functional as F
 
 from ferfast.labels import EMOTIONS
-from ferfast.runtime import DEFAULT_SCALE, parse_metadata
+from ferfast.runtime import DEFAULT_SCALE, OrtRunner
 
 
 class Teacher:
     """Frozen ferfast ONNX model(s): ``teacher(x) -> (N,7) log of the (mean) probabilities``.
 
-    ``paths``: one model, or several (a list, or one string with comma-separated paths).
+    ``paths``: one model, or several (a list, or one string with comma-separated paths). Each
+    runs in a :class:`ferfast.runtime.OrtRunner` (the engine's own contract checks) with idle
+    spinning off, so its worker threads leave the cores to the student between batches.
     """
 
     def __init__(self, paths: str | Path | list[str | Path], threads: int = 0) -> None:
@@ -32,50 +34,22 @@ class Teacher:
             paths = [paths]
         if not paths:
             raise ValueError("no teacher model given")
-        self.members = [_Member(Path(p), threads) for p in paths]
-        self.paths = [m.path for m in self.members]
+        self.runners = [OrtRunner(p, threads=threads or None, spin=False) for p in paths]
+        for r in self.runners:
+            if r.emotions != EMOTIONS:
+                raise ValueError(f"{r.path}: teacher classes {r.emotions} are not {EMOTIONS}")
+            if not np.isclose(r.input_scale, DEFAULT_SCALE) or r.input_bias != 0.0:
+                raise ValueError(
+                    f"{r.path}: teacher input must be gray/255 "
+                    f"(scale {r.input_scale}, bias {r.input_bias})"
+                )
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: (N,1,48,48) float in [0,1] -> teacher log-probabilities (N,7), float32."""
         arr = np.ascontiguousarray(x.detach().float().cpu().numpy(), dtype=np.float32)
-        probs = np.mean([m.run(arr) for m in self.members], axis=0)
+        probs = np.mean([r.run(arr) for r in self.runners], axis=0)
         return torch.from_numpy(np.log(np.clip(probs, 1e-8, 1.0)).astype(np.float32))
-
-
-class _Member:
-    """One teacher model in ONNX Runtime, checked against the ferfast contract."""
-
-    def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        if not path.is_file():
-            raise FileNotFoundError(f"teacher model not found: {path}")
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-        # Idle ORT workers would spin between batches, stealing the cores the student trains on.
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # ORT raises its own types for a corrupt file
-            raise ValueError(f"{path}: not a loadable ONNX model ({e})") from None
-        out = self.session.get_outputs()[0]
-        k = out.shape[-1]
-        props = self.session.get_modelmeta().custom_metadata_map
-        emotions, scale, bias = parse_metadata(
-            dict(props), int(k) if isinstance(k, int) else 7, str(path)
-        )
-        if emotions != EMOTIONS:
-            raise ValueError(f"{path}: teacher classes {emotions} are not EMOTIONS {EMOTIONS}")
-        if not np.isclose(scale, DEFAULT_SCALE) or bias != 0.0:
-            raise ValueError(f"{path}: teacher input must be gray/255 (scale {scale}, bias {bias})")
-        self.input = self.session.get_inputs()[0].name
-        self.path = path
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        (probs,) = self.session.run(None, {self.input: x})
-        return probs
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logp: torch.Tensor, temp: float) -> torch.Tensor:

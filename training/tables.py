@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from .strategies import STRATEGIES
@@ -74,7 +75,7 @@ def size_table(
     root: Path,
     latency: dict[str, dict],
     archs: list[str],
-    full: list[tuple[str, Path, str]] = (),
+    full: Sequence[tuple[str, Path, str]] = (),
 ) -> str:
     """Accuracy (same short budget) vs measured INT8 latency over architectures.
 

@@ -107,7 +107,9 @@ class OrtRunner:
     """ONNX Runtime CPU runner.
 
     The session uses full graph optimisation, ``threads`` intra-op threads (default
-    ``min(2, os.cpu_count())``), one inter-op thread and sequential execution. ``run`` binds
+    ``min(2, os.cpu_count())``), one inter-op thread and sequential execution; ``spin=False``
+    stops idle worker threads from spinning between runs (for a runner that shares its cores
+    with other busy work, e.g. a training loop). ``run`` binds
     the caller's buffer directly as the model input (an OrtValue over the numpy memory, so
     preprocess output is consumed without a copy) and the output to a preallocated array; the
     bindings are cached per thread and per (buffer, n), so repeated calls re-use them.
@@ -115,7 +117,7 @@ class OrtRunner:
 
     _CACHE_SIZE = 8
 
-    def __init__(self, path: PathLike, threads: int | None = None) -> None:
+    def __init__(self, path: PathLike, threads: int | None = None, spin: bool = True) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -132,6 +134,8 @@ class OrtRunner:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(self.path), options, providers=["CPUExecutionProvider"]
