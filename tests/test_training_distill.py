@@ -91,6 +91,8 @@ def test_distilled_ema_run_resumes_exactly_and_keeps_the_ema(tmp_path):
     for k, v in a["ema"].items():
         assert torch.equal(v, b["ema"][k]), k
     assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+    with pytest.raises(ValueError, match="--ema must match"):
+        train(replace(_cfg(tmp_path, "part", teacher), ema=0.0), resume=True)
     # What is evaluated and kept as best is the EMA, not the raw weights (one epoch: it is best).
     train(replace(_cfg(tmp_path, "one", teacher), epochs=1))
     one = torch.load(tmp_path / "one" / "last.pt", weights_only=False)

@@ -237,6 +237,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck["config"]["arch"] != cfg.arch or ck["config"]["strategy"] != cfg.strategy:
             raise ValueError(f"{ckpt_path} was made with another arch/strategy")
+        if (ema is None) != (ck.get("ema") is None):
+            raise ValueError(f"{ckpt_path}: --ema must match the interrupted run's setting")
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
