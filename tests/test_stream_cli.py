@@ -256,3 +256,47 @@ def test_live_source_drops_frames_when_inference_is_behind(face_video: Path) -> 
     assert source.dropped > 0 and len(got) + source.dropped == N_FRAMES
     assert got == sorted(got) and got[-1] == N_FRAMES - 1  # the newest frame is never lost
     assert source.error is not None  # the stream ended and max_reconnects=0 gave up
+
+
+def test_version(capsys) -> None:
+    from ferfast import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ferfast-stream {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("notes.jpg", b"meeting notes, not a picture\n", "no frame could be read from"),
+        ("notes.txt", b"x", "cannot open file source"),
+        ("empty.mp4", b"", "source file is empty"),
+        ("missing.mp4", None, "video file not found"),
+    ],
+)
+def test_file_without_frames_is_an_error(
+    name: str, content: bytes | None, message: str, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    """A file that yields no frame fails (exit 1, naming it) before the engine loads."""
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    jsonl = tmp_path / "ev.jsonl"
+    args = ["--source", str(path), "--model", str(tiny_model), "--detector", "haar"]
+    assert main([*args, "--jsonl", str(jsonl), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"ferfast-stream: error: {message}" in err and str(path) in err
+    assert "processed" not in err and not jsonl.exists()
+
+
+def test_single_image_is_one_frame(tiny_model: Path, tmp_path: Path, capsys) -> None:
+    image = tmp_path / "still.jpg"
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    assert cv2.imwrite(str(image), frame)
+    jsonl = tmp_path / "ev.jsonl"
+    args = ["--source", str(image), "--model", str(tiny_model), "--detector", "haar"]
+    assert main([*args, "--jsonl", str(jsonl)]) == 0
+    assert "stopped (end)" in capsys.readouterr().err
+    assert [e["frame"] for e in read_jsonl(jsonl)] == [0]

@@ -1,8 +1,9 @@
 """``ferfast-stream``: emotion recognition on camera, file and network streams.
 
 Exit status: 0 when the file ended, --max-frames was reached, the window was closed or the run
-was interrupted (Ctrl-C / SIGTERM); 1 when the source or the engine could not be opened, a
-live source could not be reconnected, or an output failed; 2 for bad arguments.
+was interrupted (Ctrl-C / SIGTERM); 1 when the source or the engine could not be opened, a file
+source yielded no frame at all (not a video or image OpenCV can decode), a live source could not
+be reconnected, or an output failed; 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ferfast-stream",
         description="Facial-emotion recognition on a camera, video file or network stream.",
     )
+    from .. import __version__
+
+    p.add_argument("--version", action="version", version=f"ferfast-stream {__version__}")
     src = p.add_argument_group("source")
     src.add_argument(
         "--source",

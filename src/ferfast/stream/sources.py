@@ -23,6 +23,7 @@ import numpy as np
 log = logging.getLogger("ferfast.stream")
 
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_UNDECODABLE = "not a video or image this OpenCV build can decode"
 
 
 class SourceError(RuntimeError):
@@ -91,6 +92,8 @@ def open_capture(
     if spec.kind is SourceKind.FILE:
         if not os.path.isfile(spec.text):
             raise SourceError(f"video file not found: {spec.text}")
+        if os.path.getsize(spec.text) == 0:
+            raise SourceError(f"source file is empty: {spec.text}")
         cap = cv2.VideoCapture(spec.text)
     elif spec.kind is SourceKind.URL:
         cap = cv2.VideoCapture(spec.text, cv2.CAP_FFMPEG, timeouts)
@@ -106,6 +109,8 @@ def open_capture(
         cap = cv2.VideoCapture(int(spec.text))
     if not cap.isOpened():
         cap.release()
+        if spec.kind is SourceKind.FILE:
+            raise SourceError(f"cannot open file source {spec.text}: {_UNDECODABLE}")
         raise SourceError(f"cannot open {spec.kind.value} source: {spec.text}")
     if size is not None and spec.kind in (SourceKind.CAMERA, SourceKind.DEVICE):
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
@@ -172,9 +177,10 @@ class FrameSource:
     """Reads frames on a background thread so decoding overlaps inference.
 
     ``start()`` opens the source synchronously (raising :class:`SourceError` if it cannot be
-    opened), then the thread reads until the file ends, ``stop()`` is called or a live source
-    cannot be reopened within ``max_reconnects`` attempts. ``realtime`` paces a file at its own
-    frame rate (as a camera would deliver it); it still never drops frames.
+    opened, or if a file yields no frame at all), then the thread reads until the file ends,
+    ``stop()`` is called or a live source cannot be reopened within ``max_reconnects`` attempts.
+    ``realtime`` paces a file at its own frame rate (as a camera would deliver it); it still
+    never drops frames.
     """
 
     def __init__(
@@ -205,6 +211,7 @@ class FrameSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cap: cv2.VideoCapture | None = None
+        self._first: tuple[np.ndarray, float] | None = None  # a file's probed first frame
         self.frames_read = 0
         self.reconnects = 0
         self.reconnecting = False  # True while a live source is being reopened
@@ -215,10 +222,21 @@ class FrameSource:
     def open(self) -> FrameSource:
         """Open the source now; raise :class:`SourceError` when it cannot be opened."""
         if self._cap is None:
-            self._cap = self._open()
-            self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            cap = self._open()
             if not self.spec.live:
-                self.frame_count = max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+                # A file that opens but decodes to nothing (a text file named .jpg, a truncated
+                # video) is an error now, before the engine loads, not a run of 0 frames.
+                t0 = time.perf_counter()
+                ok, image = cap.read()
+                if not ok or image is None:
+                    cap.release()
+                    raise SourceError(
+                        f"no frame could be read from {self.spec.text}: {_UNDECODABLE}"
+                    )
+                self._first = (image, time.perf_counter() - t0)
+                self.frame_count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+            self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            self._cap = cap
         return self
 
     def start(self) -> FrameSource:
@@ -252,6 +270,7 @@ class FrameSource:
         elif self._cap is not None:
             self._cap.release()
             self._cap = None
+        self._first = None
         self._box.close()
 
     def _run(self) -> None:
@@ -266,7 +285,11 @@ class FrameSource:
                     if ahead > 0 and self._stop.wait(ahead):
                         return
                 t0 = time.perf_counter()
-                ok, image = cap.read()
+                if self._first is not None:  # stamped now: the probe ran before the engine loaded
+                    (image, read_s), self._first = self._first, None
+                    ok, t0 = True, time.perf_counter() - read_s
+                else:
+                    ok, image = cap.read()
                 t1 = time.perf_counter()
                 if ok and image is not None:
                     frame = Frame(self.frames_read, image, t1, t1 - t0)
