@@ -189,6 +189,18 @@ struct Inputs {
       if (!(w > 0) || !(h > 0))
         value_error("boxes[" + std::to_string(i) + "] has non-positive width or height (w=" +
                     std::to_string(w) + ", h=" + std::to_string(h) + ")");
+      // A box that does not overlap the frame would give a crop of replicated edge pixels and a
+      // confident-looking emotion for nothing; partly outside boxes stay valid (edge replication).
+      const double x = bp[i * 4], y = bp[i * 4 + 1];
+      if (x >= static_cast<double>(frame.w) || y >= static_cast<double>(frame.h) || x + w <= 0 ||
+          y + h <= 0) {
+        std::ostringstream os;
+        os.precision(10);
+        os << "boxes[" << i << "] (x=" << x << ", y=" << y << ", w=" << w << ", h=" << h
+           << ") lies entirely outside the frame (width " << frame.w << ", height " << frame.h
+           << ")";
+        value_error(os.str());
+      }
       const double side = std::max(w, h) * fr.margin;
       if (side > static_cast<double>(max_side))
         value_error("boxes[" + std::to_string(i) + "] crop side " + std::to_string(side) +

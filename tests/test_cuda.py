@@ -50,6 +50,9 @@ def random_case(rng: np.random.Generator, trial: int) -> tuple[np.ndarray, np.nd
             rng.uniform(3, 400, n),
         ]
     )
+    # Every box overlaps the frame (the boundary rejects the others); many stay partly outside.
+    boxes[:, 2] = np.maximum(boxes[:, 2], 1.0 - boxes[:, 0])
+    boxes[:, 3] = np.maximum(boxes[:, 3], 1.0 - boxes[:, 1])
     kw: dict = {
         "margin": float(rng.uniform(0.8, 1.6)),
         "offset_x": float(rng.uniform(-0.2, 0.2)),
@@ -138,6 +141,11 @@ def test_preprocess_cuda_validates_before_touching_the_gpu() -> None:
         _core.preprocess_cuda(frame, np.array([[np.nan, 0, 10, 10]]))
     with pytest.raises(ValueError, match="non-positive"):
         _core.preprocess_cuda(frame, np.array([[0.0, 0, 0, 10]]))
+    outside = np.array([[40.0, 5, 20, 20]])  # x == W
+    with pytest.raises(ValueError, match=r"boxes\[0\] .* entirely outside"):
+        _core.preprocess_cuda(frame, outside)
+    with pytest.raises(ValueError, match=r"boxes\[0\] .* entirely outside"):
+        _core._preprocess_cuda_emulated(frame, outside)
     with pytest.raises(ValueError, match="room"):
         _core.preprocess_cuda(frame, box, np.zeros((0, 1, 48, 48), np.float32))
     with pytest.raises(TypeError, match="float32"):

@@ -161,6 +161,8 @@ def test_predict_with_landmarks_uses_alignment(tiny_model: Path) -> None:
         ({"boxes": [[0, 0, np.inf, 4]]}, ValueError),
         ({"boxes": [[0, 0, 0, 4]]}, ValueError),
         ({"boxes": [[0, 0, 5, -4]]}, ValueError),
+        ({"boxes": [[5000, 5000, 50, 50]]}, ValueError),  # no overlap with the frame
+        ({"boxes": [[-50, 0, 50, 50]]}, ValueError),
         ({"boxes": [["a", 0, 5, 4]]}, TypeError),
         ({"boxes": [[0, 0, 5, 4]], "landmarks": np.zeros((1, 4, 2))}, ValueError),
         ({"boxes": [[0, 0, 5, 4]], "landmarks": np.full((1, 5, 2), np.nan)}, ValueError),
@@ -174,6 +176,16 @@ def test_predict_rejects_bad_input(tiny_model: Path, kwargs: dict, error) -> Non
     args = {"frame": np.zeros((50, 50, 3), np.uint8), **kwargs}
     with pytest.raises(error):
         engine.predict(**args)
+
+
+def test_predict_names_a_box_outside_the_frame(tiny_model: Path) -> None:
+    engine = Engine(tiny_model, detector=None)
+    frame = np.zeros((50, 60, 3), np.uint8)
+    named = r"boxes\[1\] \(x=5000, y=5000, w=50, h=50\) lies entirely"
+    with pytest.raises(ValueError, match=named):
+        engine.predict(frame, boxes=[(5, 5, 20, 20), (5000, 5000, 50, 50)])
+    # a box that only partly overlaps still gets a result (edge replication)
+    assert len(engine.predict(frame, boxes=[(-45, 40, 50, 50)])) == 1
 
 
 def test_custom_detector_object(tiny_model: Path) -> None:
@@ -206,7 +218,7 @@ def test_predict_end_to_end_on_photos(
     again = yunet.predict(frame, boxes=[res.box], landmarks=res.landmarks[None])
     np.testing.assert_allclose(again[0].probs, res.probs, **TOL)
 
-    haar = Engine(tiny_model)  # auto without a YuNet path -> Haar
+    haar = Engine(tiny_model, detector="haar")
     assert isinstance(haar.detector, HaarDetector) and haar.framing == FRAMING_HAAR
     (hres,) = haar.predict(frame)
     assert hres.landmarks is None and hres.score == 1.0
@@ -312,7 +324,7 @@ def test_bundled_model(name: str, photos_or_none) -> None:
     path = MODELS_DIR / BUNDLED[name]
     if not path.is_file():
         pytest.skip(f"bundled model {path.name} not shipped yet")
-    engine = Engine() if name == "int8" else Engine(name)
+    engine = Engine(detector="haar") if name == "int8" else Engine(name, detector="haar")
     assert engine.emotions == EMOTIONS
     probs = engine.classify(faces(4))
     assert probs.shape == (4, 7)

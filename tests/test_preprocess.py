@@ -90,7 +90,7 @@ def test_bilinear_upscale_matches_opencv(channels: int, side: int) -> None:
 
 @pytest.mark.parametrize(
     "box",
-    [(-30, -20, 100, 100), (200, 150, 90, 90), (-10, 120, 70, 70), (230, -40, 20, 20)],
+    [(-30, -20, 100, 100), (200, 150, 90, 90), (-10, 120, 70, 70), (230, -15, 20, 20)],
 )
 @pytest.mark.parametrize("channels", [1, 3])
 def test_partly_outside_replicates_edge(box, channels: int) -> None:
@@ -351,17 +351,59 @@ def test_bad_landmarks_and_framing() -> None:
 
 @pytest.mark.parametrize(
     "box",
-    [(-1e6, -1e6, 50, 50), (1e7, 3e6, 80, 120), (-5e8, 100, 300, 300), (100, 9e15, 10, 10)],
+    [
+        (-1e6, -1e6, 50, 50),
+        (1e7, 3e6, 80, 120),
+        (-5e8, 100, 300, 300),
+        (100, 9e15, 10, 10),
+        (240, 10, 20, 20),  # x == W
+        (10, 180, 20, 20),  # y == H
+        (-20, 10, 20, 20),  # x + w == 0
+        (10, -20.5, 20, 20.5),  # y + h == 0
+    ],
 )
-def test_far_outside_boxes_are_finite_edge_values(box) -> None:
-    frame = make_frame(c=3, seed=8)
+@pytest.mark.parametrize("with_landmarks", [False, True])
+def test_boxes_entirely_outside_the_frame_are_rejected(box, with_landmarks: bool) -> None:
+    frame = make_frame(c=3, seed=8)  # 240 x 180
+    boxes = np.array([[10.0, 10.0, 50.0, 50.0], box])
+    lm = None
+    if with_landmarks:  # eyes inside the frame: the box is still checked
+        lm = np.zeros((2, 5, 2))
+        lm[:, 0], lm[:, 1] = (30.0, 30.0), (50.0, 30.0)
+    with pytest.raises(ValueError, match=r"boxes\[1\] \(x=.*\) lies entirely outside the frame"):
+        preprocess(frame, boxes, landmarks=lm, framing=PLAIN)
+
+
+def test_outside_box_error_names_the_box_and_frame() -> None:
+    with pytest.raises(ValueError) as err:
+        preprocess(make_frame(h=40, w=60), [[5000.0, 5000.0, 50.0, 50.0]])
+    assert str(err.value) == (
+        "boxes[0] (x=5000, y=5000, w=50, h=50) lies entirely outside the frame"
+        " (width 60, height 40)"
+    )
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        (-899, -899, 900, 900),  # overlaps the top-left pixel only
+        (59.5, 39.5, 500, 500),  # overlaps half of the bottom-right pixel only
+        (-899, 10, 900, 20),  # one column at the left edge
+        (20, 39, 10, 800),  # one row at the bottom edge
+    ],
+)
+def test_far_outside_boxes_touching_the_frame_replicate_the_edge(box) -> None:
+    frame = make_frame(h=40, w=60, c=3, seed=8)  # crop side cap: 16 * 60 = 960
+    box = tuple(float(v) for v in box)
     got = preprocess(frame, [box], framing=PLAIN)
     assert np.isfinite(got).all()
-    # Entirely off-frame: every pixel replicates one frame pixel (a corner or an edge pixel).
-    gray = to_gray(frame.astype(np.float32)) / 255.0
-    vals = np.unique(np.round(got, 5))
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    assert vals.min() >= border.min() - 1e-5 and vals.max() <= border.max() + 1e-5
+    np.testing.assert_allclose(got[0, 0], reference(frame, box, exact=True), rtol=0, atol=2e-5)
+
+
+def test_box_touching_a_corner_is_that_corner_pixel() -> None:
+    frame = make_frame(h=40, w=60, c=1, seed=8)
+    got = preprocess(frame, [[-899.0, -899.0, 900.0, 900.0]], framing=PLAIN)
+    np.testing.assert_allclose(got, frame[0, 0] / 255.0, rtol=0, atol=1e-6)
 
 
 def test_size_cap_allows_big_but_sane_boxes() -> None:

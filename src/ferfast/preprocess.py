@@ -42,7 +42,8 @@ def preprocess(
             views are read in place, never copied).
         boxes: (N, 4) face boxes x, y, w, h in frame pixels (float32/float64 array or a list).
             Each box is squared (side ``max(w, h) * framing.margin``), shifted by the framing
-            offsets; pixels outside the frame replicate the edge.
+            offsets; pixels outside the frame replicate the edge. Every box must overlap the
+            frame (``x < W``, ``y < H``, ``x + w > 0``, ``y + h > 0``); partly outside is fine.
         out: optional preallocated C-contiguous, writable float32 (M >= N, 1, 48, 48) buffer,
             e.g. the runtime's input tensor, reused frame after frame. The result is then a view
             of ``out[:N]`` (same memory). Without it a new array is returned.
@@ -57,8 +58,8 @@ def preprocess(
 
     Raises:
         TypeError: a wrong type or dtype (frame not uint8, out not float32, ...).
-        ValueError: a wrong shape or value (channels, empty frame, NaN box, w <= 0, read-only
-            or too small ``out``, absurdly large box, ...).
+        ValueError: a wrong shape or value (channels, empty frame, NaN box, w <= 0, a box
+            entirely outside the frame, read-only or too small ``out``, absurdly large box, ...).
     """
     if not isinstance(framing, Framing):
         raise TypeError(f"framing must be a ferfast.framing.Framing, got {type(framing).__name__}")
