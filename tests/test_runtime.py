@@ -197,6 +197,26 @@ def test_make_runner_choices(tiny_model: Path, tmp_path: Path) -> None:
         make_runner(engine_file, "onnxruntime")
 
 
+def test_model_and_backend_errors_name_the_flag_and_the_argument(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """The same message serves CLI users (--model, --backend) and Python callers (model=)."""
+    with pytest.raises(
+        ValueError, match=r"'foo' is neither a bundled model name.*--model / model="
+    ):
+        make_runner("foo")
+    with pytest.raises(FileNotFoundError, match=r"absent\.onnx \(--model / model=\)"):
+        make_runner(tmp_path / "absent.onnx")
+    with pytest.raises(ValueError, match=r"--backend / backend=.*one of auto, onnxruntime"):
+        make_runner(tiny_model, "cuda")
+    engine_file = tmp_path / "m.engine"
+    engine_file.write_bytes(b"\0" * 16)
+    with pytest.raises(ValueError, match=r"'onnxruntime' \(--backend / backend=\) cannot run"):
+        make_runner(engine_file, "onnxruntime")
+    with pytest.raises(ValueError, match=r"--backend / backend=.*ferfast build-engine int8 -o"):
+        make_runner("int8", "tensorrt")
+
+
 def test_tensorrt_backend_needs_engine_file(tiny_model: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="build-engine"):
         make_runner(tiny_model, "tensorrt")

@@ -227,12 +227,14 @@ def resolve_model(model: PathLike) -> Path:
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be 'int8', 'fp32' or a path, got {type(model).__name__}")
     path = Path(model)
+    # The messages name both spellings: the CLI flag and the Python argument.
     if path.suffix.lower() not in (".onnx", ".engine"):
         raise ValueError(
-            f"model must be 'int8', 'fp32' or a path to an .onnx or .engine file, got {model!r}"
+            f"model {str(model)!r} is neither a bundled model name (int8, fp32) nor the path of "
+            "an .onnx or .engine file (--model / model=)"
         )
     if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
+        raise FileNotFoundError(f"model file not found: {path} (--model / model=)")
     return path
 
 
@@ -243,15 +245,24 @@ def make_runner(model: PathLike = "int8", backend: str = "auto", threads: int | 
     ``.onnx`` file; ``"tensorrt"`` needs an ``.engine`` file and the optional ``tensorrt`` extra.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise ValueError(
+            f"backend (--backend / backend=) must be one of {', '.join(BACKENDS)}, got {backend!r}"
+        )
     path = resolve_model(model)
     is_engine = path.suffix.lower() == ".engine"
     if backend == "onnxruntime" and is_engine:
-        raise ValueError(f"backend 'onnxruntime' cannot run a TensorRT engine file: {path}")
-    if backend == "tensorrt" and not is_engine:
         raise ValueError(
-            f"backend 'tensorrt' runs TensorRT engine files (.engine), got {path}; build one "
-            f"with `ferfast build-engine {path} -o MODEL.engine` on the target GPU"
+            f"backend 'onnxruntime' (--backend / backend=) cannot run the TensorRT engine file "
+            f"{path}; use backend 'auto' or 'tensorrt'"
+        )
+    if backend == "tensorrt" and not is_engine:
+        from ferfast.models import BUNDLED
+
+        name = model if isinstance(model, str) and model.lower() in BUNDLED else path
+        raise ValueError(
+            f"backend 'tensorrt' (--backend / backend=) runs TensorRT engine files (.engine), "
+            f"not {path}; build one on the target GPU with: ferfast build-engine {name} "
+            "-o MODEL.engine"
         )
     if is_engine:
         try:  # lazy: tensorrt/pycuda are optional and only exist on GPU machines
@@ -261,7 +272,8 @@ def make_runner(model: PathLike = "int8", backend: str = "auto", threads: int | 
         except ImportError as exc:
             raise RuntimeError(
                 f"the TensorRT backend is unavailable ({exc}); install the 'tensorrt' extra "
-                "(tensorrt, pycuda) on a machine with an NVIDIA GPU, or use a .onnx model"
+                "(tensorrt, pycuda) on a machine with an NVIDIA GPU, or pass an .onnx model or "
+                "a bundled model name (--model / model=)"
             ) from exc
         except ValueError as exc:
             if str(path) in str(exc):
