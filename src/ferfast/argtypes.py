@@ -1,15 +1,27 @@
-"""argparse value types shared by the ``ferfast`` and ``ferfast-stream`` command lines.
+"""argparse pieces shared by the ``ferfast`` and ``ferfast-stream`` command lines.
 
-Each turns the argument text into a value or raises ``argparse.ArgumentTypeError`` with a message
-naming the problem (argparse then exits with status 2 and the usage line).
+The value types turn the argument text into a value or raise ``argparse.ArgumentTypeError`` with a
+message naming the problem (argparse then exits with status 2 and the usage line);
+``add_engine_arguments`` and ``engine_from_args`` give both commands the same Engine options.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
-__all__ = ["fraction", "non_negative_int", "positive_int", "seconds", "size"]
+if TYPE_CHECKING:
+    from ferfast.engine import Engine
+
+__all__ = [
+    "add_engine_arguments",
+    "engine_from_args",
+    "fraction",
+    "non_negative_int",
+    "positive_int",
+    "seconds",
+    "size",
+]
 
 T = TypeVar("T", int, float)
 
@@ -46,3 +58,66 @@ def size(text: str) -> tuple[int, int]:
     if w <= 0 or h <= 0:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
     return w, h
+
+
+def add_engine_arguments(group: argparse._ActionsContainer, threads: int | None = None) -> None:
+    """The Engine options (model, backend, detector, threads) on ``group``.
+
+    ``threads``: the default of ``--threads`` (None: ONNX Runtime's default of min(2, CPUs)).
+    """
+    group.add_argument(
+        "--model",
+        default="int8",
+        help="int8 or fp32 (bundled), or the path of an .onnx model or TensorRT .engine "
+        "(default int8)",
+    )
+    group.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "onnxruntime", "tensorrt"),
+        help="auto: TensorRT for an .engine model, else ONNX Runtime on the CPU (default auto)",
+    )
+    group.add_argument(
+        "--detector",
+        default="auto",
+        choices=("auto", "yunet", "haar"),
+        help="auto: YuNet (--detector-model, else $FERFAST_YUNET, else the copy fetched once "
+        "into the cache), the Haar cascade when YuNet cannot be had (default auto)",
+    )
+    group.add_argument("--detector-model", metavar="PATH", help="YuNet ONNX model file")
+    group.add_argument(
+        "--detector-size",
+        type=positive_int,
+        default=320,
+        metavar="N",
+        help="detector input size (long side, default 320; smaller is faster)",
+    )
+    group.add_argument(
+        "--score-threshold",
+        type=fraction,
+        default=0.6,
+        metavar="F",
+        help="minimum YuNet face score (default 0.6)",
+    )
+    if threads is None:
+        help_threads = "ONNX Runtime intra-op threads (default min(2, CPUs))"
+    else:
+        help_threads = f"ONNX Runtime intra-op threads (default {threads})"
+    group.add_argument(
+        "--threads", type=positive_int, default=threads, metavar="N", help=help_threads
+    )
+
+
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    """An Engine made from the options of ``add_engine_arguments``."""
+    from ferfast.engine import Engine  # deferred: --help and argument errors stay fast
+
+    return Engine(
+        model=args.model,
+        backend=args.backend,
+        detector=args.detector,
+        detector_model=args.detector_model,
+        detector_size=args.detector_size,
+        score_threshold=args.score_threshold,
+        threads=args.threads,
+    )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .argtypes import non_negative_int, positive_int
+from .argtypes import add_engine_arguments, engine_from_args, non_negative_int, positive_int
 
 if TYPE_CHECKING:
+    from .files import FramePrediction, InputFile
     from .tensorrt.header import EngineHeader
 
 EXIT_OK, EXIT_ERROR, EXIT_UNAVAILABLE = 0, 1, 2
@@ -163,6 +165,213 @@ def _cmd_bench_engine(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="emotions of the faces in photos, folders of photos and video files",
+        description=(
+            "Detect the faces in image files, folders (searched recursively) and video files, and "
+            "print one row per face: source, frame, face index, box, detector score, emotion, "
+            "confidence and the probability of each emotion. Files that cannot be read are "
+            "reported and skipped; the exit status is 1 only when nothing could be processed."
+        ),
+        epilog=(
+            "examples:\n"
+            "  ferfast predict photo.jpg\n"
+            "  ferfast predict photos/ -o faces.csv\n"
+            "  ferfast predict clip.mp4 --every 10 --format jsonl\n"
+            "  ferfast predict photos/ --annotate annotated/"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image, video or folder")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write the rows to FILE instead of stdout"
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "jsonl"),
+        help="table (aligned columns), csv, or jsonl (one JSON object per face); default: from "
+        "the --output suffix (.csv, .jsonl), else table",
+    )
+    p.add_argument(
+        "--every", type=positive_int, default=1, metavar="N", help="in videos, every N-th frame"
+    )
+    p.add_argument(
+        "--annotate", metavar="DIR", help="write annotated copies of the images and frames to DIR"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_arguments(p.add_argument_group("engine"))
+    p.set_defaults(func=_cmd_predict)
+
+
+_TABLE_COLUMNS = ("source", "frame", "face", "box", "score", "emotion", "conf")
+
+
+def _table_line(values: Sequence[str], emotions: Sequence[str]) -> str:
+    """One aligned table line: the fixed columns, then one 5-wide column per emotion."""
+    source, frame, face, box, score, emotion, conf = values[:7]
+    head = f"{source[-40:]:<40} {frame:>6} {face:>4} {box:<19} {score:>5} {emotion:<8} {conf:>5}"
+    return head + "".join(f" {v:>5}" for v in values[7 : 7 + len(emotions)])
+
+
+class _RowWriter:
+    """Writes face rows as an aligned table, CSV or JSON Lines, to an open text stream."""
+
+    def __init__(self, stream: Any, fmt: str, emotions: Sequence[str]) -> None:
+        self.stream, self.fmt, self.emotions = stream, fmt, tuple(emotions)
+        self._csv: Any = None
+        self._header = fmt == "table"  # the table's header waits for the first row
+        if fmt == "csv":
+            import csv
+
+            fields = ["source", "frame", "face", "x", "y", "w", "h", "score", "emotion"]
+            self._csv = csv.DictWriter(stream, fields + ["confidence", *self.emotions])
+            self._csv.writeheader()
+
+    def _write(self, line: str) -> None:
+        from tqdm import tqdm
+
+        # tqdm.write keeps an active progress bar below the lines printed to the terminal.
+        tqdm.write(line, file=self.stream)
+
+    def write(self, pred: FramePrediction) -> None:
+        if self.fmt == "csv":
+            self._csv.writerows(pred.rows())
+            return
+        for i, face in enumerate(pred.faces):
+            if self.fmt == "jsonl":
+                event = {"source": pred.source, "frame": pred.frame, "face": i}
+                event.update(face.as_dict())
+                event["confidence"] = round(face.confidence, 4)
+                self.stream.write(json.dumps(event) + "\n")
+            else:
+                if self._header:
+                    names = _TABLE_COLUMNS + tuple(e[:5] for e in self.emotions)
+                    self._write(_table_line(names, self.emotions))
+                    self._header = False
+                box = ",".join(f"{v:.0f}" for v in face.box)
+                probs = [f"{p:.2f}" for p in face.probs]
+                self._write(
+                    _table_line(
+                        [
+                            pred.source,
+                            str(pred.frame),
+                            str(i),
+                            box,
+                            f"{face.score:.2f}",
+                            face.emotion,
+                            f"{face.confidence:.2f}",
+                            *probs,
+                        ],
+                        self.emotions,
+                    )
+                )
+
+
+def _annotated_path(root: Path, pred: FramePrediction, item: InputFile) -> Path:
+    """Where --annotate writes ``pred``: the input's path below its folder argument (a video's
+    frames as <name>_<frame>.jpg)."""
+    rel = item.relative
+    if item.kind == "video":
+        rel = rel.with_name(f"{rel.stem}_{pred.frame:06d}.jpg")
+    elif rel.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"):
+        rel = rel.with_name(rel.name + ".png")
+    return root / rel
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import cv2
+
+    from .files import collect_inputs, predict_files
+    from .stream.annotate import draw_faces
+
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.output).suffix.lower() if args.output else ""
+        fmt = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "table")
+    inputs, _ = collect_inputs(args.paths)
+    items = {str(item.path): item for item in inputs}
+    annotate = Path(args.annotate) if args.annotate else None
+    engine = engine_from_args(args) if inputs else None
+    emotions = engine.emotions if engine is not None else ()
+    counts = {"frames": 0, "faces": 0, "errors": 0}
+    stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+    try:
+        writer = _RowWriter(stream, fmt, emotions) if engine is not None else None
+        progress = not args.no_progress and sys.stderr.isatty()
+        preds = predict_files(
+            args.paths,
+            engine,
+            every=args.every,
+            progress=progress,
+            keep_images=annotate is not None,
+        )
+        for pred in preds:
+            if pred.error is not None:
+                counts["errors"] += 1
+                print(f"ferfast predict: skipped {pred.source}: {pred.error}", file=sys.stderr)
+                continue
+            counts["frames"] += 1
+            counts["faces"] += len(pred.faces)
+            assert writer is not None
+            writer.write(pred)
+            if annotate is not None:
+                out = _annotated_path(annotate, pred, items[pred.source])
+                out.parent.mkdir(parents=True, exist_ok=True)
+                assert pred.image is not None
+                draw_faces(pred.image, pred.faces, emotions)
+                if not cv2.imwrite(str(out), pred.image):
+                    raise OSError(f"cannot write annotated image {out}")
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+    print(
+        f"ferfast predict: {counts['frames']} images/frames, {counts['faces']} faces, "
+        f"{counts['errors']} unreadable",
+        file=sys.stderr,
+    )
+    if counts["frames"] == 0:
+        print("ferfast predict: error: nothing could be processed", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _add_download(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "download",
+        help="fetch the third-party model files (YuNet) into the cache ahead of time",
+        description=(
+            "Download and verify (size, SHA-256) every pinned third-party model file, so that "
+            "later runs need no network (kiosks, containers). Files already present and valid "
+            "are kept. $FERFAST_MODEL_URL names a mirror serving the files under their names."
+        ),
+    )
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="folder to download into (default: $FERFAST_HOME, else ~/.cache/ferfast)",
+    )
+    p.add_argument("--force", action="store_true", help="download again even if already valid")
+    p.set_defaults(func=_cmd_download)
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from . import assets
+
+    folder = (args.dir or assets.cache_dir()).expanduser()
+    for key, asset in assets.ASSETS.items():
+        present = not args.force and assets.cached(asset, folder) is not None
+        # AssetError (a RuntimeError) names the cause and the fix; main() prints it, exit 1.
+        path = assets.fetch(asset, folder, force=args.force, allow_download=None)
+        state = "already present" if present else "downloaded"
+        print(f"{key}: {path} ({asset.size} bytes, SHA-256 verified, {state}; {asset.licence})")
+    if args.dir is not None and folder.resolve() != assets.cache_dir().resolve():
+        print(f"set {assets.HOME_ENV}={folder} so that ferfast uses these files")
+    return EXIT_OK
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
     parser = argparse.ArgumentParser(prog="ferfast", description=__doc__)
@@ -174,6 +383,8 @@ def make_parser() -> argparse.ArgumentParser:
     _add_build_engine(sub)
     _add_wrap_engine(sub)
     _add_bench_engine(sub)
+    _add_download(sub)
+    _add_predict(sub)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,16 @@ def _as_boxes(boxes: Any) -> np.ndarray:
     return arr
 
 
+@dataclass(frozen=True)
+class _Faces:
+    """The faces of one frame, ready for preprocess: boxes, scores, landmarks and framing."""
+
+    boxes: np.ndarray  # float64 (N, 4)
+    scores: list[float]
+    landmarks: np.ndarray | None  # float32 (N, 5, 2) or None
+    framing: Framing
+
+
 def _as_landmarks(landmarks: Any) -> np.ndarray:
     """Caller landmarks -> a new float32 array (shape and values checked by the kernel)."""
     try:
@@ -80,11 +91,13 @@ class Engine:
 
     ``model``: "int8" / "fp32" (bundled) or a path to an .onnx or .engine file. ``backend``:
     "auto" (ONNX Runtime on the CPU; TensorRT for .engine files), "onnxruntime" or "tensorrt".
-    ``detector``: "auto" (YuNet when ``detector_model`` or $FERFAST_YUNET names a model, else the
-    Haar cascade), "yunet", "haar", a detector object with ``detect(frame)``, or None (boxes are
-    always given to ``predict``). ``detector_size``: the longer side of the frame the detector
-    sees. ``score_threshold``: YuNet's minimum face score. ``threads``: ONNX Runtime intra-op
-    threads (default min(2, CPUs)).
+    ``detector``: "auto" (YuNet: ``detector_model``, else $FERFAST_YUNET, else the pinned
+    release fetched once into the cache, ``ferfast.assets``; when that fetch fails, one warning
+    and the Haar cascade), "yunet" (the same models; a failed fetch is an error), "haar", a
+    detector object with ``detect(frame)``, or None (boxes are always given to ``predict``).
+    ``detector_size``: the longer side of the frame the detector sees. ``score_threshold``:
+    YuNet's minimum face score. ``threads``: ONNX Runtime intra-op threads (default
+    min(2, CPUs)).
 
     Thread safety: one Engine may be shared between threads. Each thread gets its own model
     input buffer (preprocess writes into it, the model reads it in place), the detector is
@@ -175,47 +188,81 @@ class Engine:
         ``framing``: crop geometry for given boxes (default: that of this engine's detector).
         Results follow the detector's order (YuNet: best score first; Haar: largest first).
         """
+        return self._classify([(frame, self._locate(frame, boxes, landmarks, framing))])[0]
+
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[list[FaceResult]]:
+        """Detect faces in each frame and classify the faces of all frames in one model run.
+
+        Same results as ``[predict(f) for f in frames]``, with one model call instead of one per
+        frame (batches run faster per face). Returns one list of results per frame, in order.
+        """
+        if isinstance(frames, np.ndarray):
+            raise TypeError("frames must be a sequence of frames; use predict() for one frame")
+        return self._classify([(f, self._locate(f, None, None, None)) for f in frames])
+
+    def _locate(
+        self, frame: np.ndarray, boxes: Any, landmarks: Any, framing: Framing | None
+    ) -> _Faces:
+        """Where the faces of ``frame`` are: detected, or the caller's boxes (validated)."""
         if boxes is None:
             if landmarks is not None or framing is not None:
                 raise ValueError("landmarks and framing are only accepted together with boxes")
             dets = self.detect(frame)
-            if not dets:
-                return []
-            box_arr = np.array([d.box for d in dets], dtype=np.float64)
-            scores = [d.score for d in dets]
+            box_arr = np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
             lm_arr = None
-            if all(d.landmarks is not None for d in dets):
+            if dets and all(d.landmarks is not None for d in dets):
                 lm_arr = np.array([d.landmarks for d in dets], dtype=np.float32)
+            return _Faces(box_arr, [d.score for d in dets], lm_arr, self.framing)
+        check_frame(frame)
+        box_arr = _as_boxes(boxes)
+        lm_arr = None if landmarks is None else _as_landmarks(landmarks)
+        if framing is None:
             geometry = self.framing
+        elif isinstance(framing, Framing):
+            geometry = framing.with_input(self.input_scale, self.input_bias)
         else:
-            frame = check_frame(frame)
-            box_arr = _as_boxes(boxes)
-            if len(box_arr) == 0:
-                return []
-            scores = [1.0] * len(box_arr)
-            lm_arr = None if landmarks is None else _as_landmarks(landmarks)
-            if framing is None:
-                geometry = self.framing
-            elif isinstance(framing, Framing):
-                geometry = framing.with_input(self.input_scale, self.input_bias)
-            else:
-                raise TypeError(f"framing must be a Framing, got {type(framing).__name__}")
-        # The kernel validates boxes and landmarks (finite, positive sizes, shapes) at its boundary.
-        batch = self._input(len(box_arr))
-        preprocess(frame, box_arr, out=batch, landmarks=lm_arr, framing=geometry)
+            raise TypeError(f"framing must be a Framing, got {type(framing).__name__}")
+        return _Faces(box_arr, [1.0] * len(box_arr), lm_arr, geometry)
+
+    def _classify(self, located: list[tuple[np.ndarray, _Faces]]) -> list[list[FaceResult]]:
+        """Preprocess every located face into one input batch, run the model once, split."""
+        total = sum(len(faces.boxes) for _, faces in located)
+        if total == 0:
+            return [[] for _ in located]
+        batch = self._input(total)
+        start = 0
+        for frame, faces in located:
+            n = len(faces.boxes)
+            if n:
+                # The kernel validates boxes and landmarks (finite, sizes, shapes) at its boundary.
+                preprocess(
+                    frame,
+                    faces.boxes,
+                    out=batch[start : start + n],
+                    landmarks=faces.landmarks,
+                    framing=faces.framing,
+                )
+            start += n
         probs = self.runner.run(batch)
         top = probs.argmax(axis=1)
-        return [
-            FaceResult(
-                box=tuple(box_arr[i].tolist()),
-                score=float(scores[i]),
-                landmarks=None if lm_arr is None else lm_arr[i],
-                probs=probs[i],
-                emotion=self.emotions[top[i]],
-                emotions=self.emotions,
+        out: list[list[FaceResult]] = []
+        start = 0
+        for _, faces in located:
+            out.append(
+                [
+                    FaceResult(
+                        box=tuple(faces.boxes[i].tolist()),
+                        score=float(faces.scores[i]),
+                        landmarks=None if faces.landmarks is None else faces.landmarks[i],
+                        probs=probs[start + i],
+                        emotion=self.emotions[top[start + i]],
+                        emotions=self.emotions,
+                    )
+                    for i in range(len(faces.boxes))
+                ]
             )
-            for i in range(len(box_arr))
-        ]
+            start += len(faces.boxes)
+        return out
 
     def __repr__(self) -> str:
         return f"Engine(runner={self.runner!r}, detector={self.detector!r})"

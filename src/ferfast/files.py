@@ -1,0 +1,251 @@
+"""Emotions for image files, folders and recorded videos: paths -> per-frame typed results.
+
+``predict_files`` is the Python side of ``ferfast predict``: it expands folders (recursively, by
+extension), reads images and video frames, classifies the faces of several frames in one model
+run (``Engine.predict_batch``) and yields one :class:`FramePrediction` per image or video frame,
+in input order. A file that cannot be read yields one prediction with ``error`` set; it never
+stops the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import cv2
+import numpy as np
+
+from ferfast.engine import Engine, FaceResult
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "FramePrediction",
+    "InputFile",
+    "collect_inputs",
+    "predict_files",
+]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+PathLike = Union[str, os.PathLike]
+
+# Frames held at once before their faces are classified together: enough faces for a fast batch,
+# bounded in memory for large photos.
+_BATCH_FRAMES = 16
+_BATCH_PIXELS = 48_000_000
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input: the file, how to read it, and the folder it was found in (for output names)."""
+
+    path: Path
+    kind: str  # "image" or "video"
+    root: Path | None = None  # the folder argument it came from, None for a file argument
+
+    @property
+    def relative(self) -> Path:
+        """The path below its folder argument (its name for a file argument)."""
+        return self.path.relative_to(self.root) if self.root is not None else Path(self.path.name)
+
+
+@dataclass(frozen=True)
+class FramePrediction:
+    """The faces of one image or video frame, or why the file could not be read."""
+
+    source: str  # the file's path as found
+    frame: int  # 0 for an image; the frame index (from 0) in a video
+    faces: list[FaceResult] = field(default_factory=list)
+    error: str | None = None  # set when the file could not be read
+    image: np.ndarray | None = field(default=None, repr=False)  # BGR, with keep_images=True
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per face: source, frame, face, x, y, w, h, score, emotion, confidence,
+        and the probability of each emotion (keyed by its name)."""
+        out = []
+        for i, face in enumerate(self.faces):
+            x, y, w, h = (round(float(v), 1) for v in face.box)
+            row: dict[str, Any] = {
+                "source": self.source,
+                "frame": self.frame,
+                "face": i,
+                "x": x,
+                "y": y,
+                "w": w,
+                "h": h,
+                "score": round(float(face.score), 4),
+                "emotion": face.emotion,
+                "confidence": round(face.confidence, 4),
+            }
+            row.update({name: round(float(p), 4) for name, p in zip(face.emotions, face.probs)})
+            out.append(row)
+        return out
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+def collect_inputs(paths: Iterable[PathLike]) -> tuple[list[InputFile], list[FramePrediction]]:
+    """Expand ``paths`` into input files; also return an error entry for each unusable path.
+
+    Folders are searched recursively for image and video extensions (sorted, hidden entries
+    skipped). A file named directly is read whatever its extension (an unknown one is tried as
+    an image first, then as a video).
+    """
+    inputs: list[InputFile] = []
+    errors: list[FramePrediction] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and _kind(p) is not None
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                errors.append(
+                    FramePrediction(str(path), 0, error="folder holds no image or video files")
+                )
+            inputs.extend(InputFile(p, _kind(p) or "image", root=path) for p in found)
+        elif path.is_file():
+            inputs.append(InputFile(path, _kind(path) or "unknown"))
+        else:
+            errors.append(FramePrediction(str(path), 0, error="no such file or folder"))
+    return inputs, errors
+
+
+def _read_image(path: Path) -> np.ndarray | None:
+    """BGR image, or None when the file is not a readable image (any path encoding)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+def frame_count(item: InputFile, every: int = 1) -> int:
+    """Frames that ``predict_files`` reads from ``item`` (1 for an image; 0 if unknown)."""
+    if item.kind == "image":
+        return 1
+    cap = cv2.VideoCapture(str(item.path))
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    return max(0, -(-n // every))
+
+
+def _frames(item: InputFile, every: int) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """(frame index, frame, error) for each frame of ``item`` that is to be processed."""
+    if item.kind in ("image", "unknown"):
+        image = _read_image(item.path)
+        if image is not None:
+            yield 0, image, None
+            return
+        if item.kind == "image":
+            yield 0, None, "not a readable image"
+            return
+    cap = cv2.VideoCapture(str(item.path))
+    try:
+        if not cap.isOpened():
+            yield 0, None, "not a readable image or video"
+            return
+        index = 0
+        read_any = False
+        while True:
+            if index % every == 0:
+                ok, frame = cap.read()
+            else:
+                ok, frame = cap.grab(), None
+            if not ok:
+                break
+            if frame is not None:
+                read_any = True
+                yield index, frame, None
+            index += 1
+        if not read_any:
+            yield 0, None, "no frame could be decoded"
+    finally:
+        cap.release()
+
+
+def predict_files(
+    paths: PathLike | Sequence[PathLike],
+    engine: Engine | None = None,
+    *,
+    every: int = 1,
+    progress: bool = False,
+    keep_images: bool = False,
+) -> Iterator[FramePrediction]:
+    """Emotions for the faces in image files, folders of them, and video files.
+
+    Args:
+        paths: a file or folder, or a list of them. Folders are searched recursively.
+        engine: the :class:`ferfast.Engine` to use (default: ``Engine()``, made on first need).
+        every: in videos, process every ``every``-th frame (1: all frames).
+        progress: show a progress bar (tqdm, on stderr) over the frames to read.
+        keep_images: attach each BGR image or frame to its prediction (``image``), e.g. to draw
+            on it; off by default so that long videos do not pile up in memory.
+
+    Yields:
+        One :class:`FramePrediction` per image or processed video frame, in input order (the
+        folder walk is sorted), and one with ``error`` set per path that cannot be read.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be an int >= 1, got {every!r}")
+    inputs, errors = collect_inputs(paths)
+    yield from errors
+    if not inputs:
+        return
+    engine = engine if engine is not None else Engine()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = sum(frame_count(item, every) for item in inputs)
+        bar = tqdm(total=total or None, unit="frame", desc="ferfast predict", leave=False)
+    pending: list[tuple[str, int, np.ndarray]] = []
+    pixels = 0
+
+    def flush() -> Iterator[FramePrediction]:
+        nonlocal pixels
+        results = engine.predict_batch([frame for _, _, frame in pending])
+        for (source, index, frame), faces in zip(pending, results):
+            yield FramePrediction(source, index, faces, image=frame if keep_images else None)
+        pending.clear()
+        pixels = 0
+
+    try:
+        for item in inputs:
+            for index, frame, error in _frames(item, every):
+                if bar is not None:
+                    bar.update(1)
+                if frame is None:
+                    yield from flush()
+                    yield FramePrediction(str(item.path), index, error=error)
+                    continue
+                pending.append((str(item.path), index, frame))
+                pixels += frame.shape[0] * frame.shape[1]
+                if len(pending) >= _BATCH_FRAMES or pixels >= _BATCH_PIXELS:
+                    yield from flush()
+        yield from flush()
+    finally:
+        if bar is not None:
+            bar.close()
