@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ferfast.cli import EXIT_UNAVAILABLE, main, make_parser
+from ferfast.cli import EXIT_UNAVAILABLE, main, make_parser, resolve_onnx_model
+from ferfast.models import model_path
 from ferfast.tensorrt import tensorrt_available
 
 HAS_TRT = tensorrt_available()
@@ -44,8 +46,55 @@ def test_build_engine_arguments() -> None:
         32,
         512,
     )
-    assert args.model == Path("m.onnx") and args.timing_cache == Path("t.cache")
+    assert args.model == "m.onnx" and args.timing_cache == Path("t.cache")
     assert args.opt_batch is None
+
+
+def test_help_is_plain_text_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    """No reStructuredText markup in any help text; the top level shows examples."""
+    from ferfast import __version__
+
+    with pytest.raises(SystemExit) as err:
+        main(["--help"])
+    assert err.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "ferfast build-engine int8 -o" in text
+    parser = make_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = [parser.format_help()] + [p.format_help() for p in sub.choices.values()]
+    assert len(helps) > 3
+    for help_text in helps:
+        assert "`" not in help_text, help_text
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"ferfast {__version__}"
+
+
+def test_engine_commands_take_a_bundled_model_name(tiny_model: Path, tmp_path: Path) -> None:
+    """build-engine MODEL and wrap-engine --model: int8 / fp32 or an .onnx path."""
+    for name in ("int8", "FP32"):
+        assert resolve_onnx_model(name) == model_path(name)
+    assert resolve_onnx_model(str(tiny_model)) == tiny_model
+    with pytest.raises(ValueError, match="'foo' is neither a bundled model name"):
+        resolve_onnx_model("foo")
+    with pytest.raises(ValueError, match=r"\.onnx model"):
+        resolve_onnx_model(str(tmp_path / "m.engine"))
+    with pytest.raises(FileNotFoundError, match="absent.onnx"):
+        resolve_onnx_model(str(tmp_path / "absent.onnx"))
+
+
+def test_engine_commands_report_a_bad_model_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad model is reported (exit 1) before the TensorRT check, with or without TensorRT."""
+    assert main(["build-engine", "foo", "-o", str(tmp_path / "m.engine")]) == 1
+    assert "ferfast build-engine: 'foo' is neither" in capsys.readouterr().err
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"plan")
+    argv = ["wrap-engine", str(plan), "--model", "fp16", "-o", str(tmp_path / "m.engine")]
+    assert main([*argv, "--precision", "fp16", "--max-batch", "8"]) == 1
+    assert "ferfast wrap-engine: 'fp16' is neither" in capsys.readouterr().err
+    assert not (tmp_path / "m.engine").exists()
 
 
 def test_build_engine_rejects_unknown_precision(capsys: pytest.CaptureFixture[str]) -> None:

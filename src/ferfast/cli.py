@@ -1,4 +1,4 @@
-"""The ``ferfast`` command line: argparse subcommands build-engine, wrap-engine, bench-engine."""
+"""The ``ferfast`` command line: one argparse subcommand per job (see ``make_parser``)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,36 @@ def _target(h: EngineHeader) -> str:
     return f"'{h.gpu_name}' sm {h.compute_capability}, TensorRT {h.trt_version}"
 
 
+_DESCRIPTION = "Facial-emotion recognition: photos and videos, models, TensorRT engines."
+_EPILOG = """examples:
+  ferfast predict photo.jpg
+  ferfast predict photos/ -o faces.csv
+  ferfast build-engine int8 -o ferfast.engine    (on the GPU that will run it)
+  ferfast bench-engine ferfast.engine
+
+'ferfast COMMAND --help' shows a command's options; cameras, video files and
+network streams: 'ferfast-stream --help'."""
+
+
+def resolve_onnx_model(value: str) -> Path:
+    """The ONNX model of build-engine / wrap-engine: a bundled name (int8, fp32) or a path.
+
+    Raises ValueError for a value that is neither, FileNotFoundError for a missing file.
+    """
+    from .models import BUNDLED, model_path
+
+    if value.lower() in BUNDLED:
+        return model_path(value)
+    path = Path(value)
+    if path.suffix.lower() != ".onnx":
+        raise ValueError(
+            f"{value!r} is neither a bundled model name (int8, fp32) nor the path of an .onnx model"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    return path
+
+
 def _add_build_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "build-engine",
@@ -37,14 +67,44 @@ def _add_build_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "GPU model that built them, so build on the device that will run it."
         ),
     )
-    p.add_argument("model", type=Path, help="ferfast ONNX model (int8 needs the Q/DQ model)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="engine file to write")
-    p.add_argument("--precision", choices=("int8", "fp16", "fp32"), default="int8")
-    p.add_argument("--max-batch", type=positive_int, default=64, help="largest batch (default 64)")
-    p.add_argument("--opt-batch", type=positive_int, help="batch to tune for (default 8)")
-    p.add_argument("--timing-cache", type=Path, default=None, help="timing cache file (read+write)")
     p.add_argument(
-        "--workspace-mb", type=positive_int, default=1024, help="builder workspace in MiB"
+        "model",
+        metavar="MODEL",
+        help="int8 or fp32 (bundled), or the path of a ferfast ONNX model; --precision int8 "
+        "needs the int8 model",
+    )
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="ENGINE", help="engine file to write"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("int8", "fp16", "fp32"),
+        default="int8",
+        help="engine precision (default int8)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="largest batch (default 64)",
+    )
+    p.add_argument(
+        "--opt-batch", type=positive_int, metavar="N", help="batch to tune for (default 8)"
+    )
+    p.add_argument(
+        "--timing-cache",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="timing cache file, read and updated (speeds up rebuilds)",
+    )
+    p.add_argument(
+        "--workspace-mb",
+        type=positive_int,
+        default=1024,
+        metavar="MIB",
+        help="builder workspace in MiB (default 1024)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="TensorRT verbose log")
     p.set_defaults(func=_cmd_build_engine)
@@ -54,13 +114,14 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
     from .tensorrt import build_engine
     from .tensorrt._compat import require_tensorrt
 
+    model = resolve_onnx_model(args.model)
     try:
         require_tensorrt()
     except ImportError as exc:
         print(f"ferfast build-engine: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     result = build_engine(
-        args.model,
+        model,
         args.output,
         precision=args.precision,
         max_batch=args.max_batch,
@@ -81,20 +142,42 @@ def _add_wrap_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "wrap-engine",
         help="add the ferfast header to a plan built by trtexec (no TensorRT Python needed)",
         description=(
-            "Wrap a serialized TensorRT plan (e.g. `trtexec --saveEngine=m.plan`) built on this "
+            "Wrap a serialized TensorRT plan (from trtexec --saveEngine=m.plan) built on this "
             "device into a ferfast engine file. Give the precision and batch range it was built "
             "with; metadata (emotions, input scale/bias) comes from the ONNX model."
         ),
     )
     p.add_argument("plan", type=Path, help="raw TensorRT plan (trtexec --saveEngine)")
-    p.add_argument("--model", type=Path, required=True, help="the ONNX model the plan came from")
-    p.add_argument("-o", "--output", type=Path, required=True, help="engine file to write")
-    p.add_argument("--precision", choices=("int8", "fp16", "fp32"), required=True)
     p.add_argument(
-        "--max-batch", type=positive_int, required=True, help="trtexec --maxShapes batch"
+        "--model",
+        required=True,
+        help="the ONNX model the plan came from: int8 or fp32 (bundled), or its path",
     )
-    p.add_argument("--opt-batch", type=positive_int, help="trtexec --optShapes batch")
-    p.add_argument("--trt-version", default=None, help="default: read from libnvinfer")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="ENGINE", help="engine file to write"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("int8", "fp16", "fp32"),
+        required=True,
+        help="the precision the plan was built with",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=positive_int,
+        required=True,
+        metavar="N",
+        help="the batch of trtexec --maxShapes",
+    )
+    p.add_argument(
+        "--opt-batch", type=positive_int, metavar="N", help="the batch of trtexec --optShapes"
+    )
+    p.add_argument(
+        "--trt-version",
+        default=None,
+        metavar="X.Y.Z",
+        help="TensorRT version that built the plan (default: read from libnvinfer)",
+    )
     p.set_defaults(func=_cmd_wrap_engine)
 
 
@@ -103,7 +186,7 @@ def _cmd_wrap_engine(args: argparse.Namespace) -> int:
 
     h = wrap_plan(
         args.plan,
-        args.model,
+        resolve_onnx_model(args.model),
         args.output,
         precision=args.precision,
         max_batch=args.max_batch,
@@ -372,9 +455,112 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "info",
+        help="versions, execution providers, CPU features, detector cache and bundled models",
+        description="Print what this installation has: versions of ferfast and its runtime "
+        "libraries, ONNX Runtime execution providers, the CPU features ONNX Runtime can use, "
+        "the native extension's GPU parts, the face-detector cache, and the bundled models "
+        "with their PublicTest figures.",
+    )
+    p.set_defaults(func=_cmd_info)
+
+
+# x86 SIMD flags (/proc/cpuinfo names) that decide which ONNX Runtime int8 kernels run.
+_CPU_FLAGS = ("sse4_1", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+
+
+def _cpu_line() -> str:
+    """CPU model, cores and the SIMD features that matter for inference (Linux /proc/cpuinfo)."""
+    import os
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = value.strip()
+                elif key in ("flags", "Features"):
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    found = [f for f in _CPU_FLAGS if f in flags] or (["asimd"] if "asimd" in flags else [])
+    return f"{model}, {os.cpu_count()} CPUs; features: {' '.join(found) or 'unknown'}"
+
+
+def _opencv_gui(build_info: str) -> str:
+    """The GUI backend line of cv2.getBuildInformation() ('NO' for a headless build)."""
+    in_gui = False
+    for line in build_info.splitlines():
+        if line.strip().startswith("GUI:"):
+            in_gui = True
+            value = line.split(":", 1)[1].strip()
+            if value:
+                return value
+        elif in_gui and ":" in line:
+            name, value = (v.strip() for v in line.split(":", 1))
+            if value.upper().startswith("YES") or value.upper().startswith("NO"):
+                return f"{name} {value}"
+    return "unknown"
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import cv2
+    import numpy as np
+    import onnxruntime
+
+    from . import __version__, _core, assets
+    from .models import list_models
+
+    cuda = "not compiled in"
+    if _core.WITH_CUDA:
+        cuda = f"compiled in, {_core.cuda_device_count()} GPU(s) visible"
+    lines = [
+        f"ferfast {__version__} ({Path(__file__).resolve().parent})",
+        f"python {platform.python_version()} ({platform.platform()})",
+        f"cpu: {_cpu_line()}",
+        f"numpy {np.__version__}",
+        f"opencv {cv2.__version__} (GUI: {_opencv_gui(cv2.getBuildInformation())})",
+        f"onnxruntime {onnxruntime.__version__}: providers "
+        + ", ".join(onnxruntime.get_available_providers()),
+        f"native extension: CUDA preprocess {cuda}, TensorRT runtime "
+        + ("compiled in" if _core.WITH_TENSORRT else "not compiled in"),
+    ]
+    home = assets.cache_dir()
+    for key, asset in assets.ASSETS.items():
+        found = assets.cached(asset)
+        state = (
+            f"cached at {found}" if found else f"not cached (ferfast download puts it in {home})"
+        )
+        lines.append(f"{key}: {asset.name}, {state}")
+    lines.append("bundled models (FER2013 PublicTest, 3,589 faces):")
+    for m in list_models():
+        present = "" if m.path.is_file() else "  [file missing]"
+        lines.append(
+            f"  {m.name:<5} {m.file:<18} {m.precision:<4} {m.params / 1e6:.2f}M params "
+            f"{m.mflops:.1f} MFLOPs  accuracy {m.accuracy:.4f}  macro-F1 {m.macro_f1:.4f}  "
+            f"disgust recall {m.disgust_recall:.3f}{present}"
+        )
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
-    parser = argparse.ArgumentParser(prog="ferfast", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="ferfast",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"ferfast {__version__}")
@@ -385,6 +571,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_bench_engine(sub)
     _add_download(sub)
     _add_predict(sub)
+    _add_info(sub)
     return parser
 
 
