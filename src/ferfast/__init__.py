@@ -13,8 +13,20 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from ferfast.engine import Engine, FaceResult
+from ferfast.files import FramePrediction, predict_files
 from ferfast.labels import EMOTIONS
-from ferfast.models import model_path
+from ferfast.models import ModelInfo, list_models, model_path
 from ferfast.preprocess import preprocess
 
-__all__ = ["EMOTIONS", "Engine", "FaceResult", "__version__", "model_path", "preprocess"]
+__all__ = [
+    "EMOTIONS",
+    "Engine",
+    "FaceResult",
+    "FramePrediction",
+    "ModelInfo",
+    "__version__",
+    "list_models",
+    "model_path",
+    "predict_files",
+    "preprocess",
+]
