@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -12,8 +12,24 @@ from tiny_model import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-YUNET = SHARED / "models" / "face_detection_yunet_2023mar.onnx"
+YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
 PHOTOS = SHARED / "data" / "photos"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An empty session cache ($FERFAST_HOME) and no downloads ($FERFAST_OFFLINE=1).
+
+    No test reaches the internet or depends on the user's cache: detector "auto" falls back to
+    Haar with a warning unless a test gives YuNet (``yunet_path``) or serves it (test_assets).
+    Set in os.environ, so CLI subprocesses inherit it.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("ferfast_home")
+        mp.setenv("FERFAST_HOME", str(home))
+        mp.setenv("FERFAST_OFFLINE", "1")
+        mp.delenv("FERFAST_MODEL_URL", raising=False)
+        yield home
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from ferfast import assets
 from ferfast.detect import (
     Detection,
     HaarDetector,
@@ -49,7 +52,6 @@ def test_check_frame_rejects(frame, error) -> None:
 def test_make_detector_kinds(no_yunet_env, yunet_path: Path, monkeypatch) -> None:
     assert make_detector(None) is None
     assert make_detector("none") is None
-    assert isinstance(make_detector("auto"), HaarDetector)
     assert isinstance(make_detector("haar"), HaarDetector)
     assert isinstance(make_detector("auto", yunet_path), YuNetDetector)
     monkeypatch.setenv("FERFAST_YUNET", str(yunet_path))
@@ -60,9 +62,34 @@ def test_make_detector_kinds(no_yunet_env, yunet_path: Path, monkeypatch) -> Non
         make_detector("mtcnn")
 
 
-def test_yunet_needs_a_path(no_yunet_env) -> None:
-    with pytest.raises(ValueError, match="FERFAST_YUNET"):
+def test_auto_and_yunet_use_the_cached_model(
+    no_yunet_env, yunet_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("FERFAST_HOME", str(tmp_path))
+    shutil.copyfile(yunet_path, tmp_path / assets.YUNET.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a verified cached model: no warning, no network
+        for kind in ("auto", "yunet"):
+            det = make_detector(kind, input_size=160)
+            assert isinstance(det, YuNetDetector) and det.input_size == 160
+            assert det.model_path == tmp_path / assets.YUNET.name
+
+
+def test_auto_without_a_model_warns_and_uses_haar(no_yunet_env) -> None:
+    # The session cache is empty and downloads are off (conftest.hermetic_assets).
+    with pytest.warns(UserWarning, match="Haar cascade.*ferfast download") as record:
+        det = make_detector("auto", input_size=160)
+    assert isinstance(det, HaarDetector) and det.input_size == 160
+    assert len(record) == 1
+
+
+def test_yunet_without_a_model_names_every_fix(no_yunet_env) -> None:
+    with pytest.raises(assets.AssetError) as info:
         make_detector("yunet")
+    message = str(info.value)
+    for fix in ("ferfast download", "detector_model=", "--detector-model", "FERFAST_YUNET"):
+        assert fix in message
+    assert isinstance(info.value, RuntimeError)
 
 
 def test_yunet_missing_or_corrupt_names_file(

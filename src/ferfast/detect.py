@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Union
@@ -17,6 +18,7 @@ from typing import Any, Protocol, Union
 import cv2
 import numpy as np
 
+from ferfast import assets
 from ferfast.framing import FRAMING_HAAR, FRAMING_YUNET, Framing
 
 YUNET_ENV = "FERFAST_YUNET"
@@ -204,6 +206,10 @@ class HaarDetector:
         return f"HaarDetector(input_size={self.input_size})"
 
 
+def _yunet_hint() -> str:
+    return f"pass detector_model= (--detector-model on the command line) or set {YUNET_ENV}=path"
+
+
 def make_detector(
     kind: str | None = "auto",
     model_path: PathLike | None = None,
@@ -213,34 +219,48 @@ def make_detector(
 ) -> YuNetDetector | HaarDetector | None:
     """Build a detector.
 
-    ``kind``: "auto" (YuNet when a model path is given, as ``model_path`` or in the environment
-    variable FERFAST_YUNET, else the Haar cascade), "yunet", "haar", or None (no detector: the
-    caller always gives boxes). A missing or corrupt YuNet file is an error, never a silent
-    fallback.
+    ``kind``: "auto", "yunet", "haar", or None (no detector: the caller always gives boxes).
+    YuNet's model is ``model_path``, else $FERFAST_YUNET, else the pinned YuNet release from the
+    cache (``ferfast.assets``: fetched once, verified, used offline afterwards). A given model
+    file that is missing or corrupt is an error, never a silent fallback. When the cached model
+    cannot be fetched, "yunet" raises RuntimeError (AssetError) and "auto" warns once, naming
+    the cause and the fix, and uses the Haar cascade.
     """
     if kind is None or kind == "none":
         return None
     if kind not in ("auto", "yunet", "haar"):
         raise ValueError(f"detector must be 'auto', 'yunet', 'haar' or None, got {kind!r}")
+    if kind == "haar":
+        return HaarDetector(input_size=input_size)
     if model_path is None:
         model_path = os.environ.get(YUNET_ENV) or None
-    if kind == "haar" or (kind == "auto" and model_path is None):
-        try:
-            return HaarDetector(input_size=input_size)
-        except (RuntimeError, FileNotFoundError, ValueError) as exc:
-            if kind == "haar":
-                raise
-            raise RuntimeError(
-                f"no face detector available: give a YuNet model (detector_model=... or "
-                f"{YUNET_ENV}=path) or use an OpenCV build with Haar cascades ({exc})"
-            ) from exc
     if model_path is None:
-        raise ValueError(
-            f"detector 'yunet' needs a model path: pass detector_model or set {YUNET_ENV}"
-        )
+        try:
+            model_path = assets.fetch(assets.YUNET)
+        except assets.AssetError as exc:
+            if kind == "yunet":
+                raise assets.AssetError(f"detector 'yunet': {exc}; or {_yunet_hint()}") from exc
+            return _haar_fallback(exc, input_size)
     return YuNetDetector(
         model_path,
         input_size=input_size,
         score_threshold=score_threshold,
         nms_threshold=nms_threshold,
     )
+
+
+def _haar_fallback(cause: assets.AssetError, input_size: int) -> HaarDetector:
+    """The Haar cascade for detector "auto" when YuNet cannot be fetched (one warning)."""
+    try:
+        detector = HaarDetector(input_size=input_size)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        raise RuntimeError(
+            f"no face detector available: YuNet cannot be fetched ({cause}; or {_yunet_hint()}) "
+            f"and this OpenCV build has no usable Haar cascade ({exc})"
+        ) from exc
+    warnings.warn(
+        f"using the Haar cascade instead of YuNet (less accurate): {cause}; or {_yunet_hint()}",
+        UserWarning,
+        stacklevel=3,
+    )
+    return detector

@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--detector",
         default="auto",
         choices=("auto", "yunet", "haar"),
-        help="auto: YuNet when a YuNet model is given (--detector-model or $FERFAST_YUNET), "
-        "else the Haar cascade",
+        help="auto: YuNet (--detector-model, else $FERFAST_YUNET, else the copy fetched once "
+        "into the cache, see `ferfast download`), the Haar cascade with a warning when YuNet "
+        "cannot be had; yunet: the same, an error instead of Haar (default auto)",
     )
     run.add_argument("--detector-model", metavar="PATH", help="YuNet ONNX model file")
     run.add_argument(
