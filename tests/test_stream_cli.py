@@ -300,3 +300,24 @@ def test_single_image_is_one_frame(tiny_model: Path, tmp_path: Path, capsys) -> 
     assert main([*args, "--jsonl", str(jsonl)]) == 0
     assert "stopped (end)" in capsys.readouterr().err
     assert [e["frame"] for e in read_jsonl(jsonl)] == [0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model", "foo"], "model 'foo' is neither a bundled model name (int8, fp32) nor"),
+        (["--model", "absent.onnx"], "model file not found: absent.onnx (--model / model=)"),
+        (["--backend", "tensorrt"], "backend 'tensorrt' (--backend / backend=) runs TensorRT"),
+        (["--summary-json", "no/such/dir/s.json"], "directory for --summary-json does not exist"),
+        (["--save-crops", "/proc/crops"], "cannot create the --save-crops directory /proc/crops"),
+    ],
+)
+def test_cli_errors_name_the_flag(
+    extra: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    image = tmp_path / "still.jpg"
+    assert cv2.imwrite(str(image), np.full((60, 80, 3), 90, np.uint8))
+    assert main(["--source", str(image), "--detector", "haar", "-q", *extra]) == 1
+    err = capsys.readouterr().err
+    assert f"ferfast-stream: error: {message}" in err and "Traceback" not in err

@@ -214,6 +214,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.reconnect_max_delay < args.reconnect_delay:
         args.reconnect_max_delay = args.reconnect_delay
+    if args.summary_json and not Path(args.summary_json).parent.is_dir():
+        # Checked now: the summary is written after the run, too late to find out.
+        parent = Path(args.summary_json).parent
+        print(
+            f"ferfast-stream: error: directory for --summary-json does not exist: {parent}",
+            file=sys.stderr,
+        )
+        return 1
 
     import cv2
 
@@ -259,7 +267,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.output:
                 outputs.video = VideoRecorder(args.output, source.fps)
             if args.save_crops:
-                outputs.crops = CropWriter(args.save_crops)
+                try:
+                    outputs.crops = CropWriter(args.save_crops)
+                except OSError as exc:
+                    raise OSError(
+                        f"cannot create the --save-crops directory {args.save_crops}: "
+                        f"{exc.strerror or exc}"
+                    ) from exc
             if args.display or args.fullscreen:
                 outputs.window = Window(fullscreen=args.fullscreen, size=args.kiosk_size)
                 if args.fullscreen:
@@ -299,7 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(summary.format(), file=sys.stderr)
     if args.summary_json:
         data = summary.as_dict() | {"reason": result.reason}
-        Path(args.summary_json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(args.summary_json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            print(f"ferfast-stream: error: cannot write --summary-json: {exc}", file=sys.stderr)
+            return 1
     if result.error:
         print(f"ferfast-stream: error: {result.error}", file=sys.stderr)
         return 1
