@@ -23,19 +23,46 @@ from stream_support import (
     xvfb_display,
 )
 
+from ferfast.stream import kiosk
 from ferfast.stream.annotate import color_of
 from ferfast.stream.kiosk import BACKGROUND as KIOSK_BACKGROUND
 
 SCREEN = (1024, 600)
-pytestmark = pytest.mark.skipif(
-    shutil.which("Xvfb") is None or shutil.which("import") is None,
-    reason="needs Xvfb and ImageMagick's import (apt-get install xvfb imagemagick)",
-)
+HEADLESS_INFO = "General configuration\n  GUI:                  NONE\n    VTK support: NO\n"
+
+
+def test_headless_opencv_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A headless cv2 (opencv-python-headless) gets a message naming the GUI wheel to install."""
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: HEADLESS_INFO)
+    monkeypatch.setattr(cv2, "__version__", "4.11.0")
+    assert kiosk.opencv_gui() is None
+    with pytest.raises(RuntimeError, match="headless") as exc:
+        kiosk.Window()
+    assert 'pip install --force-reinstall --no-deps "opencv-python==4.11.0.*"' in str(exc.value)
+
+
+def test_window_error_without_gui_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build whose build information shows a GUI but cannot open windows: same fix named."""
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: "  GUI:   QT5\n")
+    monkeypatch.setattr(kiosk, "display_available", lambda: True)
+    monkeypatch.setattr(kiosk, "x_display_reachable", lambda: True)
+
+    def no_window(*args: object) -> None:
+        raise cv2.error("The function is not implemented. Rebuild the library with Windows")
+
+    monkeypatch.setattr(cv2, "namedWindow", no_window)
+    assert kiosk.opencv_gui() == "QT5"
+    with pytest.raises(RuntimeError, match="cannot open a window.*opencv-python=="):
+        kiosk.Window(size=(640, 480))
 
 
 @pytest.fixture()
 def xvfb():
-    """A private Xvfb server; yields its DISPLAY string."""
+    """A private Xvfb server (and a GUI OpenCV to draw on it); yields its DISPLAY string."""
+    if shutil.which("Xvfb") is None or shutil.which("import") is None:
+        pytest.skip("needs Xvfb and ImageMagick's import (apt-get install xvfb imagemagick)")
+    if kiosk.opencv_gui() is None:
+        pytest.skip(f"needs a GUI OpenCV ({kiosk.gui_fix()}; scripts/test.sh installs it)")
     with xvfb_display(SCREEN) as display:
         if display is None:
             pytest.skip("Xvfb did not start")

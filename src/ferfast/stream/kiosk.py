@@ -164,6 +164,30 @@ def _text(
     cv2.putText(img, text, org, FONT, scale, color, thickness, cv2.LINE_AA)
 
 
+def opencv_gui() -> str | None:
+    """The GUI backend of the cv2 in use (e.g. 'QT5', 'GTK3'), None for a headless build."""
+    from ..cli import _opencv_gui
+
+    value = _opencv_gui(cv2.getBuildInformation())
+    return None if value.upper() in ("NONE", "NO") else value
+
+
+def gui_fix() -> str:
+    """The command that puts a GUI OpenCV of the same version in place of the headless one."""
+    version = cv2.__version__.split("-")[0]
+    return f'pip install --force-reinstall --no-deps "opencv-python=={version}.*"'
+
+
+def require_gui() -> None:
+    """Raise RuntimeError naming the fix when cv2 cannot open windows (a headless build)."""
+    if opencv_gui() is None:
+        raise RuntimeError(
+            f"--display needs OpenCV with GUI support, but cv2 {cv2.__version__} is a headless "
+            "build (opencv-python-headless, ferfast's default). Install the GUI wheel over it: "
+            f"{gui_fix()}, or use a system OpenCV with GUI (e.g. JetPack's)"
+        )
+
+
 def display_available() -> bool:
     """Whether a window can be opened (an X11/Wayland session on Linux)."""
     if not sys.platform.startswith("linux"):
@@ -227,6 +251,7 @@ class Window:
         fullscreen: bool = False,
         size: tuple[int, int] | None = None,
     ) -> None:
+        require_gui()
         if not display_available():
             raise RuntimeError("--display needs a graphical session, but DISPLAY is not set")
         if not x_display_reachable():
@@ -236,7 +261,11 @@ class Window:
         self.size = size or (screen_size() if fullscreen else None) or DEFAULT_SIZE
         self.closed = False
         flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL
-        cv2.namedWindow(title, flags)
+        try:
+            cv2.namedWindow(title, flags)
+        except cv2.error as exc:  # a build without GUI that the build information did not reveal
+            detail = getattr(exc, "err", None) or exc
+            raise RuntimeError(f"OpenCV cannot open a window ({detail}); try {gui_fix()}") from exc
         if fullscreen:
             cv2.moveWindow(title, 0, 0)
             cv2.resizeWindow(title, *self.size)
