@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import subprocess
 import time
@@ -21,6 +22,7 @@ from stream_support import (
     read_jsonl,
     wait_for,
     write_face_video,
+    write_video,
 )
 
 from ferfast.stream.cli import main
@@ -321,3 +323,81 @@ def test_cli_errors_name_the_flag(
     assert main(["--source", str(image), "--detector", "haar", "-q", *extra]) == 1
     err = capsys.readouterr().err
     assert f"ferfast-stream: error: {message}" in err and "Traceback" not in err
+
+
+def probe_codec(path: Path) -> tuple[str, str]:
+    """(codec name, codec tag) of the first video stream, from ffprobe."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        pytest.skip("ffprobe not installed")
+    out = subprocess.run(
+        [ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries"]
+        + ["stream=codec_name,codec_tag_string", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    name, tag = out.split(",")
+    return name, tag
+
+
+@pytest.mark.parametrize(
+    ("output", "fourcc", "codec", "warning"),
+    [
+        ("out.mp4", "zzzz", ("mpeg4", "mp4v"), "cannot write zzzz to .mp4 files; writing mp4v"),
+        ("out.mp4", "mp4v", ("mpeg4", "mp4v"), None),
+        ("out.avi", "XVID", ("mpeg4", "XVID"), None),
+        ("out.avi", None, ("mjpeg", "MJPG"), None),
+    ],
+)
+def test_output_codec(
+    output: str,
+    fourcc: str | None,
+    codec: tuple[str, str],
+    warning: str | None,
+    tiny_model: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """--fourcc picks the codec; one the build cannot write falls back with one warning."""
+    frames = [np.full((120, 160, 3), 10 * i, np.uint8) for i in range(6)]
+    clip = write_video(tmp_path / "clip.avi", frames)
+    args = ["--source", str(clip), "--model", str(tiny_model), "--detector", "haar", "-q"]
+    args += ["--output", str(tmp_path / output)]
+    assert main(args + (["--fourcc", fourcc] if fourcc else [])) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if warning is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warning in warnings[0]
+    cap = cv2.VideoCapture(str(tmp_path / output))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    cap.release()
+    assert (n, size) == (6, (160, 120))
+    assert probe_codec(tmp_path / output) == codec
+
+
+def test_default_mp4_codec_is_h264_where_the_build_has_it(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """.mp4 is H.264 (avc1) when OpenCV can encode it, else mp4v with a warning saying so."""
+    from ferfast.stream.recorder import can_write
+
+    clip = write_video(tmp_path / "clip.avi", [np.zeros((96, 128, 3), np.uint8)] * 3)
+    args = ["--source", str(clip), "--model", str(tiny_model), "--detector", "haar", "-q"]
+    assert main([*args, "--output", str(tmp_path / "out.mp4")]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if can_write("avc1", ".mp4"):
+        assert probe_codec(tmp_path / "out.mp4") == ("h264", "avc1") and warnings == []
+    else:
+        assert probe_codec(tmp_path / "out.mp4") == ("mpeg4", "mp4v")
+        assert len(warnings) == 1
+        assert "cannot write avc1 to .mp4 files; writing mp4v instead" in warnings[0]
+
+
+def test_fourcc_must_be_four_characters(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--source", "x.mp4", "--output", "o.mp4", "--fourcc", "h264x"])
+    assert exc.value.code == 2
+    assert "argument --fourcc: fourcc must be 4 ASCII characters" in capsys.readouterr().err

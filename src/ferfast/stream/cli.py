@@ -26,6 +26,16 @@ from .stats import RunStats, launch_perf_counter
 log = logging.getLogger("ferfast.stream")
 
 
+def _fourcc(text: str) -> str:
+    """argparse type of --fourcc: a four-character codec tag."""
+    from .recorder import check_fourcc  # deferred: imports OpenCV
+
+    try:
+        return check_fourcc(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ferfast-stream``."""
     p = argparse.ArgumentParser(
@@ -79,7 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     out = p.add_argument_group("output")
     out.add_argument("--jsonl", metavar="FILE|-", help="write one JSON object per frame")
-    out.add_argument("--output", metavar="OUT.mp4", help="write the annotated video")
+    out.add_argument(
+        "--output",
+        metavar="OUT.mp4",
+        help="write the annotated video (.mp4, .m4v, .mov, .avi or .mkv)",
+    )
+    out.add_argument(
+        "--fourcc",
+        type=_fourcc,
+        metavar="CODE",
+        help="codec of --output (default: avc1, i.e. H.264, for .mp4/.m4v/.mov, falling back to "
+        "mp4v when this OpenCV build has no H.264 encoder; MJPG for .avi/.mkv)",
+    )
     out.add_argument(
         "--save-crops", metavar="DIR", help="save face crops as JPEG (off by default: privacy)"
     )
@@ -265,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.jsonl:
                 outputs.jsonl = JsonlWriter(args.jsonl, emotions)
             if args.output:
-                outputs.video = VideoRecorder(args.output, source.fps)
+                outputs.video = VideoRecorder(args.output, source.fps, fourcc=args.fourcc)
             if args.save_crops:
                 try:
                     outputs.crops = CropWriter(args.save_crops)
