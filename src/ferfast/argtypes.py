@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "add_engine_arguments",
+    "below_one",
     "engine_from_args",
     "fraction",
     "non_negative_int",
@@ -46,6 +47,7 @@ def _ranged(
 positive_int = _ranged(int, "an integer", lambda v: v > 0, "> 0")
 non_negative_int = _ranged(int, "an integer", lambda v: v >= 0, ">= 0")
 fraction = _ranged(float, "a number", lambda v: 0.0 < v <= 1.0, "in (0, 1]")
+below_one = _ranged(float, "a number", lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 seconds = _ranged(float, "seconds", lambda v: v > 0, "> 0")
 
 

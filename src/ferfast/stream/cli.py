@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..argtypes import fraction, non_negative_int, positive_int, seconds, size
+from ..argtypes import below_one, fraction, non_negative_int, positive_int, seconds, size
 from .stats import RunStats, launch_perf_counter
+from .tracking import DEFAULT_APPEARANCE_THRESHOLD
 
 log = logging.getLogger("ferfast.stream")
 
@@ -182,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="frames a track survives without a detection (default 10)",
     )
+    trk.add_argument(
+        "--appearance-threshold",
+        type=below_one,
+        default=DEFAULT_APPEARANCE_THRESHOLD,
+        metavar="S",
+        help="minimum appearance similarity (correlation of the face crops) to keep a track "
+        "id: a cut to another person starts a new id "
+        f"(0 = off, default {DEFAULT_APPEARANCE_THRESHOLD})",
+    )
     return p
 
 
@@ -282,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 smoothing=1.0 if args.no_smoothing else args.smoothing,
                 max_missed=args.max_missed,
                 enabled=not args.no_tracking,
+                appearance_threshold=args.appearance_threshold,
             )
             if args.jsonl:
                 outputs.jsonl = JsonlWriter(args.jsonl, emotions)

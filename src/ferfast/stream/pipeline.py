@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ferfast.preprocess import preprocess
+
 from .annotate import draw_faces, draw_fps
 from .crops import CropWriter
 from .events import JsonlWriter
@@ -169,7 +171,8 @@ class StreamLoop:
             timed.last_s = None
         results = self.engine.predict(frame.image)
         t1 = time.perf_counter()
-        faces = self.tracker.update(results)
+        crops = self._crops(frame.image, results) if self.tracker.uses_crops else None
+        faces = self.tracker.update(results, crops)
         produced = time.time()
         t2 = time.perf_counter()
         self.stats.record("infer", t1 - t0)
@@ -203,6 +206,20 @@ class StreamLoop:
         self.stats.record("latency", t3 - frame.captured)
         self.stats.frame_done(t3, len(faces))
         return keep_going
+
+    def _crops(self, image: np.ndarray, results: Sequence[Any]) -> np.ndarray | None:
+        """The faces' 48x48 model-input crops for the tracker's appearance check.
+
+        Recomputed from the results' boxes and landmarks with the engine's framing (the engine
+        keeps its input batch to itself); None for an engine without a ``framing``.
+        """
+        framing = getattr(self.engine, "framing", None)
+        if framing is None or not results:
+            return None
+        boxes = np.array([r.box for r in results], dtype=np.float64)
+        marks = [getattr(r, "landmarks", None) for r in results]
+        landmarks = None if any(m is None for m in marks) else np.stack(marks)
+        return preprocess(image, boxes, landmarks=landmarks, framing=framing)[:, 0]
 
 
 def progress_bar(total: int | None, enabled: bool) -> Any:

@@ -1,4 +1,5 @@
-"""IoU tracking of faces across frames and EMA smoothing of their emotion probabilities."""
+"""IoU tracking of faces across frames, with an appearance check, and EMA smoothing of their
+emotion probabilities."""
 
 from __future__ import annotations
 
@@ -47,11 +48,40 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+APPEARANCE_GRID = 6  # descriptor side: 8x8-pixel blocks of the 48x48 crop
+DEFAULT_APPEARANCE_THRESHOLD = 0.7  # measured: tools/measure_appearance.py, docs/stream.md
+
+
+def appearance(crops: np.ndarray) -> np.ndarray:
+    """Appearance descriptors of 48x48 gray face crops (the model input, any scale and bias).
+
+    Each crop is averaged over 8x8-pixel blocks to 6x6 (the layout of hair, face and
+    background; tolerant of the detector's box jitter in position and scale, where finer grids
+    are not), then made zero-mean and unit-norm, so the dot product of two descriptors is the
+    normalised correlation of the crops (invariant to brightness and contrast). Returns float32
+    (N, 36); a flat crop (no contrast) gives a zero row.
+
+    Args:
+        crops: (N, 48, 48) or (N, 1, 48, 48) array.
+    """
+    c = np.asarray(crops, dtype=np.float32)
+    if c.ndim == 4 and c.shape[1] == 1:
+        c = c[:, 0]
+    if c.ndim != 3 or c.shape[1:] != (48, 48):
+        raise ValueError(f"crops must have shape (N, 48, 48) or (N, 1, 48, 48), got {c.shape}")
+    n, g = c.shape[0], APPEARANCE_GRID
+    v = c.reshape(n, g, 48 // g, g, 48 // g).mean(axis=(2, 4)).reshape(n, g * g)
+    v -= v.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(v, axis=1, keepdims=True)
+    return np.divide(v, norm, out=np.zeros_like(v), where=norm > 1e-6)
+
+
 @dataclass
 class _Track:
     id: int
     box: tuple[float, float, float, float]
     probs: np.ndarray
+    look: np.ndarray | None  # appearance descriptor of the last matched crop, if known
     age: int = 1
     missed: int = 0
 
@@ -63,6 +93,11 @@ class IouTracker:
     1.0 switches smoothing off. With ``enabled=False`` every detection gets a fresh id and its raw
     probabilities (no tracking, no smoothing). A track survives ``max_missed`` processed frames
     without a matching detection.
+
+    When ``update`` gets the faces' crops, a detection also needs an appearance similarity
+    (:func:`appearance` correlation with the track's last crop) of at least
+    ``appearance_threshold`` to keep the track's id: a hard cut to another person at the same
+    place starts a new id (and fresh smoothing). 0 switches the check off.
     """
 
     def __init__(
@@ -73,6 +108,7 @@ class IouTracker:
         smoothing: float = 0.5,
         max_missed: int = 10,
         enabled: bool = True,
+        appearance_threshold: float = DEFAULT_APPEARANCE_THRESHOLD,
     ) -> None:
         if not emotions:
             raise ValueError("emotions must not be empty")
@@ -82,11 +118,16 @@ class IouTracker:
             raise ValueError(f"smoothing must be in (0, 1] (1 = off), got {smoothing}")
         if max_missed < 0:
             raise ValueError(f"max_missed must be >= 0, got {max_missed}")
+        if not 0.0 <= appearance_threshold < 1.0:
+            raise ValueError(
+                f"appearance_threshold must be in [0, 1) (0 = off), got {appearance_threshold}"
+            )
         self.emotions = tuple(emotions)
         self.iou_threshold = iou_threshold
         self.smoothing = smoothing
         self.max_missed = max_missed
         self.enabled = enabled
+        self.appearance_threshold = appearance_threshold
         self._tracks: list[_Track] = []
         self._next_id = 1
 
@@ -94,21 +135,44 @@ class IouTracker:
         """Forget all tracks (ids keep increasing)."""
         self._tracks.clear()
 
-    def update(self, detections: Sequence[FaceLike]) -> list[TrackedFace]:
-        """Match this frame's detections; one :class:`TrackedFace` per detection, in order."""
+    @property
+    def uses_crops(self) -> bool:
+        """Whether :meth:`update` makes use of the faces' crops (tracking on, check on)."""
+        return self.enabled and self.appearance_threshold > 0
+
+    def update(
+        self, detections: Sequence[FaceLike], crops: np.ndarray | None = None
+    ) -> list[TrackedFace]:
+        """Match this frame's detections; one :class:`TrackedFace` per detection, in order.
+
+        ``crops``: optional (N, 48, 48) or (N, 1, 48, 48) gray crops of the detections (the
+        model input); with them the appearance check applies (see the class docstring).
+        """
         probs = [self._check(d) for d in detections]
         if not self.enabled:
             out = []
             for det, p in zip(detections, probs):
-                out.append(self._emit(_Track(self._new_id(), _box(det.box), p), det.score))
+                out.append(self._emit(_Track(self._new_id(), _box(det.box), p, None), det.score))
             return out
+        looks: list[np.ndarray | None] = [None] * len(detections)
+        if crops is not None and self.appearance_threshold > 0:
+            desc = appearance(crops)
+            if len(desc) != len(detections):
+                raise ValueError(f"got {len(desc)} crops for {len(detections)} detections")
+            # A flat crop says nothing about who it is: IoU alone decides for it.
+            looks = [d if d.any() else None for d in desc]
 
         pairs = []
         for ti, track in enumerate(self._tracks):
             for di, det in enumerate(detections):
                 overlap = iou(track.box, det.box)
-                if overlap >= self.iou_threshold:
-                    pairs.append((overlap, ti, di))
+                if overlap < self.iou_threshold:
+                    continue
+                look = looks[di]
+                if look is not None and track.look is not None:
+                    if float(look @ track.look) < self.appearance_threshold:
+                        continue
+                pairs.append((overlap, ti, di))
         pairs.sort(key=lambda item: -item[0])
         match: dict[int, int] = {}
         used_tracks: set[int] = set()
@@ -126,10 +190,12 @@ class IouTracker:
                 track = self._tracks[match[di]]
                 track.probs = a * probs[di] + (1.0 - a) * track.probs
                 track.box = _box(det.box)
+                if looks[di] is not None:
+                    track.look = looks[di]
                 track.age += 1
                 track.missed = 0
             else:
-                track = _Track(self._new_id(), _box(det.box), probs[di])
+                track = _Track(self._new_id(), _box(det.box), probs[di], looks[di])
             kept.append(track)
             out.append(self._emit(track, det.score))
         for ti, track in enumerate(self._tracks):
