@@ -217,8 +217,8 @@ class StreamLoop:
         if framing is None or not results:
             return None
         boxes = np.array([r.box for r in results], dtype=np.float64)
-        marks = [getattr(r, "landmarks", None) for r in results]
-        landmarks = None if any(m is None for m in marks) else np.stack(marks)
+        marks = [r.landmarks for r in results if getattr(r, "landmarks", None) is not None]
+        landmarks = np.stack(marks) if len(marks) == len(results) else None
         return preprocess(image, boxes, landmarks=landmarks, framing=framing)[:, 0]
 
 
