@@ -35,7 +35,7 @@ def write_folder(root: Path, n_train: int = 160, n_test: int = 64, corrupt: bool
         ("test", "PublicTest", n_test, 1),
     ):
         x, y = synthetic_faces(n, seed)
-        for i, (img, c) in enumerate(zip(x, y)):
+        for i, (img, c) in enumerate(zip(x, y, strict=True)):
             d = root / split / EMOTIONS[c]
             d.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(d / f"{prefix}_{i:05d}.png"), img)

@@ -116,7 +116,7 @@ def test_predict_with_boxes_matches_preprocess_reference(tiny_model: Path) -> No
     results = engine.predict(frame, boxes=boxes)
     ref = reference_probs(ferfast.preprocess(frame, boxes, framing=FRAMING))
     assert len(results) == 3
-    for res, box, p in zip(results, boxes, ref):
+    for res, box, p in zip(results, boxes, ref, strict=True):
         assert isinstance(res, FaceResult)
         assert res.box == tuple(float(v) for v in box)
         assert res.score == 1.0 and res.landmarks is None
@@ -269,7 +269,7 @@ def test_shared_engine_classify_between_threads(tiny_model: Path) -> None:
     jobs = [faces(n, seed=i) for i, n in enumerate([1, 7, 64, 2, 33, 1, 5, 16] * 3)]
     expected = [engine.classify(x) for x in jobs]
     got = run_threads(engine.classify, jobs)
-    for e, g in zip(expected, got):
+    for e, g in zip(expected, got, strict=True):
         np.testing.assert_allclose(g, e, **TOL)
 
 
@@ -294,9 +294,9 @@ def test_shared_engine_predict_between_threads(
 
     expected = [work(j) for j in jobs]
     got = run_threads(work, jobs)
-    for e, g in zip(expected, got):
+    for e, g in zip(expected, got, strict=True):
         assert len(e) == len(g) > 0
-        for (ebox, eprobs), (gbox, gprobs) in zip(e, g):
+        for (ebox, eprobs), (gbox, gprobs) in zip(e, g, strict=True):
             assert ebox == gbox
             np.testing.assert_allclose(gprobs, eprobs, **TOL)
 

@@ -1,4 +1,4 @@
-"""Engine.predict_batch, ferfast.predict_files and the ``ferfast predict`` command on real photos."""
+"""Engine.predict_batch, ferfast.predict_files and the ``ferfast predict`` command, real photos."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def photo_dir(tmp_path: Path, photos: dict[str, np.ndarray]) -> Path:
     (root / ".hidden.jpg").write_text("hidden\n")
     (root / "readme.txt").write_text("ignored\n")
     frame = cv2.resize(photos["images_1.jpg"], (320, 240))
-    writer = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    writer = cv2.VideoWriter(
+        str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240)
+    )
     for _ in range(5):
         writer.write(frame)
     writer.release()
@@ -47,8 +49,8 @@ def test_predict_batch_equals_predict_per_frame(
     batched = engine.predict_batch(frames)
     assert [len(r) for r in batched] == [len(engine.predict(f)) for f in frames]
     assert len(batched[0]) >= 1 and batched[1] == [] and len(batched[2]) >= 1
-    for frame, results in zip(frames, batched):
-        for one, many in zip(engine.predict(frame), results):
+    for frame, results in zip(frames, batched, strict=True):
+        for one, many in zip(engine.predict(frame), results, strict=True):
             assert one.box == many.box and one.emotion == many.emotion
             np.testing.assert_allclose(one.probs, many.probs, atol=1e-5)
     assert engine.predict_batch([]) == []
@@ -90,14 +92,26 @@ def test_predict_files_images_videos_and_unreadable(
     alone = engine.predict(cv2.imread(str(photo_dir / "a.jpg")))
     np.testing.assert_allclose(by_source["a.jpg"][0].faces[0].probs, alone[0].probs, atol=1e-5)
     row = by_source["a.jpg"][0].rows()[0]
-    assert list(row)[:10] == ["source", "frame", "face", "x", "y", "w", "h", "score", "emotion",
-                              "confidence"]
+    assert list(row)[:10] == [
+        "source",
+        "frame",
+        "face",
+        "x",
+        "y",
+        "w",
+        "h",
+        "score",
+        "emotion",
+        "confidence",
+    ]
     assert sum(row[e] for e in ferfast.EMOTIONS) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(ValueError, match="every"):
         next(predict_files(photo_dir, engine, every=0))
 
 
-def _predict(args: list[str], yunet: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def _predict(
+    args: list[str], yunet: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
     code = cli_main(["predict", "--detector-model", str(yunet), *args])
     out, err = capsys.readouterr()
     return code, out, err
@@ -107,7 +121,9 @@ def test_cli_predict_csv_to_file(
     photo_dir: Path, tmp_path: Path, yunet_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out_csv = tmp_path / "faces.csv"
-    code, _, err = _predict([str(photo_dir), "--every", "5", "-o", str(out_csv)], yunet_path, capsys)
+    code, _, err = _predict(
+        [str(photo_dir), "--every", "5", "-o", str(out_csv)], yunet_path, capsys
+    )
     assert code == 0
     assert "notes.jpg" in err and "1 unreadable" in err
     rows = list(csv.DictReader(out_csv.open()))

@@ -52,7 +52,9 @@ def test_csv_loader_good_and_bad_rows(tmp_path):
     x, y = synthetic_faces(10, 3)
     good = [
         f"{c},{' '.join(map(str, im.ravel()))},{u}"
-        for im, c, u in zip(x, y, ["Training"] * 6 + ["PublicTest"] * 3 + ["PrivateTest"])
+        for im, c, u in zip(
+            x, y, ["Training"] * 6 + ["PublicTest"] * 3 + ["PrivateTest"], strict=True
+        )
     ]
     bad = [
         "9," + " ".join(["0"] * 2304) + ",Training",  # label out of range

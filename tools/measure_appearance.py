@@ -93,7 +93,9 @@ def summary(values: np.ndarray) -> dict[str, float]:
     """Count, percentiles and the share that keeps an id at the default threshold."""
     pct = [0, 1, 5, 50, 95, 99, 100]
     row: dict[str, float] = {"n": int(len(values))}
-    row.update({f"p{p}": round(float(v), 3) for p, v in zip(pct, np.percentile(values, pct))})
+    row.update(
+        {f"p{p}": round(float(v), 3) for p, v in zip(pct, np.percentile(values, pct), strict=True)}
+    )
     row["kept"] = round(float((values >= DEFAULT_APPEARANCE_THRESHOLD).mean()), 4)
     return row
 
@@ -123,7 +125,9 @@ def main() -> None:
             per_photo[name] = crops
             for stride in (1, 3):
                 pairs = [
-                    (a, b) for a, b in zip(crops, crops[stride:]) if a is not None and b is not None
+                    (a, b)
+                    for a, b in zip(crops, crops[stride:], strict=False)
+                    if a is not None and b is not None
                 ]
                 if pairs:
                     key = f"same_{det}_{Path(name).stem}_stride{stride}"

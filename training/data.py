@@ -272,7 +272,9 @@ def main() -> None:
     data, report = load(a.source, a.cache, progress=True)
     print(report.summary())
     for s, c in data.counts().items():
-        print(f"{s:12s} {sum(c):6d} " + " ".join(f"{e}={n}" for e, n in zip(EMOTIONS, c)))
+        print(
+            f"{s:12s} {sum(c):6d} " + " ".join(f"{e}={n}" for e, n in zip(EMOTIONS, c, strict=True))
+        )
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def plot_samples(
     cols = 8
     rows = int(np.ceil(len(idx) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.45, rows * 1.7))
-    for ax, i in zip(np.ravel(axes), idx):
+    for ax, i in zip(np.ravel(axes), idx, strict=False):
         p = int(probs[i].argmax())
         ax.imshow(x[i], cmap="gray", vmin=0, vmax=255)
         ax.set_title(

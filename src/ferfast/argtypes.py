@@ -8,7 +8,8 @@ message naming the problem (argparse then exits with status 2 and the usage line
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from ferfast.engine import Engine

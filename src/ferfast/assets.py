@@ -15,13 +15,11 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import socket
 import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 HOME_ENV = "FERFAST_HOME"
 URL_ENV = "FERFAST_MODEL_URL"
@@ -30,7 +28,7 @@ DEFAULT_HOME = Path("~/.cache/ferfast")
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 @dataclass(frozen=True)
@@ -143,7 +141,7 @@ def _download(url: str, asset: Asset, directory: Path, timeout: float) -> Path:
         raise AssetError(f"HTTP {exc.code} {exc.reason} from {url}") from exc
     except urllib.error.URLError as exc:
         raise AssetError(f"cannot reach {url}: {exc.reason}") from exc
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise AssetError(f"{url} timed out after {timeout:g} s") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise AssetError(f"download of {url} failed: {exc!r}") from exc

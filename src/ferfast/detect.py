@@ -13,7 +13,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -24,7 +24,7 @@ from ferfast.framing import FRAMING_HAAR, FRAMING_YUNET, Framing
 YUNET_ENV = "FERFAST_YUNET"
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 @dataclass(frozen=True, eq=False)

@@ -38,7 +38,7 @@ class FaceResult:
             "box": [float(v) for v in self.box],
             "score": float(self.score),
             "emotion": self.emotion,
-            "probs": {name: float(p) for name, p in zip(self.emotions, self.probs)},
+            "probs": {name: float(p) for name, p in zip(self.emotions, self.probs, strict=True)},
         }
 
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,7 +32,7 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 # Frames held at once before their faces are classified together: enough faces for a fast batch,
 # bounded in memory for large photos.
@@ -82,7 +82,8 @@ class FramePrediction:
                 "emotion": face.emotion,
                 "confidence": round(face.confidence, 4),
             }
-            row.update({name: round(float(p), 4) for name, p in zip(face.emotions, face.probs)})
+            probs = zip(face.emotions, face.probs, strict=True)
+            row.update({name: round(float(p), 4) for name, p in probs})
             out.append(row)
         return out
 
@@ -227,7 +228,7 @@ def predict_files(
     def flush() -> Iterator[FramePrediction]:
         nonlocal pixels
         results = engine.predict_batch([frame for _, _, frame in pending])
-        for (source, index, frame), faces in zip(pending, results):
+        for (source, index, frame), faces in zip(pending, results, strict=True):
             yield FramePrediction(source, index, faces, image=frame if keep_images else None)
         pending.clear()
         pixels = 0

@@ -11,7 +11,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -27,7 +27,7 @@ DEFAULT_SCALE = 1.0 / 255.0
 DEFAULT_BIAS = 0.0
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 class Runner(Protocol):

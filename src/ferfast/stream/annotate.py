@@ -68,7 +68,7 @@ def draw_bars(
     if x1 > x >= 0 and y1 > y >= 0:
         roi = image[y:y1, x:x1]
         np.right_shift(roi, 1, out=roi)
-    for i, (name, p) in enumerate(zip(emotions, probs)):
+    for i, (name, p) in enumerate(zip(emotions, probs, strict=True)):
         top = y + 2 + i * row
         cv2.putText(image, name[:8], (x + 2, top + row - 3), FONT, scale, (255, 255, 255), thick)
         bar = int(round(float(p) * width))

@@ -20,7 +20,7 @@ def face_event(face: TrackedFace, emotions: Sequence[str]) -> dict:
         "id": int(face.id),
         "box": [round(float(v), 2) for v in face.box],
         "emotion": face.emotion,
-        "probs": {name: round(float(p), 6) for name, p in zip(emotions, face.probs)},
+        "probs": {name: round(float(p), 6) for name, p in zip(emotions, face.probs, strict=True)},
         "score": round(float(face.score), 6),
     }
 

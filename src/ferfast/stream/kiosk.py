@@ -112,7 +112,7 @@ def render_kiosk(
             (230, 230, 230),
             max(int(2 * unit), 1),
         )
-        for i, (name, p) in enumerate(zip(emotions, face.probs)):
+        for i, (name, p) in enumerate(zip(emotions, face.probs, strict=True)):
             ry = lay.bars_top + i * lay.row
             bx = lay.px + lay.name_w
             filled = int(round(float(p) * lay.bar_w))

@@ -151,7 +151,7 @@ class IouTracker:
         probs = [self._check(d) for d in detections]
         if not self.enabled:
             out = []
-            for det, p in zip(detections, probs):
+            for det, p in zip(detections, probs, strict=True):
                 out.append(self._emit(_Track(self._new_id(), _box(det.box), p, None), det.score))
             return out
         looks: list[np.ndarray | None] = [None] * len(detections)

@@ -19,7 +19,6 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from .. import __version__
 from ..runtime import OUTPUT_NAME, parse_metadata
@@ -29,7 +28,7 @@ from .header import PRECISIONS, EngineHeader, check_io, write_engine
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 INPUT_SHAPE = (1, 48, 48)  # per face: (C, H, W)
 
 

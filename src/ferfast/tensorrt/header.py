@@ -15,14 +15,13 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 MAGIC = b"FERFTRT1"
 _LEN = struct.Struct("<I")
 _MAX_HEADER = 1 << 16
 PRECISIONS = ("int8", "fp16", "fp32")
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 class EngineMismatchError(RuntimeError):

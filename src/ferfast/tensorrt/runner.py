@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from .header import EngineHeader, check_compatible, check_io, read_engine
 if TYPE_CHECKING:
     from ..framing import Framing
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 FACE_SHAPE = (1, 48, 48)
 BACKENDS = ("auto", "cpp", "python")
 

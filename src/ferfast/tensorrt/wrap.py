@@ -11,13 +11,12 @@ from __future__ import annotations
 import ctypes
 import sys
 from pathlib import Path
-from typing import Union
 
 from .build import make_header, read_onnx_info
 from .gpu import gpu_info
 from .header import MAGIC, EngineHeader, write_engine
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 _LIBS = (
     ("nvinfer_10.dll", "nvinfer.dll")
     if sys.platform == "win32"
