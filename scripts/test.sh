@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Set up a fresh machine and run the test suite (README "Run the tests"; .ci/run calls this).
-#   system:  ffmpeg (network-camera tests), Xvfb, x11-apps, x11-xserver-utils, imagemagick (kiosk screenshots)
-#   python:  torch (CPU build, for the training tests), ferfast with its train/test/bench extras
-#            (builds the C++ extension, with the CUDA kernel when nvcc is found), mypy and
+#   python:  a virtual environment in .venv, reused on the next run; FERFAST_PYTHON=current uses
+#            ${PYTHON:-python3} itself instead (scripts/python-env.sh)
+#   system:  ffmpeg (network-camera tests), Xvfb, x11-apps, x11-xserver-utils, imagemagick (kiosk
+#            screenshots), installed when missing as root with apt-get
+#   packages: torch (CPU build, for the training tests), ferfast with its train/test/bench extras
+#            (builds the C++ extension, with the CUDA kernel when nvcc is found), the GUI OpenCV
+#            wheel over ferfast's headless one (the kiosk tests open windows), mypy and
 #            tensorrt-stubs (type-checks the TensorRT code; installed without their TensorRT
 #            dependency, which needs NVIDIA's own index).
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh benchmarks/`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends ffmpeg xvfb x11-apps x11-xserver-utils imagemagick >/dev/null
+source scripts/python-env.sh
+apt_install ffmpeg xvfb x11-apps x11-xserver-utils imagemagick
+"$PY" -m pip install -q torch==2.13.0
+# --no-warn-conflicts: pip_check below reports conflicts, less the expected tensorrt-stubs one.
+"$PY" -m pip install -q --no-warn-conflicts ".[train,test,bench]" mypy
+# Both OpenCV wheels install the same cv2 package: the GUI one goes over the headless one, at the
+# same version, and stays until the headless one is reinstalled.
+if ! "$PY" -c 'import sys; from ferfast.stream.kiosk import opencv_gui; sys.exit(not opencv_gui())'; then
+  "$PY" -m pip install -q --force-reinstall --no-deps \
+    "opencv-python==$("$PY" -c 'import cv2; print(cv2.__version__)').*"
 fi
-python -m pip install -q torch==2.13.0
-python -m pip install -q mypy && python -m pip install -q --no-deps tensorrt-stubs
-python -m pip install -q ".[train,test,bench]"
-python -m pytest "$@"
+"$PY" -m pip install -q --no-deps tensorrt-stubs
+pip_check
+"$PY" -m pytest "$@"
