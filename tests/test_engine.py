@@ -340,3 +340,31 @@ def photos_or_none(request) -> dict | None:
         return request.getfixturevalue("photos")
     except pytest.skip.Exception:
         return None
+
+
+def test_predict_keeps_caller_scores_and_takes_detections(
+    yunet_path, photos: dict[str, np.ndarray]
+) -> None:
+    engine = ferfast.Engine(detector_model=yunet_path)
+    frame = photos["images_1.jpg"]
+    dets = engine.detect(frame)
+    assert dets and dets[0].landmarks is not None
+    detected = engine.predict(frame)
+    # Detections from detect(): same boxes, scores, landmarks and probabilities as predict(frame).
+    given = engine.predict(frame, boxes=dets)
+    assert [r.score for r in given] == [d.score for d in dets] == [r.score for r in detected]
+    np.testing.assert_allclose(given[0].probs, detected[0].probs, atol=1e-6)
+    np.testing.assert_array_equal(given[0].landmarks, dets[0].landmarks)
+    # Plain boxes: score 1.0 unless scores are given.
+    boxes = [d.box for d in dets]
+    assert [r.score for r in engine.predict(frame, boxes=boxes)] == [1.0] * len(dets)
+    scored = engine.predict(frame, boxes=boxes, scores=[0.25] * len(dets))
+    assert [r.score for r in scored] == [0.25] * len(dets)
+    with pytest.raises(ValueError, match="one value per box"):
+        engine.predict(frame, boxes=boxes, scores=[0.5] * (len(dets) + 1))
+    with pytest.raises(ValueError, match="finite"):
+        engine.predict(frame, boxes=boxes, scores=[float("nan")] * len(dets))
+    with pytest.raises(ValueError, match="only accepted together with boxes"):
+        engine.predict(frame, scores=[1.0])
+    with pytest.raises(ValueError, match="pass neither"):
+        engine.predict(frame, boxes=dets, scores=[1.0] * len(dets))

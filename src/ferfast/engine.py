@@ -78,6 +78,28 @@ class _Faces:
     framing: Framing
 
 
+def _is_detections(boxes: Any) -> bool:
+    """True for a non-empty list/tuple of ``Detection`` objects."""
+    return (
+        isinstance(boxes, (list, tuple))
+        and len(boxes) > 0
+        and all(isinstance(b, Detection) for b in boxes)
+    )
+
+
+def _as_scores(scores: Any, n: int) -> list[float]:
+    """Caller scores -> n finite floats."""
+    try:
+        arr = np.asarray(scores, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"scores must be numeric (N,): {exc}") from None
+    if arr.shape != (n,):
+        raise ValueError(f"scores must have one value per box ({n}), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("scores must be finite")
+    return arr.tolist()
+
+
 def _as_landmarks(landmarks: Any) -> np.ndarray:
     """Caller landmarks -> a new float32 array (shape and values checked by the kernel)."""
     try:
@@ -179,16 +201,21 @@ class Engine:
         boxes: Any = None,
         landmarks: Any = None,
         framing: Framing | None = None,
+        scores: Any = None,
     ) -> list[FaceResult]:
         """Detect faces (unless ``boxes`` are given), preprocess them, classify them.
 
         ``frame``: uint8 (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA, any strides.
-        ``boxes``: optional (N, 4) x, y, w, h in frame pixels, e.g. from a tracker; their score is
-        1.0. ``landmarks``: optional (N, 5, 2) YuNet landmarks for given boxes (eye alignment).
+        ``boxes``: optional (N, 4) x, y, w, h in frame pixels (e.g. from a tracker), or a list of
+        ``Detection`` (from ``detect``: their boxes, scores and landmarks are used).
+        ``landmarks``: optional (N, 5, 2) YuNet landmarks for given boxes (eye alignment).
         ``framing``: crop geometry for given boxes (default: that of this engine's detector).
-        Results follow the detector's order (YuNet: best score first; Haar: largest first).
+        ``scores``: optional (N,) detector scores for given boxes, kept in the results (default
+        1.0). Results follow the detector's order (YuNet: best score first; Haar: largest first),
+        or the order of the given boxes.
         """
-        return self._classify([(frame, self._locate(frame, boxes, landmarks, framing))])[0]
+        located = self._locate(frame, boxes, landmarks, framing, scores)
+        return self._classify([(frame, located)])[0]
 
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[list[FaceResult]]:
         """Detect faces in each frame and classify the faces of all frames in one model run.
@@ -198,15 +225,22 @@ class Engine:
         """
         if isinstance(frames, np.ndarray):
             raise TypeError("frames must be a sequence of frames; use predict() for one frame")
-        return self._classify([(f, self._locate(f, None, None, None)) for f in frames])
+        return self._classify([(f, self._locate(f)) for f in frames])
 
     def _locate(
-        self, frame: np.ndarray, boxes: Any, landmarks: Any, framing: Framing | None
+        self,
+        frame: np.ndarray,
+        boxes: Any = None,
+        landmarks: Any = None,
+        framing: Framing | None = None,
+        scores: Any = None,
     ) -> _Faces:
         """Where the faces of ``frame`` are: detected, or the caller's boxes (validated)."""
         if boxes is None:
-            if landmarks is not None or framing is not None:
-                raise ValueError("landmarks and framing are only accepted together with boxes")
+            if landmarks is not None or framing is not None or scores is not None:
+                raise ValueError(
+                    "landmarks, framing and scores are only accepted together with boxes"
+                )
             dets = self.detect(frame)
             box_arr = np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
             lm_arr = None
@@ -214,15 +248,23 @@ class Engine:
                 lm_arr = np.array([d.landmarks for d in dets], dtype=np.float32)
             return _Faces(box_arr, [d.score for d in dets], lm_arr, self.framing)
         check_frame(frame)
+        if _is_detections(boxes):
+            if landmarks is not None or scores is not None:
+                raise ValueError("Detections carry their own landmarks and scores: pass neither")
+            scores = [d.score for d in boxes]
+            if boxes and all(d.landmarks is not None for d in boxes):
+                landmarks = [d.landmarks for d in boxes]
+            boxes = [d.box for d in boxes]
         box_arr = _as_boxes(boxes)
         lm_arr = None if landmarks is None else _as_landmarks(landmarks)
+        score_list = [1.0] * len(box_arr) if scores is None else _as_scores(scores, len(box_arr))
         if framing is None:
             geometry = self.framing
         elif isinstance(framing, Framing):
             geometry = framing.with_input(self.input_scale, self.input_bias)
         else:
             raise TypeError(f"framing must be a Framing, got {type(framing).__name__}")
-        return _Faces(box_arr, [1.0] * len(box_arr), lm_arr, geometry)
+        return _Faces(box_arr, score_list, lm_arr, geometry)
 
     def _classify(self, located: list[tuple[np.ndarray, _Faces]]) -> list[list[FaceResult]]:
         """Preprocess every located face into one input batch, run the model once, split."""
