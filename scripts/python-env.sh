@@ -32,6 +32,15 @@ pip_check() {
   [ -z "$problems" ] || printf 'warning: pip check:\n%s\n' "$problems" >&2
 }
 
+# use_gui_opencv: the GUI OpenCV wheel over ferfast's headless one, at the same version, when
+# cv2 cannot open windows. Both wheels install the same cv2 package: the GUI files stay until the
+# headless wheel is reinstalled, and pip keeps seeing ferfast's requirement met.
+use_gui_opencv() {
+  "$PY" -c 'import sys; from ferfast.stream.kiosk import opencv_gui; sys.exit(not opencv_gui())' ||
+    "$PY" -m pip install -q --force-reinstall --no-deps \
+      "opencv-python==$("$PY" -c 'import cv2; print(cv2.__version__)').*"
+}
+
 FERFAST_BASE_PYTHON=${PYTHON:-python3}
 if ! command -v "$FERFAST_BASE_PYTHON" >/dev/null; then
   echo "error: no $FERFAST_BASE_PYTHON on PATH (set PYTHON=/path/to/python3)" >&2

@@ -17,12 +17,7 @@ apt_install ffmpeg xvfb x11-apps x11-xserver-utils imagemagick
 "$PY" -m pip install -q torch==2.13.0
 # --no-warn-conflicts: pip_check below reports conflicts, less the expected tensorrt-stubs one.
 "$PY" -m pip install -q --no-warn-conflicts ".[train,test,bench]" mypy
-# Both OpenCV wheels install the same cv2 package: the GUI one goes over the headless one, at the
-# same version, and stays until the headless one is reinstalled.
-if ! "$PY" -c 'import sys; from ferfast.stream.kiosk import opencv_gui; sys.exit(not opencv_gui())'; then
-  "$PY" -m pip install -q --force-reinstall --no-deps \
-    "opencv-python==$("$PY" -c 'import cv2; print(cv2.__version__)').*"
-fi
+use_gui_opencv  # the kiosk tests open windows
 "$PY" -m pip install -q --no-deps tensorrt-stubs
 pip_check
 "$PY" -m pytest "$@"

@@ -264,7 +264,7 @@ class Window:
         try:
             cv2.namedWindow(title, flags)
         except cv2.error as exc:  # a build without GUI that the build information did not reveal
-            detail = getattr(exc, "err", None) or exc
+            detail = str(exc).strip()
             raise RuntimeError(f"OpenCV cannot open a window ({detail}); try {gui_fix()}") from exc
         if fullscreen:
             cv2.moveWindow(title, 0, 0)
