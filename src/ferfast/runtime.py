@@ -1,33 +1,56 @@
-"""Model runners: ONNX Runtime on the CPU (IO binding, zero-copy input) and TensorRT (lazy).
+"""Model runners under the Engine: ONNX Runtime (CPU, CUDA or TensorRT execution provider) and
+the native TensorRT runtime for ``.engine`` files (``ferfast.tensorrt``, imported lazily).
 
 A runner turns a float32 ``(n, 1, 48, 48)`` batch (the leading rows of a buffer obtained from
-``new_input_buffer``) into ``(n, K)`` softmax probabilities. Runners are safe to share between
-threads: ``run`` keeps its per-call state (IO bindings, output arrays) per thread.
+``new_input_buffer``) into ``(n, K)`` softmax probabilities. A runner that preprocesses frames
+itself (GPU crops straight into its input) is also a :class:`FrameRunner`. Runners are safe to
+share between threads: ``run`` keeps its per-call state (IO bindings, output arrays) per thread.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import OrderedDict
+from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
-from ferfast.labels import EMOTIONS
+from ferfast.contract import INPUT_NAME, KEY_VERSION, OUTPUT_NAME, SIDE, parse_metadata
 
 if TYPE_CHECKING:
     import onnxruntime
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "probs"
-SIDE = 48
-DEFAULT_SCALE = 1.0 / 255.0
-DEFAULT_BIAS = 0.0
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+    from ferfast.framing import Framing
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
+Float32Array = npt.NDArray[np.float32]
+
+# "onnxruntime" is the older name of "cpu" and stays accepted.
+BACKENDS = ("auto", "cpu", "cuda", "tensorrt", "onnxruntime")
+_ALIASES = {"onnxruntime": "cpu"}
+
+# ONNX Runtime execution providers per ferfast backend, in ONNX Runtime's priority order (nodes
+# an accelerator cannot run fall back to the next provider).
+PROVIDERS: dict[str, tuple[str, ...]] = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+
+GPU_INSTALL = (
+    "pip install 'ferfast[gpu]' (onnxruntime-gpu; it shares the onnxruntime package folder, so "
+    "then run: pip uninstall -y onnxruntime && pip install --force-reinstall --no-deps "
+    "onnxruntime-gpu)"
+)
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend cannot run here; the message says what is missing and how to get it."""
 
 
 class Runner(Protocol):
@@ -37,52 +60,44 @@ class Runner(Protocol):
     input_scale: float
     input_bias: float
 
-    def new_input_buffer(self, n: int) -> np.ndarray:
+    def new_input_buffer(self, n: int) -> Float32Array:
         """A C-contiguous float32 (n, 1, 48, 48) buffer that preprocess writes into."""
         ...
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: Float32Array) -> Float32Array:
         """Probabilities (n, K) float32 for ``batch``, the leading rows of such a buffer."""
         ...
 
 
-def parse_metadata(props: dict[str, str], num_classes: int, source: str) -> tuple:
-    """(emotions, input_scale, input_bias) from ferfast ``metadata_props``, with contract defaults.
+@runtime_checkable
+class FrameRunner(Runner, Protocol):
+    """A runner that crops faces from a frame itself (``TensorRTRunner`` with the CUDA kernel).
 
-    Without ``ferfast.emotions`` a 7-class model uses EMOTIONS and a 6-class model EMOTIONS
-    without "disgust". Raises ValueError naming ``source`` when the metadata is malformed.
+    ``gpu_preprocessing`` says whether ``run_frame`` preprocesses natively; only then does the
+    Engine hand it frames instead of preprocessing on the CPU.
     """
-    raw = props.get("ferfast.emotions")
-    if raw is not None:
-        emotions = tuple(name.strip() for name in raw.split(",") if name.strip())
-    elif num_classes == len(EMOTIONS):
-        emotions = EMOTIONS
-    elif num_classes == len(EMOTIONS) - 1:
-        emotions = tuple(e for e in EMOTIONS if e != "disgust")
-    else:
-        raise ValueError(
-            f"{source}: model has {num_classes} outputs and no 'ferfast.emotions' metadata"
-        )
-    if len(emotions) != num_classes:
-        raise ValueError(
-            f"{source}: 'ferfast.emotions' lists {len(emotions)} classes but the model "
-            f"outputs {num_classes}"
-        )
-    if len(set(emotions)) != len(emotions):
-        raise ValueError(f"{source}: duplicate names in 'ferfast.emotions': {raw!r}")
-    values = []
-    for key, default in (("ferfast.input_scale", DEFAULT_SCALE), ("ferfast.input_bias", 0.0)):
-        text = props.get(key)
-        try:
-            value = default if text is None else float(text)
-        except ValueError:
-            raise ValueError(f"{source}: metadata {key}={text!r} is not a number") from None
-        if not np.isfinite(value):
-            raise ValueError(f"{source}: metadata {key}={text!r} is not finite")
-        values.append(value)
-    if values[0] == 0.0:
-        raise ValueError(f"{source}: metadata ferfast.input_scale must be non-zero")
-    return emotions, values[0], values[1]
+
+    @property
+    def gpu_preprocessing(self) -> bool:
+        """True when ``run_frame`` preprocesses on the GPU straight into the model input."""
+        ...
+
+    def run_frame(
+        self,
+        frame: npt.NDArray[np.uint8],
+        boxes: npt.ArrayLike,
+        landmarks: npt.ArrayLike | None = None,
+        framing: Framing | None = None,
+    ) -> Float32Array:
+        """Probabilities (n, K) float32 for the faces at ``boxes`` in ``frame``."""
+        ...
+
+
+def frame_runner(runner: Runner) -> FrameRunner | None:
+    """``runner`` when it preprocesses frames on the GPU itself, else None."""
+    if isinstance(runner, FrameRunner) and runner.gpu_preprocessing:
+        return runner
+    return None
 
 
 def default_threads() -> int:
@@ -104,22 +119,33 @@ def check_batch(batch: Any, name: str = "batch") -> int:
 
 
 class OrtRunner:
-    """ONNX Runtime CPU runner.
+    """ONNX Runtime runner on one execution provider: ``"cpu"`` (default), ``"cuda"`` or
+    ``"tensorrt"`` (``PROVIDERS``; the GPU providers need onnxruntime-gpu and an NVIDIA GPU).
 
     The session uses full graph optimisation, ``threads`` intra-op threads (default
     ``min(2, os.cpu_count())``), one inter-op thread and sequential execution; ``spin=False``
     stops idle worker threads from spinning between runs (for a runner that shares its cores
-    with other busy work, e.g. a training loop). ``run`` binds
-    the caller's buffer directly as the model input (an OrtValue over the numpy memory, so
-    preprocess output is consumed without a copy) and the output to a preallocated array; the
-    bindings are cached per thread and per (buffer, n), so repeated calls re-use them.
+    with other busy work, e.g. a training loop). ``run`` binds the caller's buffer directly as
+    the model input (an OrtValue over the numpy memory, so preprocess output is consumed without
+    a copy; a GPU provider uploads it) and the output to a preallocated array; the bindings are
+    cached per thread and per (buffer, n), so repeated calls re-use them. A GPU provider that
+    ONNX Runtime cannot start (libraries, driver) raises BackendUnavailableError instead of
+    silently running on the CPU.
     """
 
     _CACHE_SIZE = 8
 
-    def __init__(self, path: PathLike, threads: int | None = None, spin: bool = True) -> None:
+    def __init__(
+        self,
+        path: PathLike,
+        threads: int | None = None,
+        spin: bool = True,
+        provider: str = "cpu",
+    ) -> None:
         import onnxruntime as ort
 
+        if provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {self.path}")
@@ -128,6 +154,9 @@ class OrtRunner:
         if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
             raise ValueError(f"threads must be a positive int or None, got {threads!r}")
         self.threads = int(threads)
+        self.provider = provider
+        if provider != "cpu":
+            _require_gpu_provider(provider)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.threads
@@ -138,16 +167,19 @@ class OrtRunner:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
+                str(self.path), options, providers=_provider_list(provider)
             )
         except Exception as exc:  # ORT raises its own exception types (InvalidProtobuf, Fail...)
             raise ValueError(f"cannot load ONNX model {self.path}: {exc}") from exc
+        active = self.session.get_providers()
+        if active[0] != PROVIDERS[provider][0]:
+            raise BackendUnavailableError(_fallback_message(provider, active))
         self.num_classes = self._check_io(self.session)
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.emotions, self.input_scale, self.input_bias = parse_metadata(
             props, self.num_classes, str(self.path)
         )
-        self.version = props.get("ferfast.version")
+        self.version = props.get(KEY_VERSION)
         self._ortvalue = ort.OrtValue
         self._local = threading.local()
 
@@ -179,13 +211,13 @@ class OrtRunner:
             raise ValueError(f"{src}: output {OUTPUT_NAME!r} must have shape (N, K), got {oshape}")
         return oshape[1]
 
-    def new_input_buffer(self, n: int) -> np.ndarray:
+    def new_input_buffer(self, n: int) -> Float32Array:
         """A new C-contiguous float32 (n, 1, 48, 48) buffer (plain host memory)."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         return np.empty((n, 1, SIDE, SIDE), dtype=np.float32)
 
-    def _binding(self, batch: np.ndarray, n: int) -> tuple[Any, np.ndarray]:
+    def _binding(self, batch: Float32Array, n: int) -> tuple[Any, Float32Array]:
         cache = getattr(self._local, "cache", None)
         if cache is None:
             cache = self._local.cache = OrderedDict()
@@ -205,7 +237,7 @@ class OrtRunner:
             cache.popitem(last=False)
         return binding, out
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: Float32Array) -> Float32Array:
         """Probabilities (n, K) float32 for a C-contiguous float32 (n, 1, 48, 48) batch."""
         n = check_batch(batch)
         if n == 0:
@@ -215,7 +247,10 @@ class OrtRunner:
         return out.copy()
 
     def __repr__(self) -> str:
-        return f"OrtRunner({str(self.path)!r}, threads={self.threads}, classes={self.num_classes})"
+        return (
+            f"OrtRunner({str(self.path)!r}, provider={self.provider!r}, threads={self.threads}, "
+            f"classes={self.num_classes})"
+        )
 
 
 def resolve_model(model: PathLike) -> Path:
@@ -238,45 +273,143 @@ def resolve_model(model: PathLike) -> Path:
     return path
 
 
-def make_runner(model: PathLike = "int8", backend: str = "auto", threads: int | None = None):
-    """Create the Runner for ``model``.
+def _provider_list(provider: str) -> list[Any]:
+    """The ``providers`` argument of InferenceSession for a ferfast provider name."""
+    if provider != "tensorrt":
+        return list(PROVIDERS[provider])
+    from ferfast.assets import cache_dir
 
-    ``backend="auto"`` uses TensorRT for a ``.engine`` file and ONNX Runtime (CPU) for an
-    ``.onnx`` file; ``"tensorrt"`` needs an ``.engine`` file and the optional ``tensorrt`` extra.
-    """
-    if backend not in BACKENDS:
+    # TensorRT builds an engine per model on the first session (minutes); the cache keeps it.
+    trt_options = {
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache_dir().expanduser() / "ort-tensorrt"),
+    }
+    return [("TensorrtExecutionProvider", trt_options), *PROVIDERS["tensorrt"][1:]]
+
+
+def _ort_distributions() -> list[str]:
+    """The installed ONNX Runtime wheels (onnxruntime, onnxruntime-gpu) by name."""
+    found = []
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+def _require_gpu_provider(provider: str) -> None:
+    """Raise BackendUnavailableError unless ONNX Runtime has ``provider`` and a GPU is present."""
+    import onnxruntime as ort
+
+    from ferfast.tensorrt.gpu import cuda_device_count
+
+    name = PROVIDERS[provider][0]
+    available = list(ort.get_available_providers())
+    if name not in available:
+        wheels = _ort_distributions()
+        if wheels == ["onnxruntime", "onnxruntime-gpu"]:
+            fix = (
+                "both onnxruntime and onnxruntime-gpu are installed and the CPU wheel's files "
+                "won; run: pip uninstall -y onnxruntime && pip install --force-reinstall "
+                "--no-deps onnxruntime-gpu"
+            )
+        else:
+            fix = f"install the GPU build of ONNX Runtime: {GPU_INSTALL}"
+        raise BackendUnavailableError(
+            f"backend {provider!r} (--backend / backend=) needs ONNX Runtime's {name}, which "
+            f"this ONNX Runtime lacks (providers: {', '.join(available)}); {fix}"
+        )
+    if cuda_device_count() == 0:
+        raise BackendUnavailableError(
+            f"backend {provider!r} (--backend / backend=) needs an NVIDIA GPU with its driver "
+            "(libcuda), and none was found; use backend 'cpu'"
+        )
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:  # CUDA/cuDNN from the nvidia-* wheels of onnxruntime-gpu[cuda,cudnn]
+        preload()
+
+
+def _fallback_message(provider: str, active: list[str]) -> str:
+    """Why a GPU session came up on another provider, and how to fix it."""
+    libraries = {
+        "cuda": "the CUDA 12 and cuDNN 9 libraries (pip install 'onnxruntime-gpu[cuda,cudnn]')",
+        "tensorrt": "the TensorRT libraries (pip install 'ferfast[tensorrt]') and the CUDA 12 "
+        "and cuDNN 9 libraries (pip install 'onnxruntime-gpu[cuda,cudnn]')",
+    }[provider]
+    return (
+        f"ONNX Runtime could not start {PROVIDERS[provider][0]} for backend {provider!r} "
+        f"(--backend / backend=) and fell back to {', '.join(active)}: it needs {libraries} "
+        "and a working NVIDIA driver; use backend 'cpu' to run on the CPU"
+    )
+
+
+def select_backend(backend: str, path: Path) -> str:
+    """The backend that runs ``path``: "cpu", "cuda" or "tensorrt" (see :func:`make_runner`)."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(
             f"backend (--backend / backend=) must be one of {', '.join(BACKENDS)}, got {backend!r}"
         )
-    path = resolve_model(model)
     is_engine = path.suffix.lower() == ".engine"
-    if backend == "onnxruntime" and is_engine:
-        raise ValueError(
-            f"backend 'onnxruntime' (--backend / backend=) cannot run the TensorRT engine file "
-            f"{path}; use backend 'auto' or 'tensorrt'"
-        )
-    if backend == "tensorrt" and not is_engine:
-        from ferfast.models import BUNDLED
-
-        name = model if isinstance(model, str) and model.lower() in BUNDLED else path
-        raise ValueError(
-            f"backend 'tensorrt' (--backend / backend=) runs TensorRT engine files (.engine), "
-            f"not {path}; build one on the target GPU with: ferfast build-engine {name} "
-            "-o MODEL.engine"
-        )
     if is_engine:
-        try:  # lazy: tensorrt/pycuda are optional and only exist on GPU machines
-            from ferfast.tensorrt.runner import TensorRTRunner
+        if backend not in ("auto", "tensorrt"):
+            raise ValueError(
+                f"backend {backend!r} (--backend / backend=) cannot run the TensorRT engine file "
+                f"{path}; use backend 'auto' or 'tensorrt', or pass an .onnx model"
+            )
+        return "tensorrt"
+    if backend != "auto":
+        return _ALIASES.get(backend, backend)
+    import onnxruntime as ort
 
-            return TensorRTRunner(path)
-        except ImportError as exc:
-            raise RuntimeError(
-                f"the TensorRT backend is unavailable ({exc}); install the 'tensorrt' extra "
-                "(tensorrt, pycuda) on a machine with an NVIDIA GPU, or pass an .onnx model or "
-                "a bundled model name (--model / model=)"
-            ) from exc
-        except ValueError as exc:
-            if str(path) in str(exc):
-                raise
-            raise ValueError(f"cannot load TensorRT engine {path}: {exc}") from exc
-    return OrtRunner(path, threads=threads)
+    from ferfast.tensorrt.gpu import cuda_device_count
+
+    if "CUDAExecutionProvider" in ort.get_available_providers() and cuda_device_count() > 0:
+        return "cuda"
+    return "cpu"
+
+
+def make_runner(
+    model: PathLike = "int8", backend: str = "auto", threads: int | None = None
+) -> Runner:
+    """Create the Runner for ``model`` on ``backend``.
+
+    ``"auto"``: a ``.engine`` file runs on the native TensorRT runtime; an ``.onnx`` model on
+    ONNX Runtime's CUDA provider when onnxruntime-gpu offers it and an NVIDIA GPU is present
+    (falling back to the CPU, with a warning, when the provider cannot start), else on the CPU.
+    ``"cpu"`` (alias ``"onnxruntime"``), ``"cuda"``: ONNX Runtime on that provider.
+    ``"tensorrt"``: a ``.engine`` file on the native TensorRT runtime, an ``.onnx`` model on
+    ONNX Runtime's TensorRT provider. A backend that cannot run here raises
+    BackendUnavailableError naming what is missing.
+    """
+    path = resolve_model(model)
+    chosen = select_backend(backend, path)
+    if path.suffix.lower() == ".engine":
+        return _tensorrt_runner(path)
+    if backend == "auto" and chosen == "cuda":
+        try:
+            return OrtRunner(path, threads=threads, provider="cuda")
+        except BackendUnavailableError as exc:
+            warnings.warn(f"{exc}; running on the CPU", RuntimeWarning, stacklevel=2)
+            chosen = "cpu"
+    return OrtRunner(path, threads=threads, provider=chosen)
+
+
+def _tensorrt_runner(path: Path) -> Runner:
+    """The TensorRT runner for an engine file, with clear errors when TensorRT is missing."""
+    from ferfast.tensorrt.runner import TensorRTRunner
+
+    try:
+        return TensorRTRunner(path)
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"the TensorRT backend is unavailable ({exc}); install the 'tensorrt' extra "
+            "(tensorrt, pycuda) on a machine with an NVIDIA GPU, or build ferfast with its C++ "
+            "TensorRT runtime (docs/jetson.md), or pass an .onnx model or a bundled model name "
+            "(--model / model=)"
+        ) from exc
+    except ValueError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"cannot load TensorRT engine {path}: {exc}") from exc

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..runtime import OUTPUT_NAME, parse_metadata
+from ..contract import KEY_VERSION, OUTPUT_NAME, parse_metadata
 from ._compat import require_tensorrt, trt_major
 from .gpu import GpuInfo, gpu_info
 from .header import PRECISIONS, EngineHeader, check_io, write_engine
@@ -65,7 +65,7 @@ def _num_classes(shape: list, path: Path) -> int:
 def read_onnx_info(onnx_path: PathLike) -> OnnxInfo:
     """Read the ferfast metadata (emotions, input scale/bias) and whether the graph has Q/DQ.
 
-    The metadata is parsed by :func:`ferfast.runtime.parse_metadata` (the same defaults and
+    The metadata is parsed by :func:`ferfast.contract.parse_metadata` (the same defaults and
     checks as the ONNX Runtime runner).
     """
     path = Path(onnx_path)
@@ -95,7 +95,7 @@ def read_onnx_info(onnx_path: PathLike) -> OnnxInfo:
         raise ValueError(f"{path}: no output named {OUTPUT_NAME!r} (outputs: {list(outputs)})")
     k = _num_classes(outputs[OUTPUT_NAME], path)
     emotions, scale, bias = parse_metadata(meta, k, str(path))
-    return OnnxInfo(emotions, scale, bias, meta.get("ferfast.version", ""), has_qdq)
+    return OnnxInfo(emotions, scale, bias, meta.get(KEY_VERSION, ""), has_qdq)
 
 
 def make_header(

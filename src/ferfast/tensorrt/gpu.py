@@ -33,6 +33,18 @@ def _load_driver() -> ctypes.CDLL:
     raise RuntimeError("no NVIDIA driver found (libcuda could not be loaded): TensorRT needs a GPU")
 
 
+def cuda_device_count() -> int:
+    """Number of CUDA devices the NVIDIA driver reports; 0 without a driver or a GPU."""
+    try:
+        cuda = _load_driver()
+    except RuntimeError:
+        return 0
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return int(count.value)
+
+
 def gpu_info(device: int = 0) -> GpuInfo:
     """Return name and compute capability of CUDA device ``device``; RuntimeError without one."""
     if not isinstance(device, int) or device < 0:

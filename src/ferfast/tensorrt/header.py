@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..contract import DEFAULT_BIAS, DEFAULT_SCALE
+
 MAGIC = b"FERFTRT1"
 _LEN = struct.Struct("<I")
 _MAX_HEADER = 1 << 16
@@ -37,8 +39,8 @@ class EngineHeader:
     compute_capability: str  # e.g. "9.0"
     precision: str  # "int8" | "fp16" | "fp32"
     emotions: tuple[str, ...]
-    input_scale: float = 1.0 / 255.0
-    input_bias: float = 0.0
+    input_scale: float = DEFAULT_SCALE
+    input_bias: float = DEFAULT_BIAS
     max_batch: int = 64
     opt_batch: int = 8
     extra: Mapping[str, str] = field(default_factory=dict)  # e.g. ferfast.version, source model
@@ -104,8 +106,8 @@ class EngineHeader:
                 compute_capability=fields.pop("compute_capability"),
                 precision=fields.pop("precision"),
                 emotions=tuple(fields.pop("emotions").split(",")),
-                input_scale=float(fields.pop("input_scale", repr(1.0 / 255.0))),
-                input_bias=float(fields.pop("input_bias", "0.0")),
+                input_scale=float(fields.pop("input_scale", repr(DEFAULT_SCALE))),
+                input_bias=float(fields.pop("input_bias", repr(DEFAULT_BIAS))),
                 max_batch=int(fields.pop("max_batch", "64")),
                 opt_batch=int(fields.pop("opt_batch", "1")),
                 extra=fields,

@@ -7,7 +7,11 @@ Two backends, same behaviour:
 - ``python``: ``tensorrt`` + ``pycuda`` with the name-based tensor API (set_input_shape /
   set_tensor_address / execute_async_v3) on one stream.
 
-Both refuse an engine built with another TensorRT version or for another GPU.
+Both read the same engine file (:mod:`ferfast.tensorrt.header` here, ``cpp/trt/engine_file.cpp``
+in C++) and refuse an engine built with another TensorRT version or for another GPU with the same
+message. The Python backend serves installs whose extension was built without TensorRT (the pip
+wheel); with the C++ runtime built with CUDA, :meth:`TensorRTRunner.run_frame` preprocesses on
+the GPU, which is what ``Engine.predict`` uses.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
+from ..contract import INPUT_SHAPE
 from ._compat import require_pycuda, require_tensorrt
 from .gpu import gpu_info
 from .header import EngineHeader, check_compatible, check_io, read_engine
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
     from ..framing import Framing
 
 PathLike = str | Path
-FACE_SHAPE = (1, 48, 48)
+FACE_SHAPE = INPUT_SHAPE
 BACKENDS = ("auto", "cpp", "python")
 
 
@@ -35,9 +41,9 @@ class _Backend(Protocol):
     @property
     def max_batch(self) -> int: ...
 
-    def new_input_buffer(self, n: int) -> np.ndarray: ...
+    def new_input_buffer(self, n: int) -> npt.NDArray[np.float32]: ...
 
-    def run(self, batch: np.ndarray) -> np.ndarray: ...
+    def run(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 
 
 def _core_trt() -> Any | None:
@@ -84,13 +90,13 @@ class TensorRTRunner:
             self.backend = "python"
         self.max_batch: int = int(self._impl.max_batch)  # the engine's optimisation profile max
 
-    def new_input_buffer(self, n: int) -> np.ndarray:
+    def new_input_buffer(self, n: int) -> npt.NDArray[np.float32]:
         """C-contiguous float32 (n, 1, 48, 48) in pinned (page-locked) host memory."""
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         return self._impl.new_input_buffer(int(n))
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """(n, 1, 48, 48) float32 -> (n, K) float32 probs; batches over max_batch are split."""
         if not isinstance(batch, np.ndarray):
             raise TypeError(f"batch must be a numpy array, got {type(batch).__name__}")
@@ -115,30 +121,30 @@ class TensorRTRunner:
 
     def run_frame(
         self,
-        frame: np.ndarray,
-        boxes: Any,
-        landmarks: Any = None,
+        frame: npt.NDArray[np.uint8],
+        boxes: npt.ArrayLike,
+        landmarks: npt.ArrayLike | None = None,
         framing: Framing | None = None,
-    ) -> np.ndarray:
+    ) -> npt.NDArray[np.float32]:
         """frame + face boxes -> (n, K) probs, preprocessing straight into the engine input.
 
-        With the C++ runtime built with CUDA the crops are made on the GPU
-        (``TrtRuntime.run_frame``: mapped frame memory on Jetson, no host copy of the crops);
-        otherwise :func:`ferfast.preprocess` fills a pinned buffer and :meth:`run` runs it.
-        Input scale and bias come from the engine header; ``framing`` gives the geometry
-        (default ``ferfast.framing.FRAMING``).
+        With the C++ runtime built with CUDA the crops are made on the GPU in one native call
+        per ``max_batch`` faces with the GIL released (``TrtRuntime.run_frame``: mapped frame
+        memory on Jetson, no host copy of the crops); otherwise :func:`ferfast.preprocess` fills
+        a pinned buffer and :meth:`run` runs it. Input scale and bias come from the engine
+        header; ``framing`` gives the geometry (default ``ferfast.framing.FRAMING``).
         """
         from ..framing import FRAMING
         from ..preprocess import preprocess
 
         geometry = (framing or FRAMING).with_input(self.input_scale, self.input_bias)
         box_arr = np.asarray(boxes, dtype=np.float64)
+        if box_arr.size == 0:
+            return np.empty((0, len(self.emotions)), np.float32)
         if box_arr.ndim != 2 or box_arr.shape[1] != 4:
             raise ValueError(f"boxes must have shape (N, 4), got {box_arr.shape}")
         lm_arr = None if landmarks is None else np.asarray(landmarks, dtype=np.float64)
         n = box_arr.shape[0]
-        if n == 0:
-            return np.empty((0, len(self.emotions)), np.float32)
         if not self.gpu_preprocessing:
             batch = preprocess(frame, box_arr, landmarks=lm_arr, framing=geometry)
             return self.run(np.ascontiguousarray(batch))
