@@ -7,8 +7,8 @@ from pathlib import Path
 
 import onnx
 
+from ferfast.contract import KEY_EMOTIONS, parse_metadata
 from ferfast.labels import EMOTIONS
-from ferfast.runtime import parse_metadata
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ def read_model_info(model: str | Path | onnx.ModelProto) -> ModelInfo:
     dims = model.graph.output[0].type.tensor_type.shape.dim
     if len(dims) == 2 and dims[1].dim_value > 0:
         num_classes = dims[1].dim_value
-    elif "ferfast.emotions" in meta:
-        num_classes = len(meta["ferfast.emotions"].split(","))
+    elif KEY_EMOTIONS in meta:
+        num_classes = len(meta[KEY_EMOTIONS].split(","))
     else:
         num_classes = len(EMOTIONS)
     emotions, input_scale, input_bias = parse_metadata(meta, num_classes, source)

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ferfast.contract import DEFAULT_SCALE
 from ferfast.labels import EMOTIONS
-from ferfast.runtime import DEFAULT_SCALE, OrtRunner
+from ferfast.runtime import OrtRunner
 
 
 class Teacher:
