@@ -128,6 +128,38 @@ else:
         len(rows) >= 2 and any(v in ferfast.EMOTIONS for row in rows[1:] for v in row),
         f"ferfast predict --format csv: a header and {len(rows) - 1} row(s) with an emotion",
     )
+
+    # The first-run path: `ferfast download` from a (loopback) mirror into the cache, then
+    # `ferfast predict` on a folder of photos picks YuNet from the cache with no path given.
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(Path(yunet).parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = dict(os.environ, FERFAST_MODEL_URL=f"http://127.0.0.1:{server.server_port}")
+    env.pop("FERFAST_OFFLINE")
+    env.pop("FERFAST_YUNET")
+    out = subprocess.run(["ferfast", "download"], capture_output=True, text=True, env=env)
+    server.shutdown()
+    check(out.returncode == 0, f"ferfast download from a loopback mirror ({out.stdout.strip()})")
+    env = dict(env, FERFAST_OFFLINE="1")
+    csv_path = Path("faces.csv")
+    out = subprocess.run(
+        ["ferfast", "predict", str(Path(photo).parent), "-o", str(csv_path)],
+        capture_output=True, text=True, env=env,
+    )
+    rows = list(csv.DictReader(csv_path.open())) if csv_path.is_file() else []
+    check(out.returncode == 0 and "Haar" not in out.stderr, "ferfast predict on a folder, YuNet")
+    check(
+        len({r["source"] for r in rows}) >= 3 and all(r["emotion"] in ferfast.EMOTIONS for r in rows),
+        f"faces.csv: {len(rows)} face(s) from {len({r['source'] for r in rows})} photos",
+    )
 PY
 )
 
