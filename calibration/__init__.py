@@ -2,12 +2,16 @@
 quantization (symmetric int8, per-channel weights) -> PublicTest comparison.
 
 ``python -m calibration`` builds ``src/ferfast/models/ferfast_int8.onnx``;
-``python -m calibration.compare`` writes the method table to ``docs/int8.md``.
+``python -m calibration.compare`` writes the method table to ``docs/int8.md``. Faces, metrics and
+default paths come from ``training`` (``data``, ``metrics``, ``paths``; no torch import), models
+run in ``ferfast.runtime.OrtRunner``.
 """
 
 from __future__ import annotations
 
-from .dataset import CalibrationSet, normalise, stratified_sample
+from training.data import normalise
+
+from .dataset import CalibrationSet, stratified_sample
 from .quantize import QdqReport, QuantSettings, fold_bias_dequantize, inspect_qdq, quantize_model
 
 __all__ = [

@@ -1,6 +1,6 @@
 """``python -m calibration``: calibrate the fp32 model, write the INT8 Q/DQ model, evaluate it.
 
-Example (from the repo root)::
+Example (from the repo root, or anywhere with it on ``PYTHONPATH``)::
 
     python -m calibration --fp32 src/ferfast/models/ferfast_fp32.onnx \\
         --out src/ferfast/models/ferfast_int8.onnx --method percentile
@@ -14,12 +14,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from training.paths import CACHE
+
 from .dataset import DEFAULT_PER_CLASS, DEFAULT_SEED, RECORD_PATH
 from .model_info import read_model_info
 from .pipeline import (
     FP32_MODEL,
     INT8_MODEL,
-    TEST_ROOT,
+    TEST_DATA,
     TRAIN_ROOT,
     calibration_inputs,
     calibration_set,
@@ -58,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--train-root", default=None, help=f"Training split (default: recorded / {TRAIN_ROOT})"
     )
-    p.add_argument("--test-root", default=TEST_ROOT, help="PublicTest split for the evaluation")
+    p.add_argument(
+        "--test-data",
+        default=TEST_DATA,
+        help="PublicTest faces for the evaluation: FER2013 folder (whole set or one split) or CSV",
+    )
+    p.add_argument("--cache", default=CACHE, help="decoded-data cache of --test-data")
     p.add_argument("--no-eval", action="store_true", help="skip the PublicTest evaluation")
     return p
 
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  all zero points 0: {r.zero_points_all_zero}")
     if a.no_eval:
         return 0
-    test = load_test(info.emotions, a.test_root)
+    test = load_test(info.emotions, a.test_data, a.cache)
     ref = evaluate_model(a.fp32, test, name="fp32")
     q = evaluate_model(a.out, test, reference=ref.probs, name="int8")
     for e in (ref, q):

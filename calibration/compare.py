@@ -19,12 +19,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from training.paths import CACHE, DOCS, MODELS, REPO
+
 from .dataset import RECORD_PATH
 from .model_info import read_model_info
 from .pipeline import (
     FP32_MODEL,
     INT8_MODEL,
-    TEST_ROOT,
+    TEST_DATA,
     ModelEval,
     calibration_inputs,
     calibration_set,
@@ -41,8 +43,8 @@ from .quantize import (
 )
 from .report import Row, machine, method_table, replace_section
 
-DOC = Path("docs/int8.md")
-CARD = Path("src/ferfast/models/MODEL_CARD.md")
+DOC = DOCS / "int8.md"
+CARD = MODELS / "MODEL_CARD.md"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--record", type=Path, default=RECORD_PATH)
     p.add_argument("--train-root", default=None)
-    p.add_argument("--test-root", default=TEST_ROOT)
+    p.add_argument("--test-data", default=TEST_DATA, help="FER2013 folder or CSV (PublicTest)")
+    p.add_argument("--cache", default=CACHE, help="decoded-data cache of --test-data")
     p.add_argument(
-        "--workdir", type=Path, default=Path("build/int8"), help="where variants are written"
+        "--workdir", type=Path, default=REPO / "build" / "int8", help="where variants are written"
     )
     p.add_argument("--max-loss", type=float, default=0.5, help="accuracy-loss budget (points)")
     p.add_argument("--batches", type=int, nargs="*", default=[1, 64], help="latency batch sizes")
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     info = read_model_info(a.fp32)
     cset = calibration_set(a.record)
     x = calibration_inputs(cset, info, a.train_root)
-    test = load_test(info.emotions, a.test_root)
+    test = load_test(info.emotions, a.test_data, a.cache)
     a.workdir.mkdir(parents=True, exist_ok=True)
     lat = tuple(a.batches)
     ref = evaluate_model(a.fp32, test, name="fp32", latency_batches=lat, repeats=a.repeats)

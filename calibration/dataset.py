@@ -1,8 +1,10 @@
-"""Calibration and evaluation images: stratified sampling, the recorded list, loading, normalising.
+"""The calibration set: stratified sampling of a split folder and the recorded file list.
 
 The FER2013 image-folder layout is ``<split_root>/<emotion>/<name>.jpg`` (48x48 gray crops). The
 calibration set is a per-class quota drawn with a fixed seed; its file list is written to
 ``calibration/calibration_set.json`` so that the INT8 model can be rebuilt exactly from it.
+Reading and normalising faces is ``training.data``'s job (:func:`training.data.read_faces`,
+:func:`training.data.normalise`).
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-SIZE = 48
-IMG_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm")
+from training.data import image_files
+from training.paths import from_repo, repo_relative
+
 DEFAULT_SEED = 20260
 DEFAULT_PER_CLASS = 143  # 7 classes x 143 = 1,001 faces
 RECORD_PATH = Path(__file__).with_name("calibration_set.json")
-REPO = Path(__file__).resolve().parents[1]
 RECORD_VERSION = 1
 
 
@@ -51,10 +52,9 @@ class CalibrationSet:
         return np.array([index[f.split("/", 1)[0]] for f in self.files], dtype=np.int64)
 
     def paths(self, root: str | Path | None = None) -> list[Path]:
-        """Absolute paths of the files under ``root`` (default: the recorded root)."""
-        base = Path(root if root is not None else self.root)
-        if not base.is_absolute() and not base.is_dir():  # recorded relative to the repo root
-            base = REPO / base
+        """Paths of the files under ``root`` (default: the recorded root, which is relative to
+        the repository root)."""
+        base = Path(root) if root is not None else from_repo(self.root)
         return [base / f for f in self.files]
 
     def save(self, path: str | Path = RECORD_PATH) -> Path:
@@ -93,7 +93,7 @@ def list_split(root: str | Path, classes: Sequence[str]) -> dict[str, list[str]]
         d = root / c
         if not d.is_dir():
             raise FileNotFoundError(f"class folder not found: {d}")
-        out[c] = sorted(f"{c}/{p.name}" for p in d.iterdir() if p.suffix.lower() in IMG_EXTS)
+        out[c] = [f"{c}/{p.name}" for p in image_files(d)]
     return out
 
 
@@ -130,53 +130,10 @@ def stratified_sample(
     for i in range(max(len(v) for v in picked.values())):
         files += [picked[c][i] for c in classes if i < len(picked[c])]
     return CalibrationSet(
-        root=str(root),
+        root=repo_relative(root),
         seed=int(seed),
         per_class=int(per_class),
         classes=tuple(classes),
         files=tuple(files),
         counts={c: len(picked[c]) for c in classes},
     )
-
-
-def read_gray(path: str | Path) -> np.ndarray:
-    """One face as uint8 (48, 48) gray; other sizes are area/bilinear resized like preprocess."""
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise ValueError(f"cannot decode image: {path}")
-    if img.shape != (SIZE, SIZE):
-        shrink = img.shape[0] > SIZE or img.shape[1] > SIZE
-        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-        img = cv2.resize(img, (SIZE, SIZE), interpolation=interp)
-    return img
-
-
-def read_faces(paths: Sequence[str | Path]) -> np.ndarray:
-    """uint8 (N, 48, 48) faces read from ``paths`` in order."""
-    out = np.empty((len(paths), SIZE, SIZE), np.uint8)
-    for i, p in enumerate(paths):
-        out[i] = read_gray(p)
-    return out
-
-
-def normalise(faces: np.ndarray, scale: float, bias: float) -> np.ndarray:
-    """uint8 (N,48,48) faces -> float32 (N,1,48,48) = gray * scale + bias (model input contract).
-
-    For 48x48 crops this is what ``Engine.classify`` / ``ferfast.preprocess`` feed the model.
-    """
-    if not isinstance(faces, np.ndarray) or faces.dtype != np.uint8:
-        raise TypeError("faces must be a uint8 numpy array")
-    if faces.ndim == 2:
-        faces = faces[None]
-    if faces.ndim != 3 or faces.shape[1:] != (SIZE, SIZE):
-        raise ValueError(f"faces must be (N,48,48) or (48,48), got {faces.shape}")
-    out = faces.astype(np.float32)[:, None] * np.float32(scale) + np.float32(bias)
-    return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def load_split(root: str | Path, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """All faces of a split folder, uint8 (N,48,48), with int64 labels indexing ``classes``."""
-    names = list_split(root, classes)
-    files = [f for c in classes for f in names[c]]
-    labels = np.array([i for i, c in enumerate(classes) for _ in names[c]], dtype=np.int64)
-    return read_faces([Path(root) / f for f in files]), labels

@@ -1,10 +1,12 @@
-"""Accuracy, macro-F1 and agreement of a model's predictions on a labelled split."""
+"""Accuracy, macro-F1 (``training.metrics``, scikit-learn) and agreement with a reference model."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from training.metrics import accuracy_macro_f1
 
 
 @dataclass(frozen=True)
@@ -18,19 +20,6 @@ class Scores:
     max_abs_prob_diff: float | None = None
 
 
-def macro_f1(labels: np.ndarray, pred: np.ndarray, k: int) -> float:
-    """Unweighted mean of per-class F1 over the ``k`` classes (absent-and-unpredicted: skipped)."""
-    f1s = []
-    for c in range(k):
-        tp = int(np.sum((pred == c) & (labels == c)))
-        fp = int(np.sum((pred == c) & (labels != c)))
-        fn = int(np.sum((pred != c) & (labels == c)))
-        if tp + fp + fn == 0:
-            continue
-        f1s.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1s)) if f1s else 0.0
-
-
 def score(probs: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> Scores:
     """Scores of ``probs`` (N,K) against ``labels`` (N,), optionally against reference probs."""
     probs, labels = np.asarray(probs), np.asarray(labels)
@@ -39,6 +28,7 @@ def score(probs: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = 
     if len(labels) == 0:
         raise ValueError("no samples to score")
     pred = probs.argmax(1)
+    accuracy, macro_f1 = accuracy_macro_f1(labels, pred, probs.shape[1])
     agree = diff = None
     if reference is not None:
         if reference.shape != probs.shape:
@@ -47,8 +37,8 @@ def score(probs: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = 
         diff = float(np.max(np.abs(probs - reference)))
     return Scores(
         n=len(labels),
-        accuracy=100.0 * float(np.mean(pred == labels)),
-        macro_f1=100.0 * macro_f1(labels, pred, probs.shape[1]),
+        accuracy=100.0 * accuracy,
+        macro_f1=100.0 * macro_f1,
         agreement=agree,
         max_abs_prob_diff=diff,
     )

@@ -7,25 +7,25 @@ from pathlib import Path
 
 import numpy as np
 
+from ferfast.runtime import OrtRunner
+from training.data import EMOTIONS, load, normalise, read_faces
+from training.paths import CACHE, FER2013, MODELS
+
 from .dataset import (
     DEFAULT_PER_CLASS,
     DEFAULT_SEED,
     RECORD_PATH,
     CalibrationSet,
-    load_split,
-    normalise,
-    read_faces,
     stratified_sample,
 )
 from .evaluate import Scores, score
-from .model_info import ModelInfo, read_model_info
-from .session import Latency, make_session, measure_latency, run_batches
+from .model_info import ModelInfo
+from .session import Latency, measure_latency, run_batches
 
-TRAIN_ROOT = "../shared/data/fer2013/train"
-TEST_ROOT = "../shared/data/fer2013/test"
-MODELS_DIR = Path("src/ferfast/models")
-FP32_MODEL = MODELS_DIR / "ferfast_fp32.onnx"
-INT8_MODEL = MODELS_DIR / "ferfast_int8.onnx"
+TRAIN_ROOT = FER2013 / "train"
+TEST_DATA = FER2013 / "test"
+FP32_MODEL = MODELS / "ferfast_fp32.onnx"
+INT8_MODEL = MODELS / "ferfast_int8.onnx"
 
 
 def calibration_set(
@@ -34,7 +34,7 @@ def calibration_set(
     classes: tuple[str, ...] | None = None,
     per_class: int = DEFAULT_PER_CLASS,
     seed: int = DEFAULT_SEED,
-    train_root: str = TRAIN_ROOT,
+    train_root: str | Path = TRAIN_ROOT,
 ) -> CalibrationSet:
     """The recorded set (rebuilds the INT8 model exactly), or a new draw that is then recorded."""
     record = Path(record)
@@ -48,7 +48,7 @@ def calibration_set(
 
 
 def calibration_inputs(
-    cset: CalibrationSet, info: ModelInfo, root: str | None = None
+    cset: CalibrationSet, info: ModelInfo, root: str | Path | None = None
 ) -> np.ndarray:
     """The set's faces normalised per the model's metadata: float32 (N,1,48,48)."""
     return normalise(read_faces(cset.paths(root)), info.input_scale, info.input_bias)
@@ -63,10 +63,24 @@ class TestSplit:
     emotions: tuple[str, ...]
 
 
-def load_test(emotions: tuple[str, ...], root: str = TEST_ROOT) -> TestSplit:
-    """PublicTest faces of the classes the model predicts, labelled in the model's output order."""
-    faces, labels = load_split(root, emotions)
-    return TestSplit(faces, labels, emotions)
+def load_test(
+    emotions: tuple[str, ...], data: str | Path = TEST_DATA, cache: str | Path | None = CACHE
+) -> TestSplit:
+    """PublicTest faces of the classes the model predicts, labelled in the model's output order.
+
+    ``data``: a FER2013 folder (the whole set or one split) or CSV, read by ``training.data.load``
+    (decoded arrays cached in ``cache``).
+    """
+    fer, _ = load(data, cache)
+    faces, labels = fer.subset("PublicTest")
+    if len(faces) == 0:
+        raise ValueError(f"{data}: no PublicTest faces")
+    unknown = set(emotions) - set(EMOTIONS)
+    if unknown:
+        raise ValueError(f"model classes {sorted(unknown)} are not FER2013 classes {EMOTIONS}")
+    keep = np.isin(labels, [EMOTIONS.index(e) for e in emotions])
+    remap = np.array([emotions.index(e) if e in emotions else -1 for e in EMOTIONS], np.int64)
+    return TestSplit(faces[keep], remap[labels[keep]], emotions)
 
 
 @dataclass(frozen=True)
@@ -88,13 +102,12 @@ def evaluate_model(
     repeats: int = 50,
 ) -> ModelEval:
     """Scores of the model at ``path`` on ``test`` (agreement vs ``reference`` probs if given)."""
-    info = read_model_info(path)
-    if info.emotions != test.emotions:
+    runner = OrtRunner(path)
+    if runner.emotions != test.emotions:
         raise ValueError(
-            f"{path}: emotions {info.emotions} differ from the split's {test.emotions}"
+            f"{path}: emotions {runner.emotions} differ from the split's {test.emotions}"
         )
-    sess = make_session(path)
-    x = normalise(test.faces, info.input_scale, info.input_bias)
-    probs = run_batches(sess, x)
-    lat = {b: measure_latency(sess, b, repeats=repeats, data=x) for b in latency_batches}
+    x = normalise(test.faces, runner.input_scale, runner.input_bias)
+    probs = run_batches(runner, x)
+    lat = {b: measure_latency(runner, b, repeats=repeats, data=x) for b in latency_batches}
     return ModelEval(name or Path(path).stem, score(probs, test.labels, reference), probs, lat)

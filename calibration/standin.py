@@ -12,13 +12,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 
-from ferfast.labels import EMOTIONS
+from training.data import EMOTIONS, normalise, read_faces
 
-from .dataset import DEFAULT_SEED, list_split, read_faces
-
-TRAIN_ROOT = Path("../shared/data/fer2013/train")
+from .dataset import DEFAULT_SEED, list_split
+from .pipeline import TRAIN_ROOT
 
 
 def build_standin(
@@ -27,7 +25,8 @@ def build_standin(
     """Train ``FerNet(arch)`` about ``seconds`` on a class-capped subset; export with metadata."""
     import torch
 
-    from training.model import ARCHS, FerNet, ProbsWrapper, fold_bn
+    from training.export import export_onnx
+    from training.model import ARCHS, FerNet
 
     if arch not in ARCHS:  # the training package's family evolves; fall back to its first entry
         arch = next(iter(ARCHS))
@@ -39,7 +38,7 @@ def build_standin(
         pick = rng.permutation(len(names[c]))[:per_class]
         files += [TRAIN_ROOT / names[c][i] for i in pick]
         labels += [k] * len(pick)
-    x = torch.from_numpy(read_faces(files).astype(np.float32)[:, None] / 255.0)
+    x = torch.from_numpy(normalise(read_faces(files)))
     y = torch.tensor(labels)
     net = FerNet(arch, num_classes=len(EMOTIONS))
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
@@ -57,28 +56,7 @@ def build_standin(
         step += 1
         if step % 50 == 0:
             print(f"step {step} loss {loss.item():.3f}", flush=True)
-    model = ProbsWrapper(fold_bn(net)).eval()
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 1, 48, 48),),
-        str(out),
-        input_names=["input"],
-        output_names=["probs"],
-        dynamic_axes={"input": {0: "N"}, "probs": {0: "N"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    m = onnx.load(str(out))
-    meta = {
-        "ferfast.emotions": ",".join(EMOTIONS),
-        "ferfast.input_scale": repr(1.0 / 255.0),
-        "ferfast.input_bias": "0.0",
-        "ferfast.version": "standin",
-    }
-    for k, v in meta.items():
-        m.metadata_props.add(key=k, value=v)
-    onnx.save(m, str(out))
-    return out
+    return export_onnx(net.eval(), out, EMOTIONS, extra_meta={"ferfast.version": "standin"})
 
 
 def main(argv: list[str] | None = None) -> None:

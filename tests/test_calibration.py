@@ -10,14 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from calibration.dataset import (
-    CalibrationSet,
-    normalise,
-    read_faces,
-    stratified_sample,
-)
-from calibration.evaluate import macro_f1, score
+from calibration.dataset import CalibrationSet, stratified_sample
+from calibration.evaluate import score
 from calibration.model_info import EMOTIONS, read_model_info
+from calibration.pipeline import load_test
 from calibration.quantize import (
     QuantSettings,
     fold_bias_dequantize,
@@ -25,7 +21,15 @@ from calibration.quantize import (
     quantize_model,
     relu_to_leaky,
 )
-from calibration.session import make_session, measure_latency, run_batches
+from calibration.session import measure_latency, run_batches
+from ferfast.runtime import OrtRunner
+from training.data import normalise, read_faces
+from training.paths import REPO
+
+
+def _probs(model: Path, x: np.ndarray) -> np.ndarray:
+    return run_batches(OrtRunner(model), x, batch=16)
+
 
 COUNTS = {"angry": 5, "disgust": 2, "fear": 4, "happy": 6, "sad": 3, "surprise": 4, "neutral": 5}
 META = {
@@ -192,8 +196,8 @@ def test_quantized_model_is_symmetric_per_channel_qdq(
     assert len(dq_w) == 1 and inits[dq_w[0].input[1]].shape == (16,)
     assert np.ptp(inits[dq_w[0].input[1]]) > 0
     # outputs stay close to fp32 on the calibration faces
-    ref = run_batches(make_session(cnn), calib_x)
-    got = run_batches(make_session(out), calib_x)
+    ref = _probs(cnn, calib_x)
+    got = _probs(out, calib_x)
     assert got.dtype == np.float32 and got.shape == ref.shape
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)  # Softmax stays float
     assert np.max(np.abs(got - ref)) < 0.03
@@ -206,9 +210,7 @@ def test_relu_rewrite_and_bias_folding_are_exact(
     assert relu_to_leaky(m) == 2
     leaky = tmp_path / "leaky.onnx"
     onnx.save(m, str(leaky))
-    np.testing.assert_array_equal(
-        run_batches(make_session(leaky), calib_x), run_batches(make_session(cnn), calib_x)
-    )
+    np.testing.assert_array_equal(_probs(leaky, calib_x), _probs(cnn, calib_x))
     out = tmp_path / "int8.onnx"
     quantize_model(
         cnn,
@@ -223,9 +225,10 @@ def test_relu_rewrite_and_bias_folding_are_exact(
     assert inspect_qdq(folded).int32_bias_dq == 0
     assert inspect_qdq(folded).per_channel_weights == 3
     onnx.checker.check_model(folded)
-    a = run_batches(make_session(out), calib_x)
-    b = run_batches(make_session(folded.SerializeToString()), calib_x)
-    np.testing.assert_allclose(a, b, atol=1e-6)
+    onnx.save(folded, str(tmp_path / "folded.onnx"))
+    np.testing.assert_allclose(
+        _probs(out, calib_x), _probs(tmp_path / "folded.onnx", calib_x), atol=1e-6
+    )
 
 
 def test_leaky_relu_form_matches_relu_form(cnn: Path, calib_x: np.ndarray, tmp_path: Path) -> None:
@@ -241,7 +244,7 @@ def test_leaky_relu_form_matches_relu_form(cnn: Path, calib_x: np.ndarray, tmp_p
         dq_in = next(n for n in q.graph.node if n.output[0] == act.input[0])
         q_out = next(n for n in q.graph.node if n.input[0] == act.output[0])
         assert inits[dq_in.input[1]] == inits[q_out.input[1]]  # one scale around the activation
-        outs.append(run_batches(make_session(path), calib_x))
+        outs.append(_probs(path, calib_x))
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
 
 
@@ -278,15 +281,21 @@ def test_scores_match_sklearn() -> None:
     pred = probs.argmax(1)
     assert s.accuracy == pytest.approx(100 * np.mean(pred == labels))
     assert s.macro_f1 == pytest.approx(100 * f1_score(labels, pred, average="macro"))
-    assert macro_f1(labels, pred, 7) == pytest.approx(f1_score(labels, pred, average="macro"))
+    # a class neither present nor predicted counts as F1 0 (the training metrics' definition)
+    few = score(np.eye(7, dtype=np.float32)[:6], np.arange(6))
+    assert few.accuracy == 100.0 and few.macro_f1 == pytest.approx(100 * 6 / 7)
     assert s.agreement == pytest.approx(100 * np.mean(pred == ref.argmax(1)))
     with pytest.raises(ValueError):
         score(probs, labels[:10])
 
 
 def test_latency_measurement_uses_bound_buffers(cnn: Path) -> None:
-    lat = measure_latency(make_session(cnn), batch=4, repeats=3, warmup=1)
-    assert lat.batch == 4 and 0 < lat.min_ms_per_face <= lat.median_ms_per_face
+    lat = measure_latency(OrtRunner(cnn), batch=4, repeats=3, warmup=1)
+    assert lat.batch == 4 and lat.repeats == 3
+    assert 0 < lat.min_ms_per_face <= lat.median_ms_per_face
+    with pytest.raises(ValueError, match="batch"):
+        run_batches(OrtRunner(cnn), np.zeros((2, 1, 48, 48), np.float32), batch=0)
+    assert run_batches(OrtRunner(cnn), np.zeros((0, 1, 48, 48), np.float32)).shape == (0, 7)
 
 
 def test_pick_and_report_sections(tmp_path: Path) -> None:
@@ -333,3 +342,89 @@ def test_pick_and_report_sections(tmp_path: Path) -> None:
     assert "(placeholder)" not in text and text.count("## int8") == 1
     assert text.index("fp32 text") < text.index("int8 text") < text.index("## Other")
     assert text.endswith("## Other\n\nx\n")
+
+
+def test_load_test_reads_publictest_in_model_class_order(tmp_path: Path) -> None:
+    """A test-split folder or the CSV, through training.data.load; labels index the model's
+    classes (a 6-class model drops disgust)."""
+    from _training_helpers import synthetic_faces, write_folder
+
+    write_folder(tmp_path / "fer", n_train=8, n_test=40, corrupt=False)
+    seven = load_test(EMOTIONS, tmp_path / "fer" / "test", cache=None)
+    x, y = synthetic_faces(40, 1)  # what write_folder wrote into test/
+    assert len(seven.faces) == 40 and seven.emotions == EMOTIONS
+    assert sorted(seven.labels.tolist()) == sorted(y.tolist())
+    six = tuple(e for e in reversed(EMOTIONS) if e != "disgust")
+    sub = load_test(six, tmp_path / "fer", cache=tmp_path / "cache")  # whole set: PublicTest only
+    assert len(sub.faces) == int(np.sum(y != 1)) and sub.emotions == six
+    # each face keeps its class, now indexed in the model's order
+    ref = {f.tobytes(): EMOTIONS[c] for f, c in zip(seven.faces, seven.labels, strict=True)}
+    assert all(ref[f.tobytes()] == six[c] for f, c in zip(sub.faces, sub.labels, strict=True))
+    csv = tmp_path / "fer.csv"
+    rows = [f"{c},{' '.join(map(str, im.ravel()))},PublicTest" for im, c in zip(x, y, strict=True)]
+    csv.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    from_csv = load_test(EMOTIONS, csv, cache=None)
+    np.testing.assert_array_equal(from_csv.faces, x)
+    np.testing.assert_array_equal(from_csv.labels, y)
+    with pytest.raises(ValueError, match="not FER2013 classes"):
+        load_test(("happy", "contempt"), csv, cache=None)
+    with pytest.raises(ValueError, match="no PublicTest"):
+        load_test(EMOTIONS, tmp_path / "fer" / "train", cache=None)
+
+
+def test_read_faces_names_a_bad_file(split: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    good = sorted((split / "angry").iterdir())[0]
+    assert read_faces([good]).shape == (1, 48, 48)
+    with pytest.raises(ValueError, match="bad.png"):
+        read_faces([good, bad])
+
+
+def test_recorded_root_is_relative_to_the_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from training.paths import FER2013, from_repo, repo_relative
+
+    assert repo_relative(REPO.parent / "shared" / "x") == "../shared/x"
+    assert repo_relative(REPO / "calibration") == "calibration"
+    assert repo_relative(tmp_path) == str(tmp_path.resolve())
+    assert from_repo("../shared/x") == REPO / "../shared/x" and from_repo(tmp_path) == tmp_path
+    cset = CalibrationSet.load()  # the recorded set of the shipped model
+    assert cset.root == "../shared/data/fer2013/train" and len(cset) == 1001
+    monkeypatch.chdir(tmp_path)  # the record resolves the same from any directory
+    assert cset.paths()[0] == REPO / cset.root / cset.files[0]
+    if not (FER2013 / "train").is_dir():
+        pytest.skip(f"FER2013 not available at {FER2013}")
+    assert read_faces(cset.paths()[:3]).shape == (3, 48, 48)
+
+
+@pytest.mark.parametrize("module", ["calibration", "calibration.compare", "training.train"])
+def test_commands_run_from_any_directory(module: str, tmp_path: Path) -> None:
+    """Not installed: with the repo root on PYTHONPATH they run from any working directory."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage:")
+
+
+def test_default_paths_are_in_the_repo() -> None:
+    from calibration.__main__ import build_parser
+    from calibration.compare import build_parser as compare_parser
+    from training.paths import FER2013
+
+    a = build_parser().parse_args([])
+    assert a.fp32 == REPO / "src" / "ferfast" / "models" / "ferfast_fp32.onnx"
+    assert a.record == REPO / "calibration" / "calibration_set.json"
+    assert Path(a.test_data) == FER2013 / "test" and Path(a.cache) == REPO / "cache"
+    c = compare_parser().parse_args([])
+    assert (c.doc, c.workdir) == (REPO / "docs" / "int8.md", REPO / "build" / "int8")
+    assert FER2013 == REPO.parent / "shared" / "data" / "fer2013"

@@ -20,13 +20,13 @@ def test_catalog_lists_every_bundled_file_and_engine_loads_it() -> None:
 
 
 def test_catalog_figures_match_publictest(shared_dir) -> None:
-    from calibration.dataset import load_split
+    from training.data import load
     from training.metrics import compute_metrics
 
     test_dir = shared_dir / "data" / "fer2013" / "test"
     if not test_dir.is_dir():
         pytest.skip(f"FER2013 PublicTest not available at {test_dir}")
-    faces, labels = load_split(test_dir, ferfast.EMOTIONS)
+    faces, labels = load(test_dir)[0].subset("PublicTest")
     for info in CATALOG:
         engine = ferfast.Engine(model=info.name, detector=None)
         probs = np.concatenate(

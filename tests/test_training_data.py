@@ -43,6 +43,19 @@ def test_prefix_overrides_folder(tmp_path):
     assert rep.n_skipped == 0
 
 
+def test_one_split_folder_loads_like_its_part_of_the_set(tmp_path):
+    root = write_folder(tmp_path / "fer", n_train=30, n_test=20)
+    whole, _ = load_image_folder(root)
+    test, rep = load(root / "test")  # <emotion>/*.png directly: one split
+    assert rep.n_skipped == 0 and len(test) == 20 and set(test.splits) == {"PublicTest"}
+    assert all(n.split("/")[0] in EMOTIONS for n in test.names)
+    x, y = whole.subset("PublicTest")
+    np.testing.assert_array_equal(test.images, x)
+    np.testing.assert_array_equal(test.labels, y)
+    train, rep = load(root / "train")
+    assert len(train) == 30 and set(train.splits) == {"Training"} and rep.n_skipped == 4
+
+
 def _csv(path, rows):
     path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
     return path

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from _training_helpers import SHARED, synthetic_faces
 
+from ferfast.labels import EMOTIONS
+from ferfast.runtime import OrtRunner
+from training.data import normalise
+from training.evaluate import onnx_probs
 from training.export import export_onnx, parity
 from training.model import ARCHS, FerNet, count_macs, count_params
 
@@ -50,9 +53,10 @@ def test_export_contract_and_parity(tmp_path, arch):
     x = (faces.astype(np.float32) / 255.0)[:, None]
     r = parity(net, path, x)
     assert r.ok and r.max_abs_diff <= 1e-4 and r.argmax_agree == 1.0
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    runner = OrtRunner(path)  # the Engine's runner checks the I/O contract and the metadata
+    assert runner.emotions == EMOTIONS and runner.input_scale == pytest.approx(1 / 255)
     for n in (1, 5):
-        p = sess.run(None, {"input": x[:n]})[0]
+        p = runner.run(np.ascontiguousarray(x[:n]))
         assert p.shape == (n, 7)
         np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
 
@@ -64,6 +68,27 @@ def test_six_class_export_and_mismatch(tmp_path):
     assert {p.key: p.value for p in m.metadata_props}["ferfast.emotions"] == ",".join(emos)
     with pytest.raises(ValueError, match="class names"):
         export_onnx(net, tmp_path / "bad.onnx")
+    # evaluation expands a 6-class model's probabilities to the 7 EMOTIONS columns
+    faces = synthetic_faces(20)[0]
+    probs = onnx_probs(str(tmp_path / "m6.onnx"), faces)
+    with torch.no_grad():
+        ref = torch.softmax(net(torch.from_numpy(normalise(faces))), 1).numpy()
+    assert probs.shape == (20, 7) and not probs[:, EMOTIONS.index("disgust")].any()
+    np.testing.assert_allclose(probs[:, [EMOTIONS.index(e) for e in emos]], ref, atol=1e-5)
+
+
+def test_latency_probe_times_the_shipped_int8_recipe(tmp_path):
+    from calibration.quantize import inspect_qdq
+    from training.latency import measure
+
+    calib = normalise(synthetic_faces(32)[0])
+    r = measure("tiny", calib, _trained_like("tiny"), keep_dir=tmp_path)
+    assert r.arch == "tiny" and r.params == count_params(FerNet("tiny"))
+    assert min(r.int8_b1_ms, r.int8_b64_ms_per_face, r.fp32_b1_ms, r.fp32_b64_ms_per_face) > 0
+    q = inspect_qdq(tmp_path / "int8.onnx")  # calibration.quantize's form: symmetric, per-channel
+    assert q.symmetric_int8 and q.per_channel_weights > 0 and "Softmax" in q.float_ops
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "int8.onnx")).metadata_props}
+    assert meta["ferfast.precision"] == "int8" and "method=minmax" in meta["ferfast.calibration"]
 
 
 def test_params_and_flops_counts():

@@ -16,10 +16,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .paths import CACHE, DOCS, FER2013, REPO, RUNS
 from .strategies import STRATEGIES
 from .train import TrainConfig, train
 
-ROOT = Path("runs/compare")
+ROOT = RUNS / "compare"
 SIZE_ARCHS = ("a", "a3", "f")
 
 
@@ -118,14 +119,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--root", default=str(ROOT), help="where the strategy runs go")
-    ap.add_argument("--data", default="../shared/data/fer2013")
-    ap.add_argument("--cache", default="cache")
+    ap.add_argument("--data", default=str(FER2013))
+    ap.add_argument("--cache", default=str(CACHE))
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
-    ap.add_argument("--doc", default="docs/comparison.md")
-    ap.add_argument("--latency", default="runs/latency_candidates2.json")
+    ap.add_argument("--doc", default=str(DOCS / "comparison.md"))
+    ap.add_argument("--latency", default=str(RUNS / "latency_candidates2.json"))
     ap.add_argument(
         "--notes",
-        default="training/comparison_notes.md",
+        default=str(REPO / "training" / "comparison_notes.md"),
         help="markdown file with the (hand-written) findings to include",
     )
     a = ap.parse_args(argv)

@@ -1,8 +1,10 @@
 """FER2013 loaders: image-folder layout and the original CSV, with a compact array cache.
 
 Both loaders return a :class:`FerData` (uint8 faces, int64 labels in ``EMOTIONS`` order,
-split names)
-and a :class:`LoadReport` that counts every skipped (corrupt) image or row with its reason.
+split names) and a :class:`LoadReport` that counts every skipped (corrupt) image or row with its
+reason. The folder is the whole set (``<split>/<emotion>/*.jpg``) or one split
+(``<emotion>/*.jpg``). :func:`read_faces` reads given files (the calibration set),
+:func:`normalise` turns faces into model input. No torch import: ``calibration`` uses this too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import csv
 import hashlib
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,8 @@ import cv2
 import numpy as np
 
 from ferfast.labels import EMOTIONS
+
+from .paths import CACHE, FER2013
 
 SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
 IMG_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm")
@@ -105,18 +110,57 @@ def _decode(path: Path) -> tuple[np.ndarray | None, str]:
     return img, ""
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMG_EXTS)
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir())
+
+
 def _listing(root: Path) -> list[Path]:
-    files = []
-    for split_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for emo_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-            files.extend(sorted(p for p in emo_dir.iterdir() if p.suffix.lower() in IMG_EXTS))
-    return files
+    """Image files of ``root/<split>/<emotion>/``, or of ``root/<emotion>/`` for one split."""
+    dirs = _subdirs(root)
+    if not any(d.name.lower() in EMOTIONS for d in dirs):
+        dirs = [e for d in dirs for e in _subdirs(d)]
+    return [f for d in dirs for f in image_files(d)]
+
+
+def read_faces(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """uint8 (N, 48, 48) faces read from ``paths`` in order; ValueError names a bad file."""
+    out = np.empty((len(paths), SIZE, SIZE), np.uint8)
+    for i, p in enumerate(paths):
+        img, why = _decode(Path(p))
+        if img is None:
+            raise ValueError(f"cannot read face {p}: {why}")
+        out[i] = img
+    return out
+
+
+def normalise(faces: np.ndarray, scale: float = 1.0 / 255.0, bias: float = 0.0) -> np.ndarray:
+    """uint8 (N,48,48) faces -> float32 (N,1,48,48) = gray * scale + bias (model input contract).
+
+    For 48x48 crops this is what ``Engine.classify`` / ``ferfast.preprocess`` feed the model;
+    ``scale`` and ``bias`` come from the model's metadata (default: gray/255).
+    """
+    if not isinstance(faces, np.ndarray) or faces.dtype != np.uint8:
+        raise TypeError("faces must be a uint8 numpy array")
+    if faces.ndim == 2:
+        faces = faces[None]
+    if faces.ndim != 3 or faces.shape[1:] != (SIZE, SIZE):
+        raise ValueError(f"faces must be (N,48,48) or (48,48), got {faces.shape}")
+    out = faces.astype(np.float32)[:, None] * np.float32(scale) + np.float32(bias)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def load_image_folder(
     root: str | os.PathLike, progress: bool = False
 ) -> tuple[FerData, LoadReport]:
-    """Load ``root/<split>/<emotion>/*.jpg``; split from the file-name prefix, else the folder."""
+    """Load ``root/<split>/<emotion>/*.jpg`` (or one split, ``root/<emotion>/*.jpg``).
+
+    The split comes from the file-name prefix, else from the split folder's name.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist")
@@ -266,8 +310,8 @@ def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("source", nargs="?", default="../shared/data/fer2013")
-    ap.add_argument("--cache", default="cache")
+    ap.add_argument("source", nargs="?", default=str(FER2013))
+    ap.add_argument("--cache", default=str(CACHE))
     a = ap.parse_args()
     data, report = load(a.source, a.cache, progress=True)
     print(report.summary())

@@ -18,8 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .data import EMOTIONS, load  # noqa: E402
+from .data import EMOTIONS, load, normalise  # noqa: E402
 from .metrics import Metrics, compute_metrics  # noqa: E402
+from .paths import CACHE, FER2013  # noqa: E402
 
 
 def plot_confusion(m: Metrics, path: Path, title: str = "PublicTest confusion") -> None:
@@ -98,19 +99,14 @@ def plot_samples(
 
 
 def onnx_probs(path: str, images: np.ndarray) -> np.ndarray:
-    """Probabilities of an exported model (expanded to 7 classes by its metadata)."""
-    import onnxruntime as ort
+    """Probabilities of an exported model on uint8 faces (expanded to 7 classes by its metadata)."""
+    from calibration.session import run_batches
+    from ferfast.runtime import OrtRunner
 
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    meta = sess.get_modelmeta().custom_metadata_map
-    names = meta.get("ferfast.emotions", ",".join(EMOTIONS)).split(",")
-    scale = float(meta.get("ferfast.input_scale", 1 / 255))
-    bias = float(meta.get("ferfast.input_bias", 0.0))
-    out = np.zeros((len(images), 7), np.float32)
-    for i in range(0, len(images), 256):
-        xb = (images[i : i + 256].astype(np.float32) * scale + bias)[:, None]
-        p = sess.run(["probs"], {"input": xb})[0]
-        out[i : i + 256, [EMOTIONS.index(e) for e in names]] = p
+    runner = OrtRunner(path)
+    out = np.zeros((len(images), len(EMOTIONS)), np.float32)
+    cols = [EMOTIONS.index(e) for e in runner.emotions]
+    out[:, cols] = run_batches(runner, normalise(images, runner.input_scale, runner.input_bias))
     return out
 
 
@@ -121,8 +117,8 @@ def main() -> None:
     ap.add_argument("checkpoint", help="best.pt / last.pt of a training run")
     ap.add_argument("--out", required=True)
     ap.add_argument("--onnx", default=None, help="evaluate this exported model instead")
-    ap.add_argument("--data", default="../shared/data/fer2013")
-    ap.add_argument("--cache", default="cache")
+    ap.add_argument("--data", default=str(FER2013))
+    ap.add_argument("--cache", default=str(CACHE))
     a = ap.parse_args()
     import torch
 

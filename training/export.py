@@ -12,8 +12,11 @@ import numpy as np
 import onnx
 import torch
 
+from ferfast.contract import INPUT_NAME, OUTPUT_NAME, metadata_props
+
 from .data import EMOTIONS
 from .model import FerNet, ProbsWrapper, fold_bn
+from .paths import CACHE, FER2013
 
 OPSET = 17
 FERFAST_VERSION = "0.1.0"
@@ -48,21 +51,15 @@ def export_onnx(
         model,
         (dummy,),
         buf,
-        input_names=["input"],
-        output_names=["probs"],
-        dynamic_axes={"input": {0: "N"}, "probs": {0: "N"}},
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
         opset_version=OPSET,
         do_constant_folding=True,
         dynamo=False,
     )
     m = _inline_identities(onnx.load_from_string(buf.getvalue()))
-    meta = {
-        "ferfast.emotions": ",".join(emotions),
-        "ferfast.input_scale": repr(1.0 / 255.0),
-        "ferfast.input_bias": "0.0",
-        "ferfast.version": FERFAST_VERSION,
-        "ferfast.arch": net.arch,
-    }
+    meta = {**metadata_props(emotions, FERFAST_VERSION), "ferfast.arch": net.arch}
     meta.update(extra_meta or {})
     del m.metadata_props[:]
     for k, v in meta.items():
@@ -104,13 +101,12 @@ def _inline_identities(m: onnx.ModelProto) -> onnx.ModelProto:
 
 def parity(net: FerNet, onnx_path: str | os.PathLike, x: np.ndarray) -> ParityResult:
     """Compare softmax probs of ``net`` (fp32, eval) and the ONNX file on ``x`` (N,1,48,48)."""
-    import onnxruntime as ort
+    from ferfast.runtime import OrtRunner
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     with torch.no_grad():
         ref = torch.softmax(net.eval()(torch.from_numpy(x)), 1).numpy()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(["probs"], {"input": x})[0]
+    got = OrtRunner(onnx_path).run(x)
     return ParityResult(
         max_abs_diff=float(np.abs(ref - got).max()),
         n=len(x),
@@ -132,17 +128,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("checkpoint")
     ap.add_argument("out")
-    ap.add_argument("--data", default="../shared/data/fer2013")
-    ap.add_argument("--cache", default="cache")
+    ap.add_argument("--data", default=str(FER2013))
+    ap.add_argument("--cache", default=str(CACHE))
     a = ap.parse_args()
-    from .data import load
+    from .data import load, normalise
 
     net, ck = load_checkpoint_net(a.checkpoint)
     emotions = tuple(ck["emotions"])
     export_onnx(net, a.out, emotions)
     data, _ = load(a.data, a.cache)
     x, _ = data.subset("PublicTest")
-    x = (x[:256].astype(np.float32) / 255.0)[:, None]
+    x = normalise(x[:256])
     r = parity(net, a.out, x)
     size_mb = Path(a.out).stat().st_size / 1e6
     print(

@@ -1,7 +1,9 @@
-"""INT8 latency of candidate architectures: export, ORT static QDQ quantization, timing.
+"""INT8 latency of candidate architectures: export, the shipped INT8 quantizer, timing.
 
-Quantization mirrors the INT8 issue: QDQ, per-channel symmetric int8 weights, symmetric int8
-activations; timing uses ONNX Runtime CPU, 2 intra-op threads, ORT_ENABLE_ALL.
+Each net is exported by ``training.export``, quantized by ``calibration.quantize`` (the recipe
+of the shipped INT8 model: Q/DQ, per-channel symmetric int8 weights, symmetric int8
+activations, Softmax float; MinMax calibration on ``--calib`` Training faces) and timed in
+``ferfast.runtime.OrtRunner`` (2 intra-op threads, IO binding) by ``calibration.session``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 
 from .export import export_onnx
 from .model import ARCHS, FerNet, count_macs, count_params
+from .paths import CACHE, FER2013
 
 
 @dataclass
@@ -33,54 +35,14 @@ class Latency:
     fp32_b64_ms_per_face: float
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calib: np.ndarray) -> Path:
-    """Static QDQ quantization (per-channel symmetric int8 weights, symmetric int8 activations)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter([{"input": calib[i : i + 32]} for i in range(0, len(calib), 32)])
-
-        def get_next(self):  # noqa: ANN201
-            return next(self.it, None)
-
-    quantize_static(
-        str(fp32_path),
-        str(out_path),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
-    )
-    return out_path
-
-
 def time_onnx(path: Path, batch: int, reps: int = 200, threads: int = 2) -> float:
-    """Median milliseconds per face."""
-    import onnxruntime as ort
+    """Median milliseconds per face at ``batch`` (fewer timed runs for large batches)."""
+    from calibration.session import measure_latency
+    from ferfast.runtime import OrtRunner
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((batch, 1, 48, 48), dtype=np.float32)
-    for _ in range(20):
-        sess.run(None, {"input": x})
-    ts = []
-    n = max(20, reps // max(1, batch // 8))
-    for _ in range(n):
-        t = time.perf_counter()
-        sess.run(None, {"input": x})
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)) * 1e3 / batch
+    repeats = max(20, reps // max(1, batch // 8))
+    runner = OrtRunner(path, threads=threads)
+    return measure_latency(runner, batch, repeats=repeats, warmup=20).median_ms_per_face
 
 
 def measure(
@@ -90,6 +52,8 @@ def measure(
     keep_dir: Path | None = None,
 ) -> Latency:
     """Export ``net`` (random init when None), quantize and time it (files kept in keep_dir)."""
+    from calibration.quantize import QuantSettings, quantize_model
+
     torch.manual_seed(0)
     net = net or FerNet(arch)
     if net.training:
@@ -97,8 +61,8 @@ def measure(
     with tempfile.TemporaryDirectory() as d:
         d = Path(keep_dir) if keep_dir else Path(d)
         d.mkdir(parents=True, exist_ok=True)
-        fp32 = export_onnx(net, d / "fp32.onnx")
-        int8 = quantize_int8(fp32, d / "int8.onnx", calib)
+        fp32, int8 = export_onnx(net, d / "fp32.onnx"), d / "int8.onnx"
+        quantize_model(fp32, int8, calib, QuantSettings(method="minmax"), progress=False)
         return Latency(
             arch=arch,
             params=count_params(net),
@@ -114,18 +78,18 @@ def main() -> None:
     """``python -m training.latency [--archs xs s m l]``: INT8/fp32 latency table of candidates."""
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--archs", nargs="+", default=list(ARCHS))
-    ap.add_argument("--data", default="../shared/data/fer2013")
-    ap.add_argument("--cache", default="cache")
+    ap.add_argument("--data", default=str(FER2013))
+    ap.add_argument("--cache", default=str(CACHE))
     ap.add_argument("--calib", type=int, default=256)
     ap.add_argument("--out", default=None, help="JSON output file")
     ap.add_argument("--checkpoint", default=None, help="time + score this trained checkpoint")
     a = ap.parse_args()
-    from .data import load
+    from .data import load, normalise
 
     data, _ = load(a.data, a.cache)
     x, _ = data.subset("Training")
     idx = np.random.default_rng(0).choice(len(x), a.calib, replace=False)
-    calib = (x[idx].astype(np.float32) / 255.0)[:, None]
+    calib = normalise(x[idx])
     if a.checkpoint:
         _trained(a, data, calib)
         return

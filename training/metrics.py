@@ -41,6 +41,17 @@ class Metrics:
         )
 
 
+def accuracy_macro_f1(y: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[float, float]:
+    """Accuracy and macro-F1 (fractions) of predicted class indices ``pred`` against ``y``.
+
+    Macro-F1 is the unweighted mean over classes ``0..num_classes-1``; a class that is neither
+    present nor predicted counts as F1 0.
+    """
+    labels = list(range(num_classes))
+    f1 = f1_score(y, pred, labels=labels, average="macro", zero_division=0)
+    return float(accuracy_score(y, pred)), float(f1)
+
+
 def compute_metrics(y: np.ndarray, probs: np.ndarray, with_auc: bool = True) -> Metrics:
     """``y`` int (N,), ``probs`` (N,7) in EMOTIONS order."""
     k = len(EMOTIONS)
@@ -55,10 +66,11 @@ def compute_metrics(y: np.ndarray, probs: np.ndarray, with_auc: bool = True) -> 
             pos = y == c
             aucs[e] = float(roc_auc_score(pos, probs[:, c])) if 0 < pos.sum() < len(y) else None
     valid = [a for a in aucs.values() if a is not None]
+    accuracy, macro_f1 = accuracy_macro_f1(y, pred, k)
     return Metrics(
         n=len(y),
-        accuracy=float(accuracy_score(y, pred)),
-        macro_f1=float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        accuracy=accuracy,
+        macro_f1=macro_f1,
         disgust_recall=float(r[EMOTIONS.index("disgust")]),
         precision={e: float(v) for e, v in zip(EMOTIONS, p, strict=True)},
         recall={e: float(v) for e, v in zip(EMOTIONS, r, strict=True)},

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from .paths import RUNS
 from .strategies import STRATEGIES
 
 STRATEGY_NAMES = {
@@ -151,9 +152,9 @@ Runs write `runs/compare/<name>/{last.pt,best.pt,history.json,result.json}` and 
 
 # Full-length runs of the shipped recipe (scripts/reproduce.sh): the teacher, then its student.
 FULL_RUNS = [
-    ("a3", Path("runs/main"), "sqrt weights (teacher 1)"),
-    ("a3", Path("runs/kd"), "sqrt + distilled from 1 + EMA (teacher 2)"),
-    ("f", Path("runs/kd_f"), "sqrt + distilled from mean(1, 2) + EMA, shipped"),
+    ("a3", RUNS / "main", "sqrt weights (teacher 1)"),
+    ("a3", RUNS / "kd", "sqrt + distilled from 1 + EMA (teacher 2)"),
+    ("f", RUNS / "kd_f", "sqrt + distilled from mean(1, 2) + EMA, shipped"),
 ]
 
 

@@ -31,6 +31,7 @@ from .data import load
 from .distill import Teacher, kd_loss, make_ema
 from .metrics import Metrics, compute_metrics
 from .model import FerNet, count_macs, count_params
+from .paths import CACHE, FER2013, RUNS
 from .strategies import STRATEGIES, TrainSet, loss_fn, make_trainset, probs7
 
 
@@ -38,9 +39,9 @@ from .strategies import STRATEGIES, TrainSet, loss_fn, make_trainset, probs7
 class TrainConfig:
     """Everything that defines a run (stored in every checkpoint)."""
 
-    out: str = "runs/main"
-    data: str = "../shared/data/fer2013"
-    cache: str = "cache"
+    out: str = str(RUNS / "main")
+    data: str = str(FER2013)  # FER2013 folder or CSV
+    cache: str = str(CACHE)
     arch: str = "a3"
     strategy: str = "sqrt"
     epochs: int = 60
