@@ -20,6 +20,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 // The hot loops are plain C++ that -O3 vectorises for the baseline ISA (SSE2 / NEON). On x86-64
 // with GCC, the crop functions are additionally cloned for AVX2+FMA (x86-64-v3) and picked at load
 // time (ifunc), so wheels stay portable without -march=native.
@@ -33,51 +37,28 @@ namespace ferfast {
 namespace {
 
 constexpr float kWB = 0.114f, kWG = 0.587f, kWR = 0.299f;  // BGR -> gray (ITU-R BT.601)
-constexpr int64_t kMaxIntRows = 256;  // rows summed in uint16 before a float flush (256*255 fits)
+constexpr int kBlock = 8;  // box mode: output rows per horizontal pass (the transposed lanes)
 
 inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// Resampling weights of one axis, per output index u (the crop is square: one table for both).
-// Output u = w_a * crop[k_a] + w_full * sum(crop[k_full0 .. k_full1)) + w_b * crop[k_b]: the
-// equal-weight interior of an area cell is summed in integers, only its two partial edges (or the
-// two bilinear taps) are weighted in float.
-struct WeightTable {
+// Box-mode weights of one crop side (axis_taps), cached per side: output u reads crop indices
+// start[u] .. start[u] + span with the integer weights w[u * span ..].
+struct AxisTable {
   int64_t side = -1;
-  int span = 0;                  // crop indices spanned by one output index (max over u)
-  std::vector<int32_t> start;    // first crop index of output u
-  std::vector<int32_t> k_a, k_b, full0, full1;
-  std::vector<float> w_a, w_b, w_full;
-  std::vector<float> lin;        // all weights of output u: lin[u * span + t] for start[u] + t
+  int span = 0;
+  int32_t start[kOutSide];
+  std::vector<int32_t> w;
 };
 
-void build_table(int64_t side, WeightTable& tab) {
-  if (tab.side == side) return;
-  tab.side = side;
-  tab.span = axis_span(side);
-  for (auto* v : {&tab.start, &tab.k_a, &tab.k_b, &tab.full0, &tab.full1}) v->assign(kOutSide, 0);
-  for (auto* v : {&tab.w_a, &tab.w_b, &tab.w_full}) v->assign(kOutSide, 0.0f);
-  tab.lin.assign(static_cast<size_t>(kOutSide) * tab.span, 0.0f);
-  for (int u = 0; u < kOutSide; ++u) {
-    const AxisTaps t = axis_taps(side, u, &tab.lin[static_cast<size_t>(u) * tab.span]);
-    tab.start[u] = t.start;
-    tab.k_a[u] = t.k_a;
-    tab.k_b[u] = t.k_b;
-    tab.full0[u] = t.full0;
-    tab.full1[u] = t.full1;
-    tab.w_a[u] = t.w_a;
-    tab.w_b[u] = t.w_b;
-    tab.w_full[u] = t.w_full;
-  }
-}
-
+constexpr int kTables = 8;  // sides cached per thread (a few faces of different sizes per frame)
 // Scratch memory reused across calls (one set per thread).
 struct Scratch {
-  WeightTable tab;
-  std::vector<uint16_t> isum;  // integer sum of the full-weight rows of one output row
-  std::vector<float> acc;      // vertically resampled interleaved row, side * c
-  std::vector<float> acc_big;  // earlier 256-row chunks of one output row (very large crops)
-  std::vector<float> gray_t;   // gray of all 48 resampled rows, transposed: (side + span) x 48
-  std::vector<uint8_t> row;    // gathered source rows (edge replication / odd strides), 3 rows
+  AxisTable tables[kTables];
+  int next_table = 0;
+  std::vector<uint64_t> vert;    // box mode: kBlock vertically resampled rows (Acc, padded)
+  std::vector<uint64_t> vert_t;  // the same transposed: column-major, kBlock per column
+  std::vector<uint16_t> isum;    // landmark mode: integer sum of the rows of one block row
+  std::vector<uint8_t> row;      // gathered source rows (edge replication / odd strides), 2 rows
   std::vector<int64_t> colx;   // byte offset of crop column k within a source row
   std::vector<float> region;   // landmark mode: gray copy of the touched source region
 };
@@ -98,61 +79,101 @@ inline void isum_add2(uint16_t* __restrict d, const uint8_t* __restrict p, const
 inline void isum_add(uint16_t* __restrict d, const uint8_t* __restrict p, int64_t n) {
   for (int64_t i = 0; i < n; ++i) d[i] = static_cast<uint16_t>(d[i] + p[i]);
 }
-// acc = wf * isum + wa * ra + wb * rb in one pass (any term may be absent: nullptr).
-inline void combine_rows(float* __restrict acc, const uint16_t* __restrict isum, float wf,
-                         const uint8_t* __restrict ra, float wa, const uint8_t* __restrict rb,
-                         float wb, int64_t n) {
-  if (isum != nullptr && ra != nullptr && rb != nullptr) {
-    for (int64_t i = 0; i < n; ++i)
-      acc[i] = wf * static_cast<float>(isum[i]) + wa * static_cast<float>(ra[i]) +
-               wb * static_cast<float>(rb[i]);
-  } else if (isum != nullptr && (ra != nullptr || rb != nullptr)) {
-    const uint8_t* __restrict r = ra != nullptr ? ra : rb;
-    const float w = ra != nullptr ? wa : wb;
-    for (int64_t i = 0; i < n; ++i)
-      acc[i] = wf * static_cast<float>(isum[i]) + w * static_cast<float>(r[i]);
-  } else if (isum != nullptr) {
-    for (int64_t i = 0; i < n; ++i) acc[i] = wf * static_cast<float>(isum[i]);
-  } else if (ra != nullptr && rb != nullptr) {
-    for (int64_t i = 0; i < n; ++i)
-      acc[i] = wa * static_cast<float>(ra[i]) + wb * static_cast<float>(rb[i]);
-  } else if (ra != nullptr || rb != nullptr) {
-    const uint8_t* __restrict r = ra != nullptr ? ra : rb;
-    const float w = ra != nullptr ? wa : wb;
-    for (int64_t i = 0; i < n; ++i) acc[i] = w * static_cast<float>(r[i]);
-  } else {
-    std::fill(acc, acc + n, 0.0f);
+const AxisTable& axis_table(int64_t side, Scratch& s) {
+  for (const AxisTable& t : s.tables) {
+    if (t.side == side) return t;
   }
-}
-inline void acc_add_isum(float* __restrict acc, const uint16_t* __restrict d, int64_t n, float w) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += w * static_cast<float>(d[i]);
+  AxisTable& t = s.tables[s.next_table];
+  s.next_table = (s.next_table + 1) % kTables;
+  t.side = side;
+  t.span = axis_span(side);
+  t.w.resize(static_cast<size_t>(kOutSide) * t.span);
+  for (int u = 0; u < kOutSide; ++u) t.start[u] = axis_taps(side, u, &t.w[static_cast<size_t>(u) * t.span]);
+  return t;
 }
 
-// Gray of one interleaved float row, stored as column v of the transposed (k, 48) buffer.
-inline void gray_column(const float* __restrict acc, float* __restrict gt, int64_t side, int64_t c,
-                        int v) {
-  if (c == 1) {
-    for (int64_t k = 0; k < side; ++k) gt[k * kOutSide + v] = acc[k];
-  } else if (c == 3) {
-    for (int64_t k = 0; k < side; ++k)
-      gt[k * kOutSide + v] = kWB * acc[3 * k] + kWG * acc[3 * k + 1] + kWR * acc[3 * k + 2];
-  } else {
-    for (int64_t k = 0; k < side; ++k)
-      gt[k * kOutSide + v] = kWB * acc[4 * k] + kWG * acc[4 * k + 1] + kWR * acc[4 * k + 2];
-  }
+// Vertical pass: a = (a +) wp * p + wq * q over n bytes, in the accumulator type (exact: the
+// weights of one output row sum to axis_total(side), so a <= 255 * total fits). Plain loops that
+// -O3 vectorises for the baseline ISA (SSE2 / NEON).
+template <typename Acc>
+inline void rows_set(Acc* __restrict a, const uint8_t* __restrict p, Acc wp, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(wp * p[j]);
+}
+template <typename Acc>
+inline void rows_add(Acc* __restrict a, const uint8_t* __restrict p, Acc wp, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(a[j] + wp * p[j]);
+}
+template <typename Acc>
+inline void rows_set2(Acc* __restrict a, const uint8_t* __restrict p, Acc wp,
+                      const uint8_t* __restrict q, Acc wq, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(wp * p[j] + wq * q[j]);
+}
+template <typename Acc>
+inline void rows_add2(Acc* __restrict a, const uint8_t* __restrict p, Acc wp,
+                      const uint8_t* __restrict q, Acc wq, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(a[j] + wp * p[j] + wq * q[j]);
 }
 
-FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq, const FramingParams& fr, float* out,
-              Scratch& s) {
+// uint16 via int32: converts to float with packed instructions.
+inline int32_t widen(uint16_t v) { return v; }
+inline int64_t widen(uint32_t v) { return v; }
+inline uint64_t widen(uint64_t v) { return v; }
+
+// at[j * kBlock + i] = a[i * stride + j] for j < cols (a multiple of 8).
+template <typename Acc>
+inline void transpose_block(const Acc* __restrict a, int64_t stride, int64_t cols,
+                            Acc* __restrict at) {
+  for (int64_t j = 0; j < cols; ++j) {
+    for (int i = 0; i < kBlock; ++i) at[j * kBlock + i] = a[i * stride + j];
+  }
+}
+#if defined(__SSE2__)
+// 8 x 8 blocks of uint16 transposed in registers.
+template <>
+inline void transpose_block<uint16_t>(const uint16_t* __restrict a, int64_t stride, int64_t cols,
+                                      uint16_t* __restrict at) {
+  for (int64_t j = 0; j < cols; j += 8) {
+    __m128i r[8];
+    for (int i = 0; i < 8; ++i)
+      r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i * stride + j));
+    const __m128i a0 = _mm_unpacklo_epi16(r[0], r[1]), a1 = _mm_unpackhi_epi16(r[0], r[1]);
+    const __m128i a2 = _mm_unpacklo_epi16(r[2], r[3]), a3 = _mm_unpackhi_epi16(r[2], r[3]);
+    const __m128i a4 = _mm_unpacklo_epi16(r[4], r[5]), a5 = _mm_unpackhi_epi16(r[4], r[5]);
+    const __m128i a6 = _mm_unpacklo_epi16(r[6], r[7]), a7 = _mm_unpackhi_epi16(r[6], r[7]);
+    const __m128i b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2);
+    const __m128i b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3);
+    const __m128i b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6);
+    const __m128i b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7);
+    __m128i* o = reinterpret_cast<__m128i*>(at + j * kBlock);
+    _mm_storeu_si128(o + 0, _mm_unpacklo_epi64(b0, b4));
+    _mm_storeu_si128(o + 1, _mm_unpackhi_epi64(b0, b4));
+    _mm_storeu_si128(o + 2, _mm_unpacklo_epi64(b1, b5));
+    _mm_storeu_si128(o + 3, _mm_unpackhi_epi64(b1, b5));
+    _mm_storeu_si128(o + 4, _mm_unpacklo_epi64(b2, b6));
+    _mm_storeu_si128(o + 5, _mm_unpackhi_epi64(b2, b6));
+    _mm_storeu_si128(o + 6, _mm_unpacklo_epi64(b3, b7));
+    _mm_storeu_si128(o + 7, _mm_unpackhi_epi64(b3, b7));
+  }
+}
+#endif
+
+// Box crop: vertical pass in integers on the raw interleaved bytes, kBlock output rows at a time,
+// transposed so that the horizontal pass runs over the kBlock rows with contiguous multiply-adds,
+// per channel; Sum holds the per-channel 2-D weighted sums exactly (float: below 2^24). BGR->gray
+// and the scale apply to those exact sums only.
+template <typename Acc, typename Sum>
+FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq,
+                                   const AxisTable& tab, float kf, float bias, float* out,
+                                   Scratch& s) {
   const int64_t side = sq.side, c = f.c, n = side * c;
-  build_table(side, s.tab);
-  const WeightTable& tab = s.tab;
   const int span = tab.span;
-  s.isum.resize(n);
-  s.acc.resize(n);
-  s.gray_t.resize((side + span) * kOutSide);
-  // Zero tail: padded taps (weight 0) may read up to span - 1 entries past the crop.
-  std::fill(s.gray_t.begin() + side * kOutSide, s.gray_t.end(), 0.0f);
+  // Padded taps (weight 0) read up to span - 1 pixels past the crop: a zero tail.
+  const int64_t npad = ((side + span) * c + 7) / 8 * 8;
+  s.vert.resize(static_cast<size_t>(kBlock * npad) * sizeof(Acc) / sizeof(uint64_t) + 1);
+  s.vert_t.resize(s.vert.size());
+  Acc* va = reinterpret_cast<Acc*>(s.vert.data());
+  Acc* vt = reinterpret_cast<Acc*>(s.vert_t.data());
+  for (int i = 0; i < kBlock; ++i) std::fill(va + i * npad + n, va + (i + 1) * npad, Acc{0});
 
   // Contiguous pixels fully inside the frame horizontally: read rows in place.
   const bool direct = f.sx == c && f.sc == 1 && sq.x0 >= 0 && sq.x0 + side <= f.w;
@@ -177,49 +198,73 @@ FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq, con
     return dst;
   };
 
-  // Vertical pass, one output row at a time, on the interleaved bytes; then gray, transposed.
-  float* acc = s.acc.data();
-  if (side > kMaxIntRows * kOutSide) s.acc_big.resize(n);
-  float* acc_big = s.acc_big.data();
-  uint16_t* isum = s.isum.data();
-  float* gt = s.gray_t.data();
-  for (int v = 0; v < kOutSide; ++v) {
-    // Full-weight rows: integer sums (more than 256 rows: earlier chunks flushed to acc_big).
-    const uint16_t* isum_used = nullptr;
-    bool big = false;
-    for (int64_t k = tab.full0[v]; k < tab.full1[v];) {
-      if (isum_used != nullptr) {
-        if (!big) std::fill(acc_big, acc_big + n, 0.0f), big = true;
-        acc_add_isum(acc_big, isum, n, tab.w_full[v]);
+  const int cg = c == 1 ? 1 : 3;  // channels that enter the gray value (BGRA: not alpha)
+  for (int v0 = 0; v0 < kOutSide; v0 += kBlock) {
+    for (int i = 0; i < kBlock; ++i) {
+      const int v = v0 + i;
+      const int32_t* w = &tab.w[static_cast<size_t>(v) * span];
+      Acc* a = va + i * npad;
+      bool first = true;
+      int t = 0;
+      auto next_tap = [&]() {
+        while (t < span && w[t] == 0) ++t;
+        return t < span;
+      };
+      while (next_tap()) {
+        const int tp = t++;
+        const uint8_t* p = source_row(tab.start[v] + tp, 0);
+        const Acc wp = static_cast<Acc>(w[tp]);
+        if (next_tap()) {
+          const int tq = t++;
+          const uint8_t* q = source_row(tab.start[v] + tq, 1);
+          const Acc wq = static_cast<Acc>(w[tq]);
+          first ? rows_set2(a, p, wp, q, wq, n) : rows_add2(a, p, wp, q, wq, n);
+        } else {
+          first ? rows_set(a, p, wp, n) : rows_add(a, p, wp, n);
+        }
+        first = false;
       }
-      const int64_t k_end = std::min<int64_t>(tab.full1[v], k + kMaxIntRows);
-      isum_assign(isum, source_row(k++, 0), n);
-      for (; k + 1 < k_end; k += 2) isum_add2(isum, source_row(k, 0), source_row(k + 1, 1), n);
-      if (k < k_end) isum_add(isum, source_row(k++, 0), n);
-      isum_used = isum;
     }
-    // Partial edge rows: gathered rows use slots 0 and 1 (isum is already reduced).
-    const uint8_t* ra = tab.w_a[v] != 0.0f ? source_row(tab.k_a[v], 0) : nullptr;
-    const uint8_t* rb = tab.w_b[v] != 0.0f ? source_row(tab.k_b[v], 1) : nullptr;
-    combine_rows(acc, isum_used, tab.w_full[v], ra, tab.w_a[v], rb, tab.w_b[v], n);
-    if (big) {
-      for (int64_t i = 0; i < n; ++i) acc[i] += acc_big[i];
-    }
-    gray_column(acc, gt, side, c, v);
-  }
+    transpose_block(va, npad, npad, vt);
 
-  // Horizontal pass for all 48 rows at once: 48-wide contiguous multiply-adds per tap.
-  float col[kOutSide];
-  for (int u = 0; u < kOutSide; ++u) {
-    const float* w = &tab.lin[u * span];
-    const float* g = gt + static_cast<int64_t>(tab.start[u]) * kOutSide;
-    for (int v = 0; v < kOutSide; ++v) col[v] = w[0] * g[v];
-    for (int t = 1; t < span; ++t) {
-      const float wt = w[t];
-      const float* gr = g + t * kOutSide;
-      for (int v = 0; v < kOutSide; ++v) col[v] += wt * gr[v];
+    // Horizontal pass, per channel, over the kBlock rows; then gray and scale.
+    for (int u = 0; u < kOutSide; ++u) {
+      const int32_t* w = &tab.w[static_cast<size_t>(u) * span];
+      const Acc* col0 = vt + static_cast<int64_t>(tab.start[u]) * c * kBlock;
+      Sum h[3][kBlock];
+      for (int ch = 0; ch < cg; ++ch) {
+        for (int i = 0; i < kBlock; ++i) h[ch][i] = Sum{0};
+        for (int t = 0; t < span; ++t) {
+          const Sum wt = static_cast<Sum>(w[t]);
+          const Acc* col = col0 + (t * c + ch) * kBlock;
+          for (int i = 0; i < kBlock; ++i) h[ch][i] += wt * static_cast<Sum>(widen(col[i]));
+        }
+      }
+      for (int i = 0; i < kBlock; ++i) {
+        const float g = cg == 1 ? static_cast<float>(h[0][i])
+                                : kWB * static_cast<float>(h[0][i]) +
+                                      kWG * static_cast<float>(h[1][i]) +
+                                      kWR * static_cast<float>(h[2][i]);
+        out[(v0 + i) * kOutSide + u] = g * kf + bias;
+      }
     }
-    for (int v = 0; v < kOutSide; ++v) out[v * kOutSide + u] = col[v] * fr.scale + fr.bias;
+  }
+}
+
+// The accumulator widths by crop size (all sums exact): uint16 / float up to 256 px (255 * 256 *
+// 256 < 2^24), uint32 / double while 255 * total fits 32 bits, else uint64 / double.
+void crop_box(const FrameView& f, const CropSquare& sq, const FramingParams& fr, float* out,
+              Scratch& s) {
+  const AxisTable& tab = axis_table(sq.side, s);
+  const int64_t total = axis_total(sq.side);
+  const float kf = static_cast<float>(static_cast<double>(fr.scale) /
+                                      (static_cast<double>(total) * static_cast<double>(total)));
+  if (total <= 256) {
+    crop_box<uint16_t, float>(f, sq, tab, kf, fr.bias, out, s);
+  } else if (total <= 16843009) {
+    crop_box<uint32_t, double>(f, sq, tab, kf, fr.bias, out, s);
+  } else {
+    crop_box<uint64_t, double>(f, sq, tab, kf, fr.bias, out, s);
   }
 }
 
@@ -344,45 +389,31 @@ int axis_span(int64_t side) {
              : 2;
 }
 
-AxisTaps axis_taps(int64_t side, int u, float* lin) {
-  const double s = static_cast<double>(side) / kOutSide;
-  AxisTaps t{};
+int64_t axis_total(int64_t side) { return side >= kOutSide ? side : 2 * kOutSide; }
+
+int32_t axis_taps(int64_t side, int u, int32_t* w) {
+  const int span = axis_span(side);
+  std::fill(w, w + span, 0);
   if (side >= kOutSide) {
-    // Area: output u covers the crop interval [u*s, (u+1)*s) (as cv2.INTER_AREA).
-    const double a = static_cast<double>(u) * side / kOutSide;
-    const double b = static_cast<double>(u + 1) * side / kOutSide;
-    const int64_t ka = static_cast<int64_t>(std::floor(a));
-    const int64_t kf0 = static_cast<int64_t>(std::ceil(a));
-    const int64_t kf1 = static_cast<int64_t>(std::floor(b));
-    t.start = static_cast<int32_t>(ka);
-    t.full0 = static_cast<int32_t>(kf0);
-    t.full1 = static_cast<int32_t>(kf1);
-    t.w_full = static_cast<float>(1.0 / s);
-    t.k_a = static_cast<int32_t>(ka);
-    t.w_a = kf0 > ka ? static_cast<float>((kf0 - a) / s) : 0.0f;
-    t.k_b = static_cast<int32_t>(std::min<int64_t>(kf1, side - 1));
-    t.w_b = (kf1 < side && b > kf1) ? static_cast<float>((b - kf1) / s) : 0.0f;
-    for (int64_t k = ka; k < std::min<int64_t>(static_cast<int64_t>(std::ceil(b)), side); ++k) {
-      const double overlap = std::min<double>(k + 1, b) - std::max<double>(k, a);
-      lin[k - ka] = static_cast<float>(std::max(overlap, 0.0) / s);
+    // Area (as cv2.INTER_AREA): in units of 1/48 pixel output u covers [u*side, (u+1)*side) and
+    // crop pixel k covers [48k, 48k + 48); the weights are the overlaps.
+    const int64_t a = u * side, b = a + side, k0 = a / kOutSide;
+    for (int64_t k = k0; k * kOutSide < b; ++k) {
+      w[k - k0] = static_cast<int32_t>(std::min<int64_t>((k + 1) * kOutSide, b) -
+                                       std::max<int64_t>(k * kOutSide, a));
     }
-  } else {
-    // Bilinear, half-pixel centres, clamped to the crop (as cv2.resize INTER_LINEAR on the crop).
-    const double src = (u + 0.5) * s - 0.5;
-    int64_t k = static_cast<int64_t>(std::floor(src));
-    double f = src - static_cast<double>(k);
-    if (k < 0) k = 0, f = 0.0;
-    if (k >= side - 1) k = side - 1, f = 0.0;
-    t.start = t.k_a = static_cast<int32_t>(k);
-    t.k_b = static_cast<int32_t>(std::min<int64_t>(k + 1, side - 1));
-    t.full0 = t.full1 = 0;
-    t.w_a = static_cast<float>(1.0 - f);
-    t.w_b = static_cast<float>(f);
-    t.w_full = 0.0f;
-    lin[0] = t.w_a;
-    lin[1] = t.w_b;
+    return static_cast<int32_t>(k0);
   }
-  return t;
+  // Bilinear, half-pixel centres, clamped to the crop (as cv2.resize INTER_LINEAR on the crop):
+  // source position (u + 0.5) * side / 48 - 0.5 = num / 96.
+  const int64_t num = (2 * static_cast<int64_t>(u) + 1) * side - kOutSide;
+  int64_t k = num >= 0 ? num / (2 * kOutSide) : -1;
+  int64_t r = num - 2 * kOutSide * k;
+  if (k < 0) k = 0, r = 0;
+  if (k >= side - 1) k = side - 1, r = 0;
+  w[0] = static_cast<int32_t>(2 * kOutSide - r);
+  w[1] = static_cast<int32_t>(r);
+  return static_cast<int32_t>(k);
 }
 
 // When the warp shrinks by s >= 2 source pixels per output pixel, the frame region is first

@@ -43,22 +43,16 @@ CropSquare box_crop(const double* box, const FramingParams& fr, const FrameView&
 double warp_scale(const double* landmarks, const FramingParams& fr);
 
 // Box mode: resampling of output index u along one axis of a square crop of `side` pixels (one
-// table serves both axes): exact fractional-overlap area weights when side >= 48 (as
-// cv2.INTER_AREA), bilinear with half-pixel centres when smaller (as cv2.INTER_LINEAR).
-// Output u = w_a * crop[k_a] + w_full * sum(crop[full0 .. full1)) + w_b * crop[k_b].
-struct AxisTaps {
-  int32_t start;         // first crop index of the dense weights (lin)
-  int32_t k_a, k_b;      // partially covered edge indices (or the two bilinear taps)
-  int32_t full0, full1;  // full-weight indices [full0, full1)
-  float w_a, w_b, w_full;
-};
-
-// Crop indices spanned by one output index (the length of axis_taps' lin).
+// table serves both axes) with integer weights: output u = sum_t w[t] * crop[start + t] /
+// axis_total(side), t < axis_span(side). Exact fractional-overlap area weights when side >= 48 (as
+// cv2.INTER_AREA; in units of 1/48 pixel, total = side), bilinear with half-pixel centres when
+// smaller (as cv2.INTER_LINEAR; units of 1/96, total = 96). Weights past the last tap are 0.
 int axis_span(int64_t side);
+int64_t axis_total(int64_t side);
 
-// The taps of output u; also writes the same weights densely to lin[t] for crop index start + t,
-// t < axis_span(side) (lin must be zeroed by the caller). Shared by the CPU and GPU kernels.
-AxisTaps axis_taps(int64_t side, int u, float* lin);
+// Writes the axis_span(side) weights of output u to w and returns start. Shared by the CPU and
+// GPU kernels.
+int32_t axis_taps(int64_t side, int u, int32_t* w);
 
 // Landmark mode: geometry of the eye-aligning warp of one face, shared by the CPU and GPU
 // kernels. Output (u, v) -> frame (a*u - b*v + tx, b*u + a*v + ty) (slid up to the frame when it

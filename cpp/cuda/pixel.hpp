@@ -2,12 +2,11 @@
 // emulation (g++) so that CI without a GPU can check it against the CPU kernel (preprocess.cpp).
 //
 // It reproduces preprocess.cpp operation for operation (same float/double types, same order):
-// box mode = vertical pass (integer sum of the full-weight rows, then w_full*sum + w_a*edge_a +
-// w_b*edge_b in float), BT.601 gray, horizontal pass over the dense per-output weights; landmark
-// mode = similarity warp with ns x ns bilinear taps on gray computed from the frame. The .cu file
-// is compiled with --fmad=false so that nvcc does not contract a*b+c into FMA: results then equal
-// the CPU kernel's baseline (SSE2) build bit for bit; its AVX2+FMA clone may differ in the last
-// float bit.
+// box mode = the exact integer sums of the separable integer weights per channel, then BT.601
+// gray and the scale in float; landmark mode = similarity warp with ns x ns bilinear taps on gray
+// computed from the frame. The .cu file is compiled with --fmad=false so that nvcc does not
+// contract a*b+c into FMA: results then equal the CPU kernel's baseline (SSE2) build bit for bit;
+// its AVX2+FMA clone may differ in the last float bit.
 #pragma once
 
 #include <cstdint>
@@ -22,15 +21,7 @@ namespace ferfast {
 namespace gpu {
 
 constexpr int kSide = 48;
-constexpr int64_t kMaxIntRows = 256;  // preprocess.cpp: rows summed in integers per chunk
 
-// Resampling of one output index u along one axis (preprocess.cpp WeightTable entries).
-struct AxisTap {
-  int32_t start;         // first crop index of the horizontal taps (lin weights)
-  int32_t k_a, k_b;      // partial edge rows (vertical pass)
-  int32_t full0, full1;  // full-weight rows [full0, full1)
-  float w_a, w_b, w_full;
-};
 constexpr float kWB = 0.114f, kWG = 0.587f, kWR = 0.299f;  // as preprocess.cpp
 
 // The frame as the kernel reads it: byte strides (may be negative), any base pointer.
@@ -43,10 +34,11 @@ struct FrameDesc {
 // One face, fully planned on the host (geometry and weight tables).
 struct FaceJob {
   int32_t mode;  // 0 = box crop, 1 = landmark warp
-  int32_t span;  // box: horizontal taps per output index
+  int32_t span;  // box: taps per output index (preprocess.hpp axis_span)
   int64_t x0, y0, side;
-  int64_t lin_off;   // box: offset of this face's 48*span horizontal weights in the weight table
-  int64_t axis_off;  // box: offset of this face's 48 AxisTap entries in the axis table
+  int64_t lin_off;   // box: offset of this face's 48*span integer weights in the weight table
+  int64_t axis_off;  // box: offset of this face's 48 first crop indices in the start table
+  float kf;          // box: scale / axis_total(side)^2 (float, as preprocess.cpp)
   // landmark warp (preprocess.cpp crop_warp): the frame box-filtered by fct on a block grid at
   // (ox, oy) of iw x ih blocks, sampled with ns x ns bilinear taps in block coordinates
   // x = fa*u' + rx(v'), y = fb*u' + ry(v'), rx = float(-gb*v' + gtx), ry = float(ga*v' + gty).
@@ -61,70 +53,28 @@ FERFAST_HD int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi) {
   return v < lo ? lo : (v > hi ? hi : v);
 }
 
-// Vertically resampled value of crop column k, channel byte offset ch, for output row v.
-FERFAST_HD float box_vertical(const FrameDesc& f, const FaceJob& job, const AxisTap& t,
-                              const uint8_t* col) {
-  auto px = [&](int64_t row) {
-    return col[clamp_i64(job.y0 + row, 0, f.h - 1) * f.sy];
-  };
-  // Full-weight rows: exact integer sums in chunks of 256 rows; earlier chunks go to acc_big.
-  bool have_sum = false, big = false;
-  int64_t isum = 0;
-  float acc_big = 0.0f;
-  for (int64_t k = t.full0; k < t.full1;) {
-    if (have_sum) {
-      acc_big = big ? acc_big + t.w_full * static_cast<float>(isum) : t.w_full * static_cast<float>(isum);
-      big = true;
+// Output pixel (u, v) of a box crop: the exact 2-D weighted sums per channel (integers, which
+// preprocess.cpp holds exactly in float or double), then gray and scale in float.
+FERFAST_HD float box_pixel(const FrameDesc& f, const FaceJob& job, const int32_t* start,
+                           const int32_t* lin, int u, int v, float bias) {
+  const int32_t* wu = lin + u * job.span;
+  const int32_t* wv = lin + v * job.span;
+  const int cg = f.c == 1 ? 1 : 3;
+  int64_t h[3] = {0, 0, 0};
+  for (int tv = 0; tv < job.span; ++tv) {
+    if (wv[tv] == 0) continue;
+    const uint8_t* row = f.data + clamp_i64(job.y0 + start[v] + tv, 0, f.h - 1) * f.sy;
+    for (int tu = 0; tu < job.span; ++tu) {
+      if (wu[tu] == 0) continue;
+      const uint8_t* px = row + clamp_i64(job.x0 + start[u] + tu, 0, f.w - 1) * f.sx;
+      const int64_t wt = static_cast<int64_t>(wv[tv]) * wu[tu];
+      for (int ch = 0; ch < cg; ++ch) h[ch] += wt * px[ch * f.sc];
     }
-    const int64_t k_end = k + kMaxIntRows < t.full1 ? k + kMaxIntRows : t.full1;
-    isum = 0;
-    for (; k < k_end; ++k) isum += px(k);
-    have_sum = true;
   }
-  const bool has_a = t.w_a != 0.0f, has_b = t.w_b != 0.0f;
-  const float ra = has_a ? static_cast<float>(px(t.k_a)) : 0.0f;
-  const float rb = has_b ? static_cast<float>(px(t.k_b)) : 0.0f;
-  const float fs = static_cast<float>(isum);
-  float acc;  // preprocess.cpp combine_rows, term by term
-  if (have_sum && has_a && has_b) {
-    acc = t.w_full * fs + t.w_a * ra + t.w_b * rb;
-  } else if (have_sum && (has_a || has_b)) {
-    acc = has_a ? t.w_full * fs + t.w_a * ra : t.w_full * fs + t.w_b * rb;
-  } else if (have_sum) {
-    acc = t.w_full * fs;
-  } else if (has_a && has_b) {
-    acc = t.w_a * ra + t.w_b * rb;
-  } else if (has_a || has_b) {
-    acc = has_a ? t.w_a * ra : t.w_b * rb;
-  } else {
-    acc = 0.0f;
-  }
-  if (big) acc = acc + acc_big;
-  return acc;
-}
-
-// Gray (float) of crop column k after the vertical pass of output row v.
-FERFAST_HD float box_gray(const FrameDesc& f, const FaceJob& job, const AxisTap& tv, int64_t k) {
-  const uint8_t* col = f.data + clamp_i64(job.x0 + k, 0, f.w - 1) * f.sx;
-  if (f.c == 1) return box_vertical(f, job, tv, col);
-  const float a0 = box_vertical(f, job, tv, col);
-  const float a1 = box_vertical(f, job, tv, col + f.sc);
-  const float a2 = box_vertical(f, job, tv, col + 2 * f.sc);
-  return kWB * a0 + kWG * a1 + kWR * a2;
-}
-
-FERFAST_HD float box_pixel(const FrameDesc& f, const FaceJob& job, const AxisTap* axis,
-                           const float* lin, int u, int v, float scale, float bias) {
-  const float* w = lin + u * job.span;
-  const int64_t start = axis[u].start;
-  float col = 0.0f;
-  for (int t = 0; t < job.span; ++t) {
-    const int64_t k = start + t;
-    // Past the crop preprocess.cpp reads a zero tail; a zero weight adds an exact 0 either way.
-    const float g = (k < job.side && w[t] != 0.0f) ? box_gray(f, job, axis[v], k) : 0.0f;
-    col = t == 0 ? w[0] * g : col + w[t] * g;
-  }
-  return col * scale + bias;
+  const float g = cg == 1 ? static_cast<float>(h[0])
+                          : kWB * static_cast<float>(h[0]) + kWG * static_cast<float>(h[1]) +
+                                kWR * static_cast<float>(h[2]);
+  return g * job.kf + bias;
 }
 
 // Box-filtered gray of block (ix, iy) (preprocess.cpp box_gray): exact integer sums of the
@@ -178,10 +128,10 @@ FERFAST_HD float warp_pixel(const FrameDesc& f, const FaceJob& m, int u, int v, 
   return acc * m.inv * scale + bias;
 }
 
-FERFAST_HD float face_pixel(const FrameDesc& f, const FaceJob& job, const AxisTap* axis,
-                            const float* lin, int u, int v, float scale, float bias) {
+FERFAST_HD float face_pixel(const FrameDesc& f, const FaceJob& job, const int32_t* start,
+                            const int32_t* lin, int u, int v, float scale, float bias) {
   if (job.mode == 1) return warp_pixel(f, job, u, v, scale, bias);
-  return box_pixel(f, job, axis + job.axis_off, lin + job.lin_off, u, v, scale, bias);
+  return box_pixel(f, job, start + job.axis_off, lin + job.lin_off, u, v, bias);
 }
 
 }  // namespace gpu

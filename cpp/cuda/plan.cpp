@@ -10,15 +10,14 @@ namespace ferfast {
 namespace gpu {
 namespace {
 
-// The box-mode weight tables of one face (preprocess.cpp's axis_taps): 48 AxisTap entries (vertical
-// pass, horizontal starts) and 48 * span dense horizontal weights. Returns span.
-int build_table(int64_t side, std::vector<AxisTap>& axis, std::vector<float>& lin_all) {
+// The box-mode weight table of one face (preprocess.cpp's axis_taps, one for both axes): 48
+// first crop indices and 48 * span integer weights. Returns span.
+int build_table(int64_t side, std::vector<int32_t>& axis, std::vector<int32_t>& lin_all) {
   const int span = axis_span(side);
   const size_t l0 = lin_all.size();
-  lin_all.resize(l0 + static_cast<size_t>(kSide) * span, 0.0f);
+  lin_all.resize(l0 + static_cast<size_t>(kSide) * span, 0);
   for (int u = 0; u < kSide; ++u) {
-    const AxisTaps t = axis_taps(side, u, lin_all.data() + l0 + static_cast<size_t>(u) * span);
-    axis.push_back(AxisTap{t.start, t.k_a, t.k_b, t.full0, t.full1, t.w_a, t.w_b, t.w_full});
+    axis.push_back(axis_taps(side, u, lin_all.data() + l0 + static_cast<size_t>(u) * span));
   }
   return span;
 }
@@ -70,6 +69,8 @@ Plan plan_faces(const FrameView& frame, const double* boxes, const double* landm
       job.lin_off = static_cast<int64_t>(plan.lin.size());
       job.axis_off = static_cast<int64_t>(plan.axis.size());
       job.span = build_table(sq.side, plan.axis, plan.lin);
+      const double total = static_cast<double>(axis_total(sq.side));
+      job.kf = static_cast<float>(static_cast<double>(fr.scale) / (total * total));
       lo = clamp_i64(sq.y0, 0, frame.h - 1);
       hi = clamp_i64(sq.y0 + sq.side - 1, 0, frame.h - 1);
     }

@@ -13,8 +13,8 @@ namespace gpu {
 
 struct Plan {
   std::vector<FaceJob> jobs;
-  std::vector<AxisTap> axis;  // box faces: 48 entries each (vertical pass, horizontal starts)
-  std::vector<float> lin;     // box faces: 48 * span horizontal weights each
+  std::vector<int32_t> axis;  // box faces: 48 first crop indices each (preprocess.hpp axis_taps)
+  std::vector<int32_t> lin;   // box faces: 48 * span integer weights each
   int64_t row_lo = 0, row_hi = -1;  // frame rows any face reads (inclusive; empty when lo > hi)
 };
 

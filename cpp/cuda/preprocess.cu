@@ -26,8 +26,8 @@ void check(cudaError_t err, const char* what) {
   }
 }
 
-__global__ void preprocess_kernel(FrameDesc f, const FaceJob* jobs, const AxisTap* axis,
-                                  const float* lin, float scale, float bias, float* out) {
+__global__ void preprocess_kernel(FrameDesc f, const FaceJob* jobs, const int32_t* axis,
+                                  const int32_t* lin, float scale, float bias, float* out) {
   const int p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= kPixels) return;
   const int64_t face = blockIdx.y;
@@ -124,11 +124,11 @@ void run_locked(State& s, const FrameView& frame, const double* boxes, const dou
   const FrameDesc f{dev_lo - lo, frame.h, frame.w, frame.c, frame.sy, frame.sx, frame.sc};
 
   const size_t job_bytes = plan.jobs.size() * sizeof(FaceJob);
-  const size_t axis_bytes = plan.axis.size() * sizeof(AxisTap);
-  const size_t lin_bytes = plan.lin.size() * sizeof(float);
+  const size_t axis_bytes = plan.axis.size() * sizeof(int32_t);
+  const size_t lin_bytes = plan.lin.size() * sizeof(int32_t);
   auto* d_jobs = static_cast<FaceJob*>(s.jobs.reserve(job_bytes));
-  auto* d_axis = static_cast<AxisTap*>(s.axis.reserve(std::max<size_t>(axis_bytes, 64)));
-  auto* d_lin = static_cast<float*>(s.lin.reserve(std::max<size_t>(lin_bytes, 64)));
+  auto* d_axis = static_cast<int32_t*>(s.axis.reserve(std::max<size_t>(axis_bytes, 64)));
+  auto* d_lin = static_cast<int32_t*>(s.lin.reserve(std::max<size_t>(lin_bytes, 64)));
   check(cudaMemcpyAsync(d_jobs, plan.jobs.data(), job_bytes, cudaMemcpyHostToDevice, stream),
         "job upload");
   if (axis_bytes > 0) {
