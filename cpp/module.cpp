@@ -7,6 +7,7 @@
 
 #include <utility>
 
+#include "framing_defaults.hpp"
 #include "preprocess.hpp"
 #include "validate.hpp"
 
@@ -44,18 +45,20 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "ferfast native kernels (zero-copy face preprocessing)";
   m.attr("OUT_SIDE") = ferfast::kOutSide;
   m.attr("MAX_SIDE_FACTOR") = ferfast::kMaxSideFactor;
+  namespace d = ferfast::defaults;
   m.def("preprocess", &preprocess, py::arg("frame"), py::arg("boxes"), py::arg("out") = py::none(),
-        py::arg("landmarks") = py::none(), py::arg("margin") = 1.0, py::arg("offset_x") = 0.0,
-        py::arg("offset_y") = 0.0, py::arg("eye_left") = std::make_pair(16.0, 20.0),
-        py::arg("eye_right") = std::make_pair(31.0, 20.0), py::arg("scale") = 1.0 / 255.0,
-        py::arg("bias") = 0.0,
+        py::arg("landmarks") = py::none(), py::arg("margin") = d::kMargin,
+        py::arg("offset_x") = d::kOffsetX, py::arg("offset_y") = d::kOffsetY,
+        py::arg("eye_left") = std::make_pair(d::kEyeLeftX, d::kEyeLeftY),
+        py::arg("eye_right") = std::make_pair(d::kEyeRightX, d::kEyeRightY),
+        py::arg("scale") = d::kScale, py::arg("bias") = d::kBias,
         R"doc(Crop, gray-convert and resize faces to float32 (N, 1, 48, 48).
 
 frame: uint8 (H, W) / (H, W, 3) BGR / (H, W, 4) BGRA, any strides, read in place.
 boxes: (N, 4) x, y, w, h. out: optional writable C-contiguous float32 (M >= N, 1, 48, 48);
 the result is then a view of out[:N]. landmarks: optional (N, 5, 2) YuNet points; when given,
 a similarity warp puts landmarks[:, 0] at eye_left and landmarks[:, 1] at eye_right.
-Values are gray * scale + bias. Use ferfast.preprocess for the measured framing defaults.)doc");
+Values are gray * scale + bias. The defaults are ferfast.framing.FRAMING (YuNet framing).)doc");
   // ---- optional GPU parts: preprocess_cuda / cuda_device_count, TrtRuntime ----
 #ifdef FERFAST_WITH_CUDA
   ferfast::register_cuda(m);

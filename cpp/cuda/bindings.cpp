@@ -10,6 +10,7 @@
 
 #include "plan.hpp"
 #include "preprocess_cuda.hpp"
+#include "../framing_defaults.hpp"
 #include "../validate.hpp"
 
 namespace py = pybind11;
@@ -63,12 +64,14 @@ void register_cuda(py::module_& m) {
        {std::make_pair("preprocess_cuda", &preprocess_cuda),
         std::make_pair("_preprocess_cuda_emulated", &preprocess_emulated)}) {
     const bool real = entry.second == &preprocess_cuda;
+    namespace d = defaults;
     m.def(entry.first, entry.second, py::arg("frame"), py::arg("boxes"),
           py::arg("out") = py::none(), py::arg("landmarks") = py::none(),
-          py::arg("margin") = 1.0, py::arg("offset_x") = 0.0, py::arg("offset_y") = 0.0,
-          py::arg("eye_left") = std::make_pair(16.0, 20.0),
-          py::arg("eye_right") = std::make_pair(31.0, 20.0), py::arg("scale") = 1.0 / 255.0,
-          py::arg("bias") = 0.0,
+          py::arg("margin") = d::kMargin, py::arg("offset_x") = d::kOffsetX,
+          py::arg("offset_y") = d::kOffsetY,
+          py::arg("eye_left") = std::make_pair(d::kEyeLeftX, d::kEyeLeftY),
+          py::arg("eye_right") = std::make_pair(d::kEyeRightX, d::kEyeRightY),
+          py::arg("scale") = d::kScale, py::arg("bias") = d::kBias,
           real ? "GPU version of preprocess(): same arguments, same float32 (N, 1, 48, 48) "
                  "result.\nRaises RuntimeError when no CUDA GPU is present. On integrated GPUs "
                  "(Jetson) the frame\nis read through mapped host memory without a copy."

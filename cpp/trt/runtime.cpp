@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "../framing_defaults.hpp"
 #include "engine_file.hpp"
 
 #ifdef FERFAST_WITH_CUDA
@@ -329,9 +330,10 @@ void register_trt(py::module_& m) {
             return out;
           },
           py::arg("frame"), py::arg("boxes"), py::arg("landmarks") = py::none(),
-          py::arg("margin") = 1.0, py::arg("offset_x") = 0.0, py::arg("offset_y") = 0.0,
-          py::arg("eye_left") = std::make_pair(16.0, 20.0),
-          py::arg("eye_right") = std::make_pair(31.0, 20.0),
+          py::arg("margin") = defaults::kMargin, py::arg("offset_x") = defaults::kOffsetX,
+          py::arg("offset_y") = defaults::kOffsetY,
+          py::arg("eye_left") = std::make_pair(defaults::kEyeLeftX, defaults::kEyeLeftY),
+          py::arg("eye_right") = std::make_pair(defaults::kEyeRightX, defaults::kEyeRightY),
           "Frame + boxes -> (n, K) probabilities, preprocessing on the GPU into the engine input.")
 #endif
       ;

@@ -2,6 +2,7 @@
 
 preprocess_cuda, cuda_* and TrtRuntime exist only when the extension was built with CUDA /
 TensorRT (WITH_CUDA / WITH_TENSORRT tell); calling them otherwise is an AttributeError.
+Framing defaults (``...`` here) are ferfast.framing.FRAMING's (cpp/framing_defaults.hpp).
 """
 
 import numpy as np
@@ -19,39 +20,39 @@ def preprocess(
     boxes: npt.ArrayLike,
     out: _Float32 | None = None,
     landmarks: npt.ArrayLike | None = None,
-    margin: float = 1.0,
-    offset_x: float = 0.0,
-    offset_y: float = 0.0,
-    eye_left: tuple[float, float] = (16.0, 20.0),
-    eye_right: tuple[float, float] = (31.0, 20.0),
+    margin: float = ...,
+    offset_x: float = ...,
+    offset_y: float = ...,
+    eye_left: tuple[float, float] = ...,
+    eye_right: tuple[float, float] = ...,
     scale: float = ...,
-    bias: float = 0.0,
+    bias: float = ...,
 ) -> _Float32: ...
 def preprocess_cuda(
     frame: npt.NDArray[np.uint8],
     boxes: npt.ArrayLike,
     out: _Float32 | None = None,
     landmarks: npt.ArrayLike | None = None,
-    margin: float = 1.0,
-    offset_x: float = 0.0,
-    offset_y: float = 0.0,
-    eye_left: tuple[float, float] = (16.0, 20.0),
-    eye_right: tuple[float, float] = (31.0, 20.0),
+    margin: float = ...,
+    offset_x: float = ...,
+    offset_y: float = ...,
+    eye_left: tuple[float, float] = ...,
+    eye_right: tuple[float, float] = ...,
     scale: float = ...,
-    bias: float = 0.0,
+    bias: float = ...,
 ) -> _Float32: ...
 def _preprocess_cuda_emulated(
     frame: npt.NDArray[np.uint8],
     boxes: npt.ArrayLike,
     out: _Float32 | None = None,
     landmarks: npt.ArrayLike | None = None,
-    margin: float = 1.0,
-    offset_x: float = 0.0,
-    offset_y: float = 0.0,
-    eye_left: tuple[float, float] = (16.0, 20.0),
-    eye_right: tuple[float, float] = (31.0, 20.0),
+    margin: float = ...,
+    offset_x: float = ...,
+    offset_y: float = ...,
+    eye_left: tuple[float, float] = ...,
+    eye_right: tuple[float, float] = ...,
     scale: float = ...,
-    bias: float = 0.0,
+    bias: float = ...,
 ) -> _Float32: ...
 def cuda_uses_mapped_frames() -> bool: ...
 def cuda_device_count() -> int: ...
@@ -79,9 +80,9 @@ class TrtRuntime:
         frame: npt.NDArray[np.uint8],
         boxes: npt.ArrayLike,
         landmarks: npt.ArrayLike | None = None,
-        margin: float = 1.0,
-        offset_x: float = 0.0,
-        offset_y: float = 0.0,
-        eye_left: tuple[float, float] = (16.0, 20.0),
-        eye_right: tuple[float, float] = (31.0, 20.0),
+        margin: float = ...,
+        offset_x: float = ...,
+        offset_y: float = ...,
+        eye_left: tuple[float, float] = ...,
+        eye_right: tuple[float, float] = ...,
     ) -> _Float32: ...

@@ -28,7 +28,7 @@ DEFAULT_HOME = Path("~/.cache/ferfast")
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)

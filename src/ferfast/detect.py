@@ -24,7 +24,7 @@ from ferfast.framing import FRAMING_HAAR, FRAMING_YUNET, Framing
 YUNET_ENV = "FERFAST_YUNET"
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,8 +199,8 @@ class HaarDetector:
                 minNeighbors=self.min_neighbors,
                 minSize=(self.min_size, self.min_size),
             )
-        rects = sorted((tuple(map(float, r)) for r in rects), key=lambda r: -r[2] * r[3])
-        return [Detection(box=(x * sx, y * sy, w * sx, h * sy), score=1.0) for x, y, w, h in rects]
+        boxes = sorted(([float(v) for v in r] for r in rects), key=lambda r: -r[2] * r[3])
+        return [Detection(box=(x * sx, y * sy, w * sx, h * sy), score=1.0) for x, y, w, h in boxes]
 
     def __repr__(self) -> str:
         return f"HaarDetector(input_size={self.input_size})"

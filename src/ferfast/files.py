@@ -32,7 +32,7 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 
 # Frames held at once before their faces are classified together: enough faces for a fast batch,
 # bounded in memory for large photos.

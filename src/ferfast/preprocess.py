@@ -71,8 +71,8 @@ def preprocess(
         framing.margin,
         framing.offset_x,
         framing.offset_y,
-        tuple(framing.eye_left),
-        tuple(framing.eye_right),
+        framing.eye_left,
+        framing.eye_right,
         framing.input_scale,
         framing.input_bias,
     )

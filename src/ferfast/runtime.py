@@ -105,7 +105,7 @@ def default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def check_batch(batch: Any, name: str = "batch") -> int:
+def check_batch(batch: object, name: str = "batch") -> int:
     """Validate a model input batch (C-contiguous float32 (n,1,48,48)); return n."""
     if not isinstance(batch, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(batch).__name__}")
@@ -115,7 +115,7 @@ def check_batch(batch: Any, name: str = "batch") -> int:
         raise ValueError(f"{name} must have shape (n, 1, {SIDE}, {SIDE}), got {batch.shape}")
     if not batch.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (use leading rows of new_input_buffer)")
-    return batch.shape[0]
+    return int(batch.shape[0])
 
 
 class OrtRunner:
@@ -244,7 +244,7 @@ class OrtRunner:
             return np.empty((0, self.num_classes), dtype=np.float32)
         binding, out = self._binding(batch, n)
         self.session.run_with_iobinding(binding)
-        return out.copy()
+        return np.array(out, dtype=np.float32, copy=True)
 
     def __repr__(self) -> str:
         return (

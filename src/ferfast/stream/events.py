@@ -12,7 +12,7 @@ from typing import TextIO
 from .tracking import TrackedFace
 
 
-def face_event(face: TrackedFace, emotions: Sequence[str]) -> dict:
+def face_event(face: TrackedFace, emotions: Sequence[str]) -> dict[str, object]:
     """``{"id", "box", "emotion", "probs", "score"}`` for one tracked face."""
     if len(face.probs) != len(emotions):
         raise ValueError(f"face has {len(face.probs)} probabilities for {len(emotions)} emotions")
@@ -27,7 +27,7 @@ def face_event(face: TrackedFace, emotions: Sequence[str]) -> dict:
 
 def frame_event(
     frame: int, time: float, faces: Sequence[TrackedFace], emotions: Sequence[str]
-) -> dict:
+) -> dict[str, object]:
     """``{"frame", "time", "faces": [...]}`` for one processed frame."""
     return {
         "frame": int(frame),

@@ -83,7 +83,7 @@ def render_kiosk(
     if width < 320 or height < 240:
         raise ValueError(f"kiosk size must be at least 320x240, got {width}x{height}")
     lay = _layout((int(width), int(height)), tuple(emotions))
-    canvas = lay.template.copy()
+    canvas: np.ndarray = lay.template.copy()
     unit = lay.unit
 
     # Video area: the frame with boxes and short labels, fitted with its aspect ratio kept.

@@ -58,7 +58,7 @@ def can_write(fourcc: str, suffix: str) -> bool:
     """Whether this OpenCV build opens a ``fourcc`` writer for ``suffix`` files (probed once)."""
     with tempfile.TemporaryDirectory(prefix="ferfast-fourcc-") as tmp, _quiet_stderr():
         writer = cv2.VideoWriter(
-            os.path.join(tmp, f"probe{suffix}"), cv2.VideoWriter_fourcc(*fourcc), 30.0, (64, 64)
+            os.path.join(tmp, f"probe{suffix}"), cv2.VideoWriter.fourcc(*fourcc), 30.0, (64, 64)
         )
         ok = bool(writer.isOpened())
         writer.release()
@@ -100,7 +100,7 @@ class VideoRecorder:
         self.fourcc = self._fallback
 
     def _open(self, size: tuple[int, int]) -> cv2.VideoWriter | None:
-        code = cv2.VideoWriter_fourcc(*self.fourcc)
+        code = cv2.VideoWriter.fourcc(*self.fourcc)
         with contextlib.ExitStack() as stack:
             if self.fourcc != self._fallback:  # a failure here is handled: keep stderr clean
                 stack.enter_context(_quiet_stderr())

@@ -54,7 +54,7 @@ class BuildResult:
     timing_cache: Path | None
 
 
-def _num_classes(shape: list, path: Path) -> int:
+def _num_classes(shape: list[object], path: Path) -> int:
     """K of an output shape ``(N, K)``; ValueError when it is not a fixed width."""
     k = shape[-1] if len(shape) == 2 else None
     if not isinstance(k, int) or k < 1:
