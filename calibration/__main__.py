@@ -17,7 +17,6 @@ from pathlib import Path
 from training.paths import CACHE
 
 from .dataset import DEFAULT_PER_CLASS, DEFAULT_SEED, RECORD_PATH
-from .model_info import read_model_info
 from .pipeline import (
     FP32_MODEL,
     INT8_MODEL,
@@ -27,6 +26,7 @@ from .pipeline import (
     calibration_set,
     evaluate_model,
     load_test,
+    read_model_info,
 )
 from .quantize import METHODS, QuantSettings, quantize_model
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from training.paths import CACHE, DOCS, MODELS, REPO
 
 from .dataset import RECORD_PATH
-from .model_info import read_model_info
 from .pipeline import (
     FP32_MODEL,
     INT8_MODEL,
@@ -32,6 +31,7 @@ from .pipeline import (
     calibration_set,
     evaluate_model,
     load_test,
+    read_model_info,
 )
 from .quantize import (
     METHODS,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ferfast.contract import ModelMetadata
 from ferfast.runtime import OrtRunner
 from training.data import EMOTIONS, load, normalise, read_faces
 from training.paths import CACHE, FER2013, MODELS
@@ -19,13 +20,18 @@ from .dataset import (
     stratified_sample,
 )
 from .evaluate import Scores, score
-from .model_info import ModelInfo
 from .session import Latency, measure_latency, run_batches
 
 TRAIN_ROOT = FER2013 / "train"
 TEST_DATA = FER2013 / "test"
 FP32_MODEL = MODELS / "ferfast_fp32.onnx"
 INT8_MODEL = MODELS / "ferfast_int8.onnx"
+
+
+def read_model_info(path: str | Path) -> ModelMetadata:
+    """Class names and input scale/bias of a ferfast ONNX model (checked by ``OrtRunner``)."""
+    runner = OrtRunner(path)
+    return ModelMetadata(runner.emotions, runner.input_scale, runner.input_bias)
 
 
 def calibration_set(
@@ -48,7 +54,7 @@ def calibration_set(
 
 
 def calibration_inputs(
-    cset: CalibrationSet, info: ModelInfo, root: str | Path | None = None
+    cset: CalibrationSet, info: ModelMetadata, root: str | Path | None = None
 ) -> np.ndarray:
     """The set's faces normalised per the model's metadata: float32 (N,1,48,48)."""
     return normalise(read_faces(cset.paths(root)), info.input_scale, info.input_bias)

@@ -12,8 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from calibration.dataset import CalibrationSet, stratified_sample
 from calibration.evaluate import score
-from calibration.model_info import EMOTIONS, read_model_info
-from calibration.pipeline import load_test
+from calibration.pipeline import load_test, read_model_info
 from calibration.quantize import (
     QuantSettings,
     fold_bias_dequantize,
@@ -22,6 +21,7 @@ from calibration.quantize import (
     relu_to_leaky,
 )
 from calibration.session import measure_latency, run_batches
+from ferfast.labels import EMOTIONS
 from ferfast.runtime import OrtRunner
 from training.data import normalise, read_faces
 from training.paths import REPO
