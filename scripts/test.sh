@@ -6,9 +6,9 @@
 #            screenshots), installed when missing as root with apt-get
 #   packages: torch (CPU build, for the training tests), ferfast with its train/test/bench extras
 #            (builds the C++ extension, with the CUDA kernel when nvcc is found), the GUI OpenCV
-#            wheel over ferfast's headless one (the kiosk tests open windows), mypy and
-#            tensorrt-stubs (type-checks the TensorRT code; installed without their TensorRT
-#            dependency, which needs NVIDIA's own index).
+#            wheel over ferfast's headless one (the kiosk tests open windows), tensorrt-stubs
+#            (the test extra's mypy type-checks the TensorRT code with them; installed without
+#            their TensorRT dependency, which needs NVIDIA's own index).
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh benchmarks/`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ source scripts/python-env.sh
 apt_install ffmpeg xvfb x11-apps x11-xserver-utils imagemagick
 "$PY" -m pip install -q torch==2.13.0
 # --no-warn-conflicts: pip_check below reports conflicts, less the expected tensorrt-stubs one.
-"$PY" -m pip install -q --no-warn-conflicts ".[train,test,bench]" mypy
+"$PY" -m pip install -q --no-warn-conflicts ".[train,test,bench]"
 use_gui_opencv  # the kiosk tests open windows
 "$PY" -m pip install -q --no-deps tensorrt-stubs
 pip_check
