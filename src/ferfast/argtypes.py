@@ -77,8 +77,11 @@ def add_engine_arguments(group: argparse._ActionsContainer, threads: int | None 
     group.add_argument(
         "--backend",
         default="auto",
-        choices=("auto", "onnxruntime", "tensorrt"),
-        help="auto: TensorRT for an .engine model, else ONNX Runtime on the CPU (default auto)",
+        choices=("auto", "cpu", "cuda", "tensorrt", "onnxruntime"),
+        help="auto: TensorRT for an .engine model; ONNX Runtime on the GPU (CUDA) when "
+        "onnxruntime-gpu (pip install 'ferfast[gpu]') and an NVIDIA GPU are present, else on the "
+        "CPU. cpu (alias onnxruntime), cuda: ONNX Runtime on that device; tensorrt: an .engine "
+        "model, or ONNX Runtime's TensorRT provider for an .onnx model (default auto)",
     )
     group.add_argument(
         "--detector",
