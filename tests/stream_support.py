@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -66,6 +67,88 @@ def write_face_video(path: Path, n: int) -> Path:
     photo = cv2.imread(str(FACE_PHOTO))
     assert photo is not None, f"cannot read {FACE_PHOTO}"
     return write_video(path, face_frames(photo, n))
+
+
+# FER2013 order (the contract); kept local so the fakes need only numpy.
+FAKE_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+@dataclass(frozen=True)
+class FakeFace:
+    """A stand-in for ``ferfast.FaceResult`` / ``Detection`` with what the stream loop reads."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    probs: np.ndarray
+    landmarks: np.ndarray | None = None
+    crop: np.ndarray | None = None
+
+
+def numbered_frame(i: int, size: tuple[int, int] = (4, 4)) -> np.ndarray:
+    """A tiny BGR frame whose pixels all hold ``i % 256`` (the fakes read the number back)."""
+    return np.full((size[1], size[0], 3), i % 256, np.uint8)
+
+
+class FakeEngine:
+    """Engine stand-in for loop tests: one face per frame, everything derived from the frame.
+
+    The frame number is its first pixel (:func:`numbered_frame`). ``detect`` records the
+    numbers it ran on in ``detected`` and finds one face at ``box`` (or ``box(number)``); ``predict`` gives each box
+    the one-hot probabilities of ``number % 7`` and, with ``crops=True``, the crop
+    ``look(number)`` (default: one fixed pattern). ``delay(number)`` seconds are slept in
+    ``detect`` (detector cost, to shuffle thread timing).
+    """
+
+    emotions = FAKE_EMOTIONS
+
+    def __init__(
+        self,
+        box=(1.0, 1.0, 2.0, 2.0),
+        look=None,
+        delay=None,
+    ) -> None:
+        self.box = box
+        self.look = look or (lambda n: _PATTERN)
+        self.delay = delay or (lambda n: 0.0)
+        self.detected: list[int] = []
+
+    def detect(self, image: np.ndarray) -> list[FakeFace]:
+        n = int(image[0, 0, 0])
+        self.detected.append(n)
+        time.sleep(self.delay(n))
+        box = self.box(n) if callable(self.box) else self.box
+        return [FakeFace(box, 0.9, np.zeros(7, np.float32))]
+
+    def predict(self, image: np.ndarray, boxes=None, *, crops: bool = False) -> list[FakeFace]:
+        n = int(image[0, 0, 0])
+        if boxes is None:
+            boxes = self.detect(image)
+        probs = np.full(7, 0.05, np.float32)
+        probs[n % 7] = 0.7
+        crop = self.look(n) if crops else None
+        return [FakeFace(tuple(b.box), b.score, probs, b.landmarks, crop) for b in boxes]
+
+
+_PATTERN = np.indices((48, 48)).sum(axis=0).astype(np.float32) / 94.0  # a diagonal ramp
+
+
+class NumberedCapture:
+    """A ``cv2.VideoCapture`` stand-in yielding ``n`` numbered frames, then failing reads."""
+
+    def __init__(self, n: int, start: int = 0, size: tuple[int, int] = (4, 4)) -> None:
+        self.n, self.i, self.start, self.size = n, 0, start, size
+
+    def read(self):
+        if self.i >= self.n:
+            return False, None
+        self.i += 1
+        return True, numbered_frame(self.start + self.i - 1, self.size)
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_FPS: 30.0, cv2.CAP_PROP_FRAME_COUNT: float(self.n)}.get(prop, 0.0)
+
+    def release(self) -> None:
+        pass
 
 
 def cli_env() -> dict[str, str]:

@@ -26,6 +26,7 @@ from stream_support import (
 )
 
 from ferfast.stream.cli import main
+from ferfast.stream.tracking import DEFAULT_DETECT_EVERY
 
 N_FRAMES = 75  # 2.5 s at 30 fps
 
@@ -80,8 +81,11 @@ def test_file_source_to_jsonl_and_video(
     assert summary["frames"] == summary["frames_read"] == N_FRAMES
     assert summary["dropped"] == 0 and summary["reason"] == "end" and summary["fps"] > 0
     stages = {s["name"]: s for s in summary["stages"]}
-    for name in ("read", "detect", "classify", "infer", "output"):
+    for name in ("read", "classify", "infer", "output"):
         assert stages[name]["count"] == N_FRAMES and stages[name]["p95_ms"] > 0
+    # The detector ran on every DEFAULT_DETECT_EVERY-th frame, plus any early re-detects.
+    expected = -(-N_FRAMES // DEFAULT_DETECT_EVERY) + summary["redetects"]
+    assert stages["detect"]["count"] == summary["detections"] == expected
 
     cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == N_FRAMES
@@ -100,12 +104,15 @@ def test_file_source_to_jsonl_and_video(
 
 
 def test_results_match_engine_and_smoothing(face_video: Path, tiny_model: Path, tmp_path: Path):
-    """The JSON Lines probabilities are the Engine's own (raw, or their EMA when smoothing)."""
+    """The JSON Lines probabilities are the Engine's own (raw, or their EMA when smoothing).
+
+    With the detector on every frame; carried boxes: tests/test_stream_pipeline.py."""
     from ferfast import Engine
 
     n = 12
     raw_path, ema_path = tmp_path / "raw.jsonl", tmp_path / "ema.jsonl"
     base = ["--source", str(face_video), *engine_args(tiny_model), "--max-frames", str(n), "-q"]
+    base += ["--detect-every", "1"]
     assert main([*base, "--jsonl", str(raw_path), "--no-smoothing"]) == 0
     assert main([*base, "--jsonl", str(ema_path), "--smoothing", "0.3"]) == 0
     raw, ema = read_jsonl(raw_path), read_jsonl(ema_path)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import pytest
+from stream_support import FakeEngine
 
 from ferfast.stream.annotate import color_of, draw_faces, draw_fps
 from ferfast.stream.cli import build_parser, main
@@ -421,15 +422,6 @@ def test_interrupt_handler_sets_stop_event() -> None:
 
 
 # --- the loop (fake engine and window) -----------------------------------------------------
-
-
-class FakeEngine:
-    """Engine stand-in: one face per frame, probabilities from the frame's first pixel."""
-
-    emotions = EMOTIONS
-
-    def predict(self, image: np.ndarray) -> list[Det]:
-        return [Det((1.0, 1.0, 2.0, 2.0), onehot(int(image[0, 0, 0]) % 7))]
 
 
 class FakeWindow:

@@ -26,6 +26,9 @@ class FaceResult:
     probs: np.ndarray  # (K,) float32 in ``emotions`` order
     emotion: str  # argmax label
     emotions: tuple[str, ...] = field(default=EMOTIONS, repr=False)
+    # (48, 48) float32 model input of this face (gray * input_scale + input_bias), when asked
+    # for with ``crops=True`` (e.g. for a tracker's appearance check); else None.
+    crop: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def confidence(self) -> float:
@@ -202,6 +205,8 @@ class Engine:
         landmarks: Any = None,
         framing: Framing | None = None,
         scores: Any = None,
+        *,
+        crops: bool = False,
     ) -> list[FaceResult]:
         """Detect faces (unless ``boxes`` are given), preprocess them, classify them.
 
@@ -212,20 +217,24 @@ class Engine:
         ``framing``: crop geometry for given boxes (default: that of this engine's detector).
         ``scores``: optional (N,) detector scores for given boxes, kept in the results (default
         1.0). Results follow the detector's order (YuNet: best score first; Haar: largest first),
-        or the order of the given boxes.
+        or the order of the given boxes. ``crops``: also hand back each face's model input as
+        ``FaceResult.crop`` (a copy of what the model saw; no second preprocess).
         """
         located = self._locate(frame, boxes, landmarks, framing, scores)
-        return self._classify([(frame, located)])[0]
+        return self._classify([(frame, located)], crops)[0]
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[list[FaceResult]]:
+    def predict_batch(
+        self, frames: Sequence[np.ndarray], *, crops: bool = False
+    ) -> list[list[FaceResult]]:
         """Detect faces in each frame and classify the faces of all frames in one model run.
 
-        Same results as ``[predict(f) for f in frames]``, with one model call instead of one per
-        frame (batches run faster per face). Returns one list of results per frame, in order.
+        Same results as ``[predict(f, crops=crops) for f in frames]``, with one model call
+        instead of one per frame (batches run faster per face). Returns one list of results per
+        frame, in order.
         """
         if isinstance(frames, np.ndarray):
             raise TypeError("frames must be a sequence of frames; use predict() for one frame")
-        return self._classify([(f, self._locate(f)) for f in frames])
+        return self._classify([(f, self._locate(f)) for f in frames], crops)
 
     def _locate(
         self,
@@ -266,7 +275,9 @@ class Engine:
             raise TypeError(f"framing must be a Framing, got {type(framing).__name__}")
         return _Faces(box_arr, score_list, lm_arr, geometry)
 
-    def _classify(self, located: list[tuple[np.ndarray, _Faces]]) -> list[list[FaceResult]]:
+    def _classify(
+        self, located: list[tuple[np.ndarray, _Faces]], crops: bool = False
+    ) -> list[list[FaceResult]]:
         """Preprocess every located face into one input batch, run the model once, split."""
         total = sum(len(faces.boxes) for _, faces in located)
         if total == 0:
@@ -285,6 +296,8 @@ class Engine:
                     framing=faces.framing,
                 )
             start += n
+        # A copy: the input buffer is this thread's and the next call overwrites it.
+        kept = batch[:, 0].copy() if crops else None
         probs = self.runner.run(batch)
         top = probs.argmax(axis=1)
         out: list[list[FaceResult]] = []
@@ -299,6 +312,7 @@ class Engine:
                         probs=probs[start + i],
                         emotion=self.emotions[top[start + i]],
                         emotions=self.emotions,
+                        crop=None if kept is None else kept[start + i],
                     )
                     for i in range(len(faces.boxes))
                 ]

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..argtypes import below_one, fraction, non_negative_int, positive_int, seconds, size
 from .stats import RunStats, launch_perf_counter
-from .tracking import DEFAULT_APPEARANCE_THRESHOLD
+from .tracking import DEFAULT_APPEARANCE_THRESHOLD, DEFAULT_DETECT_EVERY
 
 log = logging.getLogger("ferfast.stream")
 
@@ -151,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="minimum YuNet face score (default 0.6)",
     )
     run.add_argument(
+        "--detect-every",
+        type=positive_int,
+        default=DEFAULT_DETECT_EVERY,
+        metavar="N",
+        help="run the detector on every N-th frame and classify the faces at their last boxes "
+        "in between; a face that no longer looks like itself is re-detected at once "
+        f"(1 = every frame, default {DEFAULT_DETECT_EVERY})",
+    )
+    run.add_argument(
         "--threads",
         type=positive_int,
         default=1,
@@ -189,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_APPEARANCE_THRESHOLD,
         metavar="S",
         help="minimum appearance similarity (correlation of the face crops) to keep a track "
-        "id: a cut to another person starts a new id "
+        "id: a cut to another person starts a new id, and a face carried between detections "
+        "that falls below it is re-detected at once "
         f"(0 = off, default {DEFAULT_APPEARANCE_THRESHOLD})",
     )
     return p
@@ -324,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_frames=args.max_frames,
                 stats=RunStats(launched),
                 stop=stop,
+                detect_every=args.detect_every,
+                redetect_threshold=args.appearance_threshold,
             )
             result = loop.run()
     except SourceError as exc:

@@ -16,12 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import cv2
 import numpy as np
 
 log = logging.getLogger("ferfast.stream")
 
+T = TypeVar("T")
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _UNDECODABLE = "not a video or image this OpenCV build can decode"
 
@@ -77,7 +79,7 @@ def has_gstreamer() -> bool:
     """Whether this OpenCV build can open GStreamer pipelines."""
     info = cv2.getBuildInformation()
     match = re.search(r"GStreamer:\s*(\S+)", info)
-    return bool(match) and match.group(1).upper() != "NO"
+    return match is not None and match.group(1).upper() != "NO"
 
 
 def open_capture(
@@ -128,18 +130,18 @@ class Frame:
     read_s: float  # seconds spent in VideoCapture.read()
 
 
-class _Mailbox:
-    """Bounded frame buffer; when full it either drops the oldest frame or blocks the producer."""
+class _Mailbox(Generic[T]):
+    """Bounded buffer; when full it either drops the oldest item or blocks the producer."""
 
     def __init__(self, capacity: int, drop: bool) -> None:
-        self._items: collections.deque[Frame] = collections.deque()
+        self._items: collections.deque[T] = collections.deque()
         self._capacity = capacity
         self._drop = drop
         self._cond = threading.Condition()
         self.closed = False
         self.dropped = 0
 
-    def put(self, frame: Frame, stop: threading.Event) -> None:
+    def put(self, frame: T, stop: threading.Event) -> None:
         with self._cond:
             while len(self._items) >= self._capacity:
                 if self._drop:
@@ -152,7 +154,7 @@ class _Mailbox:
             self._items.append(frame)
             self._cond.notify_all()
 
-    def get(self, timeout: float) -> Frame | None:
+    def get(self, timeout: float) -> T | None:
         with self._cond:
             if not self._items and not self.closed:
                 self._cond.wait(timeout)
@@ -205,9 +207,11 @@ class FrameSource:
         self._backoff = backoff
         self._max_reconnects = max_reconnects
         self._realtime = realtime and not spec.live
-        self._open = lambda: opener(spec, timeout_s=timeout_s, size=size)
+        self._open: Callable[[], cv2.VideoCapture] = lambda: opener(
+            spec, timeout_s=timeout_s, size=size
+        )
         # Live: keep only the newest frame; file: a small FIFO that blocks the reader when full.
-        self._box = _Mailbox(1 if spec.live else buffer, drop=spec.live)
+        self._box: _Mailbox[Frame] = _Mailbox(1 if spec.live else buffer, drop=spec.live)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cap: cv2.VideoCapture | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -11,8 +12,10 @@ import numpy as np
 
 #: Stages timed by the stream loop, in pipeline order.
 #: ``read``: VideoCapture.read on the capture thread (decode; for live sources also the wait for
-#: the next frame). ``wait``: inference loop waiting for a frame. ``infer`` = ``detect`` +
-#: ``classify`` (preprocess and model). ``latency``: end of read to end of output, per frame.
+#: the next frame). ``wait``: inference loop waiting for a frame. ``detect``: one detector run
+#: (on the detector thread, or an early re-detect; only frames it ran on). ``classify``:
+#: preprocess and model. ``infer`` = this frame's ``detect`` (if any) + ``classify``.
+#: ``latency``: end of read to end of output, per frame.
 STAGES = ("read", "wait", "detect", "classify", "infer", "track", "output", "latency")
 
 #: Percentiles are computed over the most recent samples only (bounded memory on long runs).
@@ -39,13 +42,15 @@ class RunSummary:
     dropped: int  # frames discarded by a live source because inference was behind
     reconnects: int  # successful reconnects of a live source
     faces: int  # face results over all processed frames
+    detections: int  # frames the detector ran on (cadence and early re-detects)
+    redetects: int  # early re-detects: a carried face no longer looked like itself
     elapsed_s: float  # from the first processed frame's arrival to the end of the run
     fps: float  # frames / elapsed_s
     cpu_ms_per_frame: float  # process CPU time (all threads) over elapsed_s, per frame
     first_result_s: float | None  # from launch to the first result
     stages: tuple[StageStats, ...]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
         return asdict(self)
 
@@ -54,7 +59,8 @@ class RunSummary:
         first = "n/a" if self.first_result_s is None else f"{self.first_result_s:.2f} s"
         lines = [
             f"frames {self.frames} processed / {self.frames_read} read, dropped {self.dropped}, "
-            f"reconnects {self.reconnects}, faces {self.faces}",
+            f"reconnects {self.reconnects}, faces {self.faces}, detector runs "
+            f"{self.detections} ({self.redetects} early)",
             f"fps {self.fps:.1f} over {self.elapsed_s:.2f} s ({self.cpu_ms_per_frame:.2f} ms CPU "
             f"per frame), first result after {first}",
             "stage latency (ms):   p50      p95     mean",
@@ -97,6 +103,9 @@ class RunStats:
         }
         self.frames = 0
         self.faces = 0
+        self.detections = 0
+        self.redetects = 0
+        self._lock = threading.Lock()  # the counters below are bumped from two threads
         self.started: float | None = None
         self._cpu_started = 0.0
         self._cpu_last = 0.0
@@ -108,6 +117,16 @@ class RunStats:
         if stage not in self._samples:
             raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
         self._samples[stage].append(seconds)
+
+    def detected(self) -> None:
+        """Count one run of the detector (any thread)."""
+        with self._lock:
+            self.detections += 1
+
+    def redetected(self) -> None:
+        """Count one early re-detect (also counted by :meth:`detected`)."""
+        with self._lock:
+            self.redetects += 1
 
     def frame_started(self, now: float) -> None:
         """Mark the arrival of a frame at the inference loop (the first one starts the clock)."""
@@ -154,6 +173,8 @@ class RunStats:
             dropped=dropped,
             reconnects=reconnects,
             faces=self.faces,
+            detections=self.detections,
+            redetects=self.redetects,
             elapsed_s=elapsed,
             fps=self.fps,
             cpu_ms_per_frame=(

@@ -50,6 +50,9 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 APPEARANCE_GRID = 6  # descriptor side: 8x8-pixel blocks of the 48x48 crop
 DEFAULT_APPEARANCE_THRESHOLD = 0.7  # measured: tools/measure_appearance.py, docs/stream.md
+#: The stream loop's detector cadence: every N-th frame, boxes carried in between (measured in
+#: docs/stream.md).
+DEFAULT_DETECT_EVERY = 3
 
 
 def appearance(crops: np.ndarray) -> np.ndarray:
@@ -73,7 +76,8 @@ def appearance(crops: np.ndarray) -> np.ndarray:
     v = c.reshape(n, g, 48 // g, g, 48 // g).mean(axis=(2, 4)).reshape(n, g * g)
     v -= v.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(v, axis=1, keepdims=True)
-    return np.divide(v, norm, out=np.zeros_like(v), where=norm > 1e-6)
+    out: np.ndarray = np.divide(v, norm, out=np.zeros_like(v), where=norm > 1e-6)
+    return out
 
 
 @dataclass
@@ -191,7 +195,7 @@ class IouTracker:
                 track.probs = a * probs[di] + (1.0 - a) * track.probs
                 track.box = _box(det.box)
                 if looks[di] is not None:
-                    track.look = looks[di]
+                    track.look = _blend(track.look, looks[di])
                 track.age += 1
                 track.missed = 0
             else:
@@ -230,6 +234,16 @@ class IouTracker:
             emotion=self.emotions[int(np.argmax(p))],
             age=track.age,
         )
+
+
+def _blend(old: np.ndarray | None, new: np.ndarray) -> np.ndarray:
+    """A track's appearance: the running mean of its matched crops' descriptors (unit norm),
+    steadier than the last crop alone under the detector's box jitter."""
+    if old is None:
+        return new
+    mix = old + new
+    norm = float(np.linalg.norm(mix))
+    return mix / norm if norm > 1e-6 else new
 
 
 def _box(box: Sequence[float]) -> tuple[float, float, float, float]:
