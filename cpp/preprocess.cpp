@@ -23,6 +23,12 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define FERFAST_X86_DISPATCH 1
+#else
+#define FERFAST_X86_DISPATCH 0
+#endif
 
 // The hot loops are plain C++ that -O3 vectorises for the baseline ISA (SSE2 / NEON). On x86-64
 // with GCC, the crop functions are additionally cloned for AVX2+FMA (x86-64-v3) and picked at load
@@ -37,7 +43,8 @@ namespace ferfast {
 namespace {
 
 constexpr float kWB = 0.114f, kWG = 0.587f, kWR = 0.299f;  // BGR -> gray (ITU-R BT.601)
-constexpr int kBlock = 8;  // box mode: output rows per horizontal pass (the transposed lanes)
+constexpr int kBlock = 8;     // box mode: output rows per horizontal pass (the transposed lanes)
+constexpr int kRowGroup = 8;  // box mode: source rows summed per pass of the vertical sum
 
 inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
@@ -58,7 +65,7 @@ struct Scratch {
   std::vector<uint64_t> vert;    // box mode: kBlock vertically resampled rows (Acc, padded)
   std::vector<uint64_t> vert_t;  // the same transposed: column-major, kBlock per column
   std::vector<uint16_t> isum;    // landmark mode: integer sum of the rows of one block row
-  std::vector<uint8_t> row;      // gathered source rows (edge replication / odd strides), 2 rows
+  std::vector<uint8_t> row;      // gathered source rows (edge replication / odd strides)
   std::vector<int64_t> colx;   // byte offset of crop column k within a source row
   std::vector<float> region;   // landmark mode: gray copy of the touched source region
 };
@@ -92,27 +99,108 @@ const AxisTable& axis_table(int64_t side, Scratch& s) {
   return t;
 }
 
-// Vertical pass: a = (a +) wp * p + wq * q over n bytes, in the accumulator type (exact: the
-// weights of one output row sum to axis_total(side), so a <= 255 * total fits). Plain loops that
-// -O3 vectorises for the baseline ISA (SSE2 / NEON).
+// Vertical pass: a = (a +) sum_r w[r] * rows[r] over n bytes in the accumulator type (exact: the
+// weights of one output row sum to axis_total(side), so a <= 255 * total fits). Row by row in
+// plain loops that -O3 vectorises.
 template <typename Acc>
-inline void rows_set(Acc* __restrict a, const uint8_t* __restrict p, Acc wp, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(wp * p[j]);
+inline void rows_sum(Acc* __restrict a, const uint8_t* const* rows, const Acc* w, int nr,
+                     int64_t n, bool add) {
+  for (int r = 0; r < nr; ++r) {
+    const uint8_t* __restrict p = rows[r];
+    const Acc wr = w[r];
+    if (r == 0 && !add) {
+      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(wr * p[j]);
+    } else {
+      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(a[j] + wr * p[j]);
+    }
+  }
 }
-template <typename Acc>
-inline void rows_add(Acc* __restrict a, const uint8_t* __restrict p, Acc wp, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(a[j] + wp * p[j]);
+#if FERFAST_X86_DISPATCH
+// uint16 with AVX2 (the common case): two rows at a time with byte-pair multiply-adds (weights
+// <= 96 fit int8, a pair sums to <= 255 * 96), 32 columns held in registers over all rows.
+template <int nr>
+__attribute__((target("avx2"), always_inline)) inline void sum32_avx2(
+    uint16_t* dst, const uint8_t* const* src, int64_t off, const __m256i* wpair, bool add) {
+  const __m256i zero = _mm256_setzero_si256();
+  // acc_l holds columns 0-7 | 16-23, acc_h 8-15 | 24-31 (the in-lane order of unpack).
+  __m256i acc_l = zero, acc_h = zero;
+  if (add) {
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst));
+    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst + 16));
+    acc_l = _mm256_permute2x128_si256(a0, a1, 0x20);
+    acc_h = _mm256_permute2x128_si256(a0, a1, 0x31);
+  }
+  for (int r = 0; r < nr; r += 2) {
+    const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[r] + off));
+    const __m256i q = r + 1 < nr
+                          ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[r + 1] + off))
+                          : zero;
+    acc_l = _mm256_add_epi16(acc_l, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(p, q), wpair[r / 2]));
+    acc_h = _mm256_add_epi16(acc_h, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(p, q), wpair[r / 2]));
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permute2x128_si256(acc_l, acc_h, 0x20));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16),
+                      _mm256_permute2x128_si256(acc_l, acc_h, 0x31));
 }
-template <typename Acc>
-inline void rows_set2(Acc* __restrict a, const uint8_t* __restrict p, Acc wp,
-                      const uint8_t* __restrict q, Acc wq, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(wp * p[j] + wq * q[j]);
+
+template <int nr>
+__attribute__((target("avx2"))) void rows_sum_avx2_n(uint16_t* __restrict a,
+                                                     const uint8_t* const* rows,
+                                                     const __m256i* wpair, int64_t n, bool add) {
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) sum32_avx2<nr>(a + j, rows, j, wpair, add);
+  if (j < n) {
+    // The last columns: the rows' ends copied into zero-padded slots (no read past a row, which
+    // may end the frame's buffer).
+    const size_t m = static_cast<size_t>(n - j);
+    alignas(32) uint8_t tail[nr][32] = {};
+    const uint8_t* tail_rows[nr];
+    for (int r = 0; r < nr; ++r) std::memcpy(tail[r], rows[r] + j, m), tail_rows[r] = tail[r];
+    alignas(32) uint16_t part[32] = {};
+    if (add) std::memcpy(part, a + j, m * sizeof(uint16_t));
+    sum32_avx2<nr>(part, tail_rows, 0, wpair, add);
+    std::memcpy(a + j, part, m * sizeof(uint16_t));
+  }
 }
-template <typename Acc>
-inline void rows_add2(Acc* __restrict a, const uint8_t* __restrict p, Acc wp,
-                      const uint8_t* __restrict q, Acc wq, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(a[j] + wp * p[j] + wq * q[j]);
+
+__attribute__((target("avx2"))) void rows_sum_avx2(uint16_t* __restrict a,
+                                                   const uint8_t* const* rows, const uint16_t* w,
+                                                   int nr, int64_t n, bool add) {
+  __m256i wpair[kRowGroup / 2];
+  for (int r = 0; r < nr; r += 2) {
+    const int hi = r + 1 < nr ? w[r + 1] : 0;
+    wpair[r / 2] = _mm256_set1_epi16(static_cast<int16_t>((hi << 8) | w[r]));
+  }
+  // The row count as a constant: the row loop unrolls with the row pointers in registers.
+  switch (nr) {
+    case 1: return rows_sum_avx2_n<1>(a, rows, wpair, n, add);
+    case 2: return rows_sum_avx2_n<2>(a, rows, wpair, n, add);
+    case 3: return rows_sum_avx2_n<3>(a, rows, wpair, n, add);
+    case 4: return rows_sum_avx2_n<4>(a, rows, wpair, n, add);
+    case 5: return rows_sum_avx2_n<5>(a, rows, wpair, n, add);
+    case 6: return rows_sum_avx2_n<6>(a, rows, wpair, n, add);
+    case 7: return rows_sum_avx2_n<7>(a, rows, wpair, n, add);
+    default: return rows_sum_avx2_n<8>(a, rows, wpair, n, add);
+  }
 }
+
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+
+template <>
+inline void rows_sum<uint16_t>(uint16_t* __restrict a, const uint8_t* const* rows,
+                               const uint16_t* w, int nr, int64_t n, bool add) {
+  if (kHaveAvx2) return rows_sum_avx2(a, rows, w, nr, n, add);
+  for (int r = 0; r < nr; ++r) {
+    const uint8_t* __restrict p = rows[r];
+    const uint16_t wr = w[r];
+    if (r == 0 && !add) {
+      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<uint16_t>(wr * p[j]);
+    } else {
+      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<uint16_t>(a[j] + wr * p[j]);
+    }
+  }
+}
+#endif
 
 // uint16 via int32: converts to float with packed instructions.
 inline int32_t widen(uint16_t v) { return v; }
@@ -157,6 +245,29 @@ inline void transpose_block<uint16_t>(const uint16_t* __restrict a, int64_t stri
 }
 #endif
 
+// out[i * 48 + u] = tile[u * kBlock + i]: the (u, row) tile written as kBlock output rows.
+inline void store_rows(const float* __restrict tile, float* __restrict out) {
+#if defined(__SSE2__)
+  for (int u = 0; u < kOutSide; u += 4) {
+    for (int i = 0; i < kBlock; i += 4) {
+      __m128 r0 = _mm_loadu_ps(tile + u * kBlock + i);
+      __m128 r1 = _mm_loadu_ps(tile + (u + 1) * kBlock + i);
+      __m128 r2 = _mm_loadu_ps(tile + (u + 2) * kBlock + i);
+      __m128 r3 = _mm_loadu_ps(tile + (u + 3) * kBlock + i);
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(out + i * kOutSide + u, r0);
+      _mm_storeu_ps(out + (i + 1) * kOutSide + u, r1);
+      _mm_storeu_ps(out + (i + 2) * kOutSide + u, r2);
+      _mm_storeu_ps(out + (i + 3) * kOutSide + u, r3);
+    }
+  }
+#else
+  for (int i = 0; i < kBlock; ++i) {
+    for (int u = 0; u < kOutSide; ++u) out[i * kOutSide + u] = tile[u * kBlock + i];
+  }
+#endif
+}
+
 // Box crop: vertical pass in integers on the raw interleaved bytes, kBlock output rows at a time,
 // transposed so that the horizontal pass runs over the kBlock rows with contiguous multiply-adds,
 // per channel; Sum holds the per-channel 2-D weighted sums exactly (float: below 2^24). BGR->gray
@@ -178,11 +289,11 @@ FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq,
   // Contiguous pixels fully inside the frame horizontally: read rows in place.
   const bool direct = f.sx == c && f.sc == 1 && sq.x0 >= 0 && sq.x0 + side <= f.w;
   if (!direct) {
-    s.row.resize(2 * n);
+    s.row.resize(kRowGroup * n);
     s.colx.resize(side);
     for (int64_t k = 0; k < side; ++k) s.colx[k] = clamp64(sq.x0 + k, 0, f.w - 1) * f.sx;
   }
-  // Source row k of the crop (in place, or gathered into slot 0/1 of s.row).
+  // Source row k of the crop (in place, or gathered into a slot of s.row).
   auto source_row = [&](int64_t k, int slot) -> const uint8_t* {
     const uint8_t* base = f.data + clamp64(sq.y0 + k, 0, f.h - 1) * f.sy;
     if (direct) return base + sq.x0 * c;
@@ -204,50 +315,53 @@ FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq,
       const int v = v0 + i;
       const int32_t* w = &tab.w[static_cast<size_t>(v) * span];
       Acc* a = va + i * npad;
-      bool first = true;
-      int t = 0;
-      auto next_tap = [&]() {
-        while (t < span && w[t] == 0) ++t;
-        return t < span;
-      };
-      while (next_tap()) {
-        const int tp = t++;
-        const uint8_t* p = source_row(tab.start[v] + tp, 0);
-        const Acc wp = static_cast<Acc>(w[tp]);
-        if (next_tap()) {
-          const int tq = t++;
-          const uint8_t* q = source_row(tab.start[v] + tq, 1);
-          const Acc wq = static_cast<Acc>(w[tq]);
-          first ? rows_set2(a, p, wp, q, wq, n) : rows_add2(a, p, wp, q, wq, n);
-        } else {
-          first ? rows_set(a, p, wp, n) : rows_add(a, p, wp, n);
-        }
-        first = false;
+      // Nonzero taps, kRowGroup source rows at a time (gathered rows use one slot each).
+      const uint8_t* rows[kRowGroup];
+      Acc wr[kRowGroup];
+      int nr = 0;
+      bool add = false;
+      for (int t = 0; t < span; ++t) {
+        if (w[t] == 0) continue;
+        rows[nr] = source_row(tab.start[v] + t, nr);
+        wr[nr++] = static_cast<Acc>(w[t]);
+        if (nr == kRowGroup) rows_sum(a, rows, wr, nr, n, add), nr = 0, add = true;
       }
+      if (nr > 0) rows_sum(a, rows, wr, nr, n, add);
     }
     transpose_block(va, npad, npad, vt);
 
-    // Horizontal pass, per channel, over the kBlock rows; then gray and scale.
+    // Horizontal pass, per channel, over the kBlock rows; then gray and scale into a (u, row)
+    // tile, stored as rows.
+    float tile[kOutSide * kBlock];
     for (int u = 0; u < kOutSide; ++u) {
       const int32_t* w = &tab.w[static_cast<size_t>(u) * span];
-      const Acc* col0 = vt + static_cast<int64_t>(tab.start[u]) * c * kBlock;
-      Sum h[3][kBlock];
-      for (int ch = 0; ch < cg; ++ch) {
-        for (int i = 0; i < kBlock; ++i) h[ch][i] = Sum{0};
-        for (int t = 0; t < span; ++t) {
+      const Acc* col = vt + static_cast<int64_t>(tab.start[u]) * c * kBlock;
+      float* g = tile + u * kBlock;
+      if (cg == 1) {
+        Sum h[kBlock] = {};
+        for (int t = 0; t < span; ++t, col += kBlock) {
           const Sum wt = static_cast<Sum>(w[t]);
-          const Acc* col = col0 + (t * c + ch) * kBlock;
-          for (int i = 0; i < kBlock; ++i) h[ch][i] += wt * static_cast<Sum>(widen(col[i]));
+          for (int i = 0; i < kBlock; ++i) h[i] += wt * static_cast<Sum>(widen(col[i]));
+        }
+        for (int i = 0; i < kBlock; ++i) g[i] = static_cast<float>(h[i]) * kf + bias;
+      } else {
+        Sum hb[kBlock] = {}, hg[kBlock] = {}, hr[kBlock] = {};
+        for (int t = 0; t < span; ++t, col += c * kBlock) {
+          const Sum wt = static_cast<Sum>(w[t]);
+          for (int i = 0; i < kBlock; ++i) {
+            hb[i] += wt * static_cast<Sum>(widen(col[i]));
+            hg[i] += wt * static_cast<Sum>(widen(col[kBlock + i]));
+            hr[i] += wt * static_cast<Sum>(widen(col[2 * kBlock + i]));
+          }
+        }
+        for (int i = 0; i < kBlock; ++i) {
+          const float gray = kWB * static_cast<float>(hb[i]) + kWG * static_cast<float>(hg[i]) +
+                             kWR * static_cast<float>(hr[i]);
+          g[i] = gray * kf + bias;
         }
       }
-      for (int i = 0; i < kBlock; ++i) {
-        const float g = cg == 1 ? static_cast<float>(h[0][i])
-                                : kWB * static_cast<float>(h[0][i]) +
-                                      kWG * static_cast<float>(h[1][i]) +
-                                      kWR * static_cast<float>(h[2][i]);
-        out[(v0 + i) * kOutSide + u] = g * kf + bias;
-      }
     }
+    store_rows(tile, out + v0 * kOutSide);
   }
 }
 
