@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from ferfast.detect import Detection, check_frame, make_detector
+from ferfast.contract import SIDE
+from ferfast.detect import Detection, Detector, check_frame, make_detector
 from ferfast.framing import FRAMING, Framing
 from ferfast.labels import EMOTIONS
 from ferfast.preprocess import preprocess
-from ferfast.runtime import SIDE, PathLike, make_runner
+from ferfast.runtime import PathLike, Runner, frame_runner, make_runner
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,7 +37,7 @@ class FaceResult:
         """The highest probability (that of ``emotion``)."""
         return float(self.probs.max())
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """JSON-serialisable dict: box, score, emotion and probs by emotion name."""
         return {
             "box": [float(v) for v in self.box],
@@ -45,17 +47,16 @@ class FaceResult:
         }
 
 
-def _check_faces(faces: Any) -> np.ndarray:
+def _check_faces(faces: object) -> npt.NDArray[np.uint8]:
     """uint8 (N, 48, 48) or (48, 48) -> (N, 48, 48)."""
     if not isinstance(faces, np.ndarray):
         raise TypeError(f"faces must be a numpy.ndarray, got {type(faces).__name__}")
     if faces.dtype != np.uint8:
         raise TypeError(f"faces must be uint8 gray crops, got {faces.dtype}")
-    if faces.ndim == 2:
-        faces = faces[None]
-    if faces.ndim != 3 or faces.shape[1:] != (SIDE, SIDE):
+    crops: npt.NDArray[np.uint8] = faces[None] if faces.ndim == 2 else faces
+    if crops.ndim != 3 or crops.shape[1:] != (SIDE, SIDE):
         raise ValueError(f"faces must have shape (N, 48, 48) or (48, 48), got {faces.shape}")
-    return faces
+    return crops
 
 
 def _as_boxes(boxes: Any) -> np.ndarray:
@@ -100,7 +101,7 @@ def _as_scores(scores: Any, n: int) -> list[float]:
         raise ValueError(f"scores must have one value per box ({n}), got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError("scores must be finite")
-    return arr.tolist()
+    return [float(v) for v in arr]
 
 
 def _as_landmarks(landmarks: Any) -> np.ndarray:
@@ -115,7 +116,13 @@ class Engine:
     """Facial-emotion recognition engine.
 
     ``model``: "int8" / "fp32" (bundled) or a path to an .onnx or .engine file. ``backend``:
-    "auto" (ONNX Runtime on the CPU; TensorRT for .engine files), "onnxruntime" or "tensorrt".
+    "auto" (an .engine file: the native TensorRT runtime; an .onnx model: ONNX Runtime's CUDA
+    provider when onnxruntime-gpu has it and an NVIDIA GPU is present, else the CPU), "cpu"
+    (ONNX Runtime on the CPU; "onnxruntime" is an alias), "cuda" (ONNX Runtime's CUDA provider:
+    ``pip install "ferfast[gpu]"``) or "tensorrt" (an .engine file, or an .onnx model on ONNX
+    Runtime's TensorRT provider). A backend that cannot run here raises
+    ``ferfast.runtime.BackendUnavailableError`` naming the missing package or GPU. With a
+    TensorRT engine and the extension's CUDA kernel, ``predict`` crops the faces on the GPU.
     ``detector``: "auto" (YuNet: ``detector_model``, else $FERFAST_YUNET, else the pinned
     release fetched once into the cache, ``ferfast.assets``; when that fetch fails, one warning
     and the Haar cascade), "yunet" (the same models; a failed fetch is an error), "haar", a
@@ -134,16 +141,19 @@ class Engine:
         self,
         model: PathLike = "int8",
         backend: str = "auto",
-        detector: Any = "auto",
+        detector: Detector | str | None = "auto",
         detector_model: PathLike | None = None,
         detector_size: int = 320,
         score_threshold: float = 0.6,
         threads: int | None = None,
     ) -> None:
-        self.runner = make_runner(model, backend=backend, threads=threads)
+        self.runner: Runner = make_runner(model, backend=backend, threads=threads)
+        # Set when the runner preprocesses on the GPU: predict then hands it the frame once.
+        self._frame_runner = frame_runner(self.runner)
         self.emotions: tuple[str, ...] = tuple(self.runner.emotions)
         self.input_scale = float(self.runner.input_scale)
         self.input_bias = float(self.runner.input_bias)
+        self.detector: Detector | None
         if detector is None or isinstance(detector, str):
             self.detector = make_detector(
                 detector,
@@ -201,10 +211,10 @@ class Engine:
     def predict(
         self,
         frame: np.ndarray,
-        boxes: Any = None,
-        landmarks: Any = None,
+        boxes: npt.ArrayLike | Sequence[Detection] | None = None,
+        landmarks: npt.ArrayLike | None = None,
         framing: Framing | None = None,
-        scores: Any = None,
+        scores: npt.ArrayLike | None = None,
         *,
         crops: bool = False,
     ) -> list[FaceResult]:
@@ -278,27 +288,39 @@ class Engine:
     def _classify(
         self, located: list[tuple[np.ndarray, _Faces]], crops: bool = False
     ) -> list[list[FaceResult]]:
-        """Preprocess every located face into one input batch, run the model once, split."""
+        """Classify every located face (one model run, or one native call per frame), split."""
         total = sum(len(faces.boxes) for _, faces in located)
         if total == 0:
             return [[] for _ in located]
-        batch = self._input(total)
-        start = 0
-        for frame, faces in located:
-            n = len(faces.boxes)
-            if n:
-                # The kernel validates boxes and landmarks (finite, sizes, shapes) at its boundary.
-                preprocess(
-                    frame,
-                    faces.boxes,
-                    out=batch[start : start + n],
-                    landmarks=faces.landmarks,
-                    framing=faces.framing,
-                )
-            start += n
-        # A copy: the input buffer is this thread's and the next call overwrites it.
-        kept = batch[:, 0].copy() if crops else None
-        probs = self.runner.run(batch)
+        kept: np.ndarray | None = None
+        if self._frame_runner is not None and not crops:
+            # The runner crops on the GPU straight into its input: one native call per frame.
+            probs = np.concatenate(
+                [
+                    self._frame_runner.run_frame(frame, faces.boxes, faces.landmarks, faces.framing)
+                    for frame, faces in located
+                    if len(faces.boxes)
+                ]
+            )
+        else:
+            batch = self._input(total)
+            start = 0
+            for frame, faces in located:
+                n = len(faces.boxes)
+                if n:
+                    # The kernel validates boxes and landmarks (finite, sizes, shapes) at its
+                    # boundary.
+                    preprocess(
+                        frame,
+                        faces.boxes,
+                        out=batch[start : start + n],
+                        landmarks=faces.landmarks,
+                        framing=faces.framing,
+                    )
+                start += n
+            # A copy: the input buffer is this thread's and the next call overwrites it.
+            kept = batch[:, 0].copy() if crops else None
+            probs = self.runner.run(batch)
         top = probs.argmax(axis=1)
         out: list[list[FaceResult]] = []
         start = 0
