@@ -316,7 +316,7 @@ def test_single_image_is_one_frame(tiny_model: Path, tmp_path: Path, capsys) -> 
     [
         (["--model", "foo"], "model 'foo' is neither a bundled model name (int8, fp32) nor"),
         (["--model", "absent.onnx"], "model file not found: absent.onnx (--model / model=)"),
-        (["--backend", "tensorrt"], "backend 'tensorrt' (--backend / backend=) runs TensorRT"),
+        (["--backend", "tensorrt"], "backend 'tensorrt' (--backend / backend=) needs ONNX Runtime"),
         (["--summary-json", "no/such/dir/s.json"], "directory for --summary-json does not exist"),
         (["--save-crops", "/proc/crops"], "cannot create the --save-crops directory /proc/crops"),
     ],

@@ -194,8 +194,9 @@ class IouTracker:
                 track = self._tracks[match[di]]
                 track.probs = a * probs[di] + (1.0 - a) * track.probs
                 track.box = _box(det.box)
-                if looks[di] is not None:
-                    track.look = _blend(track.look, looks[di])
+                look = looks[di]
+                if look is not None:
+                    track.look = _blend(track.look, look)
                 track.age += 1
                 track.missed = 0
             else:
