@@ -118,15 +118,17 @@ inline void rows_sum(Acc* __restrict a, const uint8_t* const* rows, const Acc* w
 #if FERFAST_X86_DISPATCH
 // uint16 with AVX2 (the common case): two rows at a time with byte-pair multiply-adds (weights
 // <= 96 fit int8, a pair sums to <= 255 * 96), 32 columns held in registers over all rows.
+// 32 columns from offset off: (acc +) the weighted rows, returned in column order in r0, r1.
 template <int nr>
 __attribute__((target("avx2"), always_inline)) inline void sum32_avx2(
-    uint16_t* dst, const uint8_t* const* src, int64_t off, const __m256i* wpair, bool add) {
+    const uint16_t* acc, const uint8_t* const* src, int64_t off, const __m256i* wpair, bool add,
+    __m256i& r0, __m256i& r1) {
   const __m256i zero = _mm256_setzero_si256();
   // acc_l holds columns 0-7 | 16-23, acc_h 8-15 | 24-31 (the in-lane order of unpack).
   __m256i acc_l = zero, acc_h = zero;
   if (add) {
-    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst));
-    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst + 16));
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
+    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 16));
     acc_l = _mm256_permute2x128_si256(a0, a1, 0x20);
     acc_h = _mm256_permute2x128_si256(a0, a1, 0x31);
   }
@@ -138,29 +140,41 @@ __attribute__((target("avx2"), always_inline)) inline void sum32_avx2(
     acc_l = _mm256_add_epi16(acc_l, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(p, q), wpair[r / 2]));
     acc_h = _mm256_add_epi16(acc_h, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(p, q), wpair[r / 2]));
   }
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permute2x128_si256(acc_l, acc_h, 0x20));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16),
-                      _mm256_permute2x128_si256(acc_l, acc_h, 0x31));
+  r0 = _mm256_permute2x128_si256(acc_l, acc_h, 0x20);
+  r1 = _mm256_permute2x128_si256(acc_l, acc_h, 0x31);
 }
 
 template <int nr>
 __attribute__((target("avx2"))) void rows_sum_avx2_n(uint16_t* __restrict a,
                                                      const uint8_t* const* rows,
                                                      const __m256i* wpair, int64_t n, bool add) {
-  int64_t j = 0;
-  for (; j + 32 <= n; j += 32) sum32_avx2<nr>(a + j, rows, j, wpair, add);
-  if (j < n) {
-    // The last columns: the rows' ends copied into zero-padded slots (no read past a row, which
-    // may end the frame's buffer).
-    const size_t m = static_cast<size_t>(n - j);
-    alignas(32) uint8_t tail[nr][32] = {};
-    const uint8_t* tail_rows[nr];
-    for (int r = 0; r < nr; ++r) std::memcpy(tail[r], rows[r] + j, m), tail_rows[r] = tail[r];
-    alignas(32) uint16_t part[32] = {};
-    if (add) std::memcpy(part, a + j, m * sizeof(uint16_t));
-    sum32_avx2<nr>(part, tail_rows, 0, wpair, add);
-    std::memcpy(a + j, part, m * sizeof(uint16_t));
+  __m256i r0, r1;
+  auto store = [](uint16_t* dst, __m256i v0, __m256i v1) __attribute__((target("avx2"))) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16), v1);
+  };
+  if (n >= 32) {
+    // The last 32 columns first (from a as it is), stored after the others: they overlap the
+    // previous chunk with equal values, and no read passes a row's end.
+    __m256i t0, t1;
+    sum32_avx2<nr>(a + n - 32, rows, n - 32, wpair, add, t0, t1);
+    for (int64_t j = 0; j + 32 < n; j += 32) {
+      sum32_avx2<nr>(a + j, rows, j, wpair, add, r0, r1);
+      store(a + j, r0, r1);
+    }
+    store(a + n - 32, t0, t1);
+    return;
   }
+  // Short rows: copied into zero-padded 32-byte slots.
+  const size_t m = static_cast<size_t>(n);
+  alignas(32) uint8_t tail[nr][32] = {};
+  const uint8_t* tail_rows[nr];
+  for (int r = 0; r < nr; ++r) std::memcpy(tail[r], rows[r], m), tail_rows[r] = tail[r];
+  alignas(32) uint16_t part[32] = {};
+  if (add) std::memcpy(part, a, m * sizeof(uint16_t));
+  sum32_avx2<nr>(part, tail_rows, 0, wpair, add, r0, r1);
+  store(part, r0, r1);
+  std::memcpy(a, part, m * sizeof(uint16_t));
 }
 
 __attribute__((target("avx2"))) void rows_sum_avx2(uint16_t* __restrict a,
@@ -184,7 +198,11 @@ __attribute__((target("avx2"))) void rows_sum_avx2(uint16_t* __restrict a,
   }
 }
 
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+bool cpu_has_avx2() {
+  __builtin_cpu_init();  // needed before the feature test in a static initializer
+  return __builtin_cpu_supports("avx2");
+}
+const bool kHaveAvx2 = cpu_has_avx2();
 
 template <>
 inline void rows_sum<uint16_t>(uint16_t* __restrict a, const uint8_t* const* rows,
@@ -207,7 +225,7 @@ inline int32_t widen(uint16_t v) { return v; }
 inline int64_t widen(uint32_t v) { return v; }
 inline uint64_t widen(uint64_t v) { return v; }
 
-// at[j * kBlock + i] = a[i * stride + j] for j < cols (a multiple of 8).
+// at[j * kBlock + i] = a[i * stride + j] for j < cols (a multiple of 16).
 template <typename Acc>
 inline void transpose_block(const Acc* __restrict a, int64_t stride, int64_t cols,
                             Acc* __restrict at) {
@@ -215,11 +233,39 @@ inline void transpose_block(const Acc* __restrict a, int64_t stride, int64_t col
     for (int i = 0; i < kBlock; ++i) at[j * kBlock + i] = a[i * stride + j];
   }
 }
-#if defined(__SSE2__)
-// 8 x 8 blocks of uint16 transposed in registers.
+#if FERFAST_X86_DISPATCH
+// Two 8 x 8 blocks of uint16 (16 columns) transposed in registers per step.
+__attribute__((target("avx2"))) void transpose_avx2(const uint16_t* __restrict a, int64_t stride,
+                                                    int64_t cols, uint16_t* __restrict at) {
+  for (int64_t j = 0; j < cols; j += 16) {
+    __m256i r[8];
+    for (int i = 0; i < 8; ++i)
+      r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i * stride + j));
+    const __m256i a0 = _mm256_unpacklo_epi16(r[0], r[1]), a1 = _mm256_unpackhi_epi16(r[0], r[1]);
+    const __m256i a2 = _mm256_unpacklo_epi16(r[2], r[3]), a3 = _mm256_unpackhi_epi16(r[2], r[3]);
+    const __m256i a4 = _mm256_unpacklo_epi16(r[4], r[5]), a5 = _mm256_unpackhi_epi16(r[4], r[5]);
+    const __m256i a6 = _mm256_unpacklo_epi16(r[6], r[7]), a7 = _mm256_unpackhi_epi16(r[6], r[7]);
+    const __m256i b0 = _mm256_unpacklo_epi32(a0, a2), b1 = _mm256_unpackhi_epi32(a0, a2);
+    const __m256i b2 = _mm256_unpacklo_epi32(a1, a3), b3 = _mm256_unpackhi_epi32(a1, a3);
+    const __m256i b4 = _mm256_unpacklo_epi32(a4, a6), b5 = _mm256_unpackhi_epi32(a4, a6);
+    const __m256i b6 = _mm256_unpacklo_epi32(a5, a7), b7 = _mm256_unpackhi_epi32(a5, a7);
+    // o[k] = [column k | column k + 8] (one per 128-bit lane).
+    const __m256i o[8] = {_mm256_unpacklo_epi64(b0, b4), _mm256_unpackhi_epi64(b0, b4),
+                          _mm256_unpacklo_epi64(b1, b5), _mm256_unpackhi_epi64(b1, b5),
+                          _mm256_unpacklo_epi64(b2, b6), _mm256_unpackhi_epi64(b2, b6),
+                          _mm256_unpacklo_epi64(b3, b7), _mm256_unpackhi_epi64(b3, b7)};
+    __m256i* out = reinterpret_cast<__m256i*>(at + j * kBlock);
+    for (int k = 0; k < 8; k += 2) {
+      _mm256_storeu_si256(out + k / 2, _mm256_permute2x128_si256(o[k], o[k + 1], 0x20));
+      _mm256_storeu_si256(out + 4 + k / 2, _mm256_permute2x128_si256(o[k], o[k + 1], 0x31));
+    }
+  }
+}
+
 template <>
 inline void transpose_block<uint16_t>(const uint16_t* __restrict a, int64_t stride, int64_t cols,
                                       uint16_t* __restrict at) {
+  if (kHaveAvx2) return transpose_avx2(a, stride, cols, at);
   for (int64_t j = 0; j < cols; j += 8) {
     __m128i r[8];
     for (int i = 0; i < 8; ++i)
@@ -279,7 +325,7 @@ FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq,
   const int64_t side = sq.side, c = f.c, n = side * c;
   const int span = tab.span;
   // Padded taps (weight 0) read up to span - 1 pixels past the crop: a zero tail.
-  const int64_t npad = ((side + span) * c + 7) / 8 * 8;
+  const int64_t npad = ((side + span) * c + 15) / 16 * 16;
   s.vert.resize(static_cast<size_t>(kBlock * npad) * sizeof(Acc) / sizeof(uint64_t) + 1);
   s.vert_t.resize(s.vert.size());
   Acc* va = reinterpret_cast<Acc*>(s.vert.data());
