@@ -240,3 +240,46 @@ def test_time_to_first_result(video: Path, models: dict[str, Path], model: str, 
         firsts.append(read_jsonl(events)[0]["time"] - launched)
     print(f"\n{model}: first result {sorted(firsts)} s after launch")
     assert max(firsts) < 3.0
+
+
+def _aggregate_fps(paths: list[Path]) -> tuple[float, int]:
+    """Frames over the span from the first to the last result in these JSON Lines files."""
+    times = [e["time"] for p in paths for e in read_jsonl(p)]
+    return (len(times) - 1) / (max(times) - min(times)), len(times)
+
+
+def test_many_sources(video: Path, models: dict[str, Path], tmp_path) -> None:
+    """4 file sources: one ferfast-stream process against 4 processes at once, alternating.
+
+    Aggregate fps: all results over the span from the first result to the last (JSON Lines
+    times), so model loading is left out of both.
+    """
+    path = _model(models, "int8")
+    base = [*engine_args(path, 320), "-q", "--no-progress"]
+    one, four = [], []
+    for _ in range(2):
+        out = tmp_path / "multi.jsonl"
+        cmd = cli_command(*[a for _ in range(4) for a in ("--source", video)], *base)
+        proc = subprocess.run([*cmd, "--jsonl", str(out)], env=cli_env(), capture_output=True)
+        assert proc.returncode == 0, proc.stderr
+        fps, n = _aggregate_fps([out])
+        assert n == 4 * N_FRAMES
+        one.append(fps)
+        outs = [tmp_path / f"single{i}.jsonl" for i in range(4)]
+        procs = [
+            subprocess.Popen(
+                [*cli_command("--source", video, *base), "--jsonl", str(o)],
+                env=cli_env(),
+                stderr=subprocess.DEVNULL,
+            )
+            for o in outs
+        ]
+        assert all(p.wait(timeout=600) == 0 for p in procs)
+        fps, n = _aggregate_fps(outs)
+        assert n == 4 * N_FRAMES
+        four.append(fps)
+    print(
+        f"\n4 sources, int8, YuNet 320, every {DEFAULT_DETECT_EVERY}: one process "
+        f"{min(one):.0f}-{max(one):.0f} fps in all, 4 processes {min(four):.0f}-{max(four):.0f} "
+        f"fps in all; load average {os.getloadavg()[0]:.2f}"
+    )

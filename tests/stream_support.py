@@ -93,10 +93,10 @@ class FakeEngine:
     """Engine stand-in for loop tests: one face per frame, everything derived from the frame.
 
     The frame number is its first pixel (:func:`numbered_frame`). ``detect`` records the
-    numbers it ran on in ``detected`` and finds one face at ``box`` (or ``box(number)``); ``predict`` gives each box
-    the one-hot probabilities of ``number % 7`` and, with ``crops=True``, the crop
-    ``look(number)`` (default: one fixed pattern). ``delay(number)`` seconds are slept in
-    ``detect`` (detector cost, to shuffle thread timing).
+    numbers it ran on in ``detected`` and finds one face at ``box`` (or ``box(number)``);
+    ``predict`` gives each box the one-hot probabilities of ``number % 7`` and, with
+    ``crops=True``, the crop ``look(number)`` (default: one fixed pattern). ``delay(number)``
+    seconds are slept in ``detect`` (detector cost, to shuffle thread timing).
     """
 
     emotions = FAKE_EMOTIONS
@@ -128,6 +128,9 @@ class FakeEngine:
         crop = self.look(n) if crops else None
         return [FakeFace(tuple(b.box), b.score, probs, b.landmarks, crop) for b in boxes]
 
+    def predict_batch(self, images, boxes, *, crops: bool = False) -> list[list[FakeFace]]:
+        return [self.predict(i, b, crops=crops) for i, b in zip(images, boxes, strict=True)]
+
 
 _PATTERN = np.indices((48, 48)).sum(axis=0).astype(np.float32) / 94.0  # a diagonal ramp
 
@@ -135,10 +138,13 @@ _PATTERN = np.indices((48, 48)).sum(axis=0).astype(np.float32) / 94.0  # a diago
 class NumberedCapture:
     """A ``cv2.VideoCapture`` stand-in yielding ``n`` numbered frames, then failing reads."""
 
-    def __init__(self, n: int, start: int = 0, size: tuple[int, int] = (4, 4)) -> None:
-        self.n, self.i, self.start, self.size = n, 0, start, size
+    def __init__(
+        self, n: int, start: int = 0, size: tuple[int, int] = (4, 4), delay: float = 0.0
+    ) -> None:
+        self.n, self.i, self.start, self.size, self.delay = n, 0, start, size, delay
 
     def read(self):
+        time.sleep(self.delay)  # a camera's frame interval (0: as fast as possible)
         if self.i >= self.n:
             return False, None
         self.i += 1

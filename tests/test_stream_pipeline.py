@@ -176,3 +176,17 @@ def test_faces_found_in_99_percent_of_real_video_frames(tmp_path) -> None:
     data = json.loads(summary.read_text())
     assert data["detections"] == math.ceil(n / DEFAULT_DETECT_EVERY) + data["redetects"]
     assert len({e["faces"][0]["id"] for e in events if e["faces"]}) == 1
+
+
+def test_predict_batch_with_boxes_skips_the_detector(tiny_model, photos) -> None:
+    engine = ferfast.Engine(model=tiny_model, detector=None, threads=1)
+    a, b = photos["images_1.jpg"], photos["demo_1.png"]
+    boxes = [[Detection((40.0, 30.0, 120.0, 140.0), 0.8)], [], np.array([[5.0, 5.0, 50, 60]])]
+    out = engine.predict_batch([a, b, b], boxes, crops=True)
+    assert [len(r) for r in out] == [1, 0, 1]
+    single = engine.predict(b, boxes=boxes[2], crops=True)[0]
+    np.testing.assert_allclose(out[2][0].probs, single.probs, atol=1e-6)
+    np.testing.assert_array_equal(out[2][0].crop, single.crop)
+    assert out[0][0].score == 0.8 and out[2][0].score == 1.0
+    with pytest.raises(ValueError, match="one entry per frame"):
+        engine.predict_batch([a, b], boxes)

@@ -234,17 +234,30 @@ class Engine:
         return self._classify([(frame, located)], crops)[0]
 
     def predict_batch(
-        self, frames: Sequence[np.ndarray], *, crops: bool = False
+        self,
+        frames: Sequence[np.ndarray],
+        boxes: Sequence[Any] | None = None,
+        *,
+        crops: bool = False,
     ) -> list[list[FaceResult]]:
         """Detect faces in each frame and classify the faces of all frames in one model run.
 
         Same results as ``[predict(f, crops=crops) for f in frames]``, with one model call
-        instead of one per frame (batches run faster per face). Returns one list of results per
+        instead of one per frame (batches run faster per face). ``boxes``: optional, one entry
+        per frame, each what ``predict`` takes as ``boxes`` ((N, 4) array or a list of
+        ``Detection``; empty for none): the detector is skipped. Returns one list of results per
         frame, in order.
         """
         if isinstance(frames, np.ndarray):
             raise TypeError("frames must be a sequence of frames; use predict() for one frame")
-        return self._classify([(f, self._locate(f)) for f in frames], crops)
+        if boxes is None:
+            return self._classify([(f, self._locate(f)) for f in frames], crops)
+        if len(boxes) != len(frames):
+            raise ValueError(
+                f"boxes must have one entry per frame ({len(frames)}), got {len(boxes)}"
+            )
+        located = [(f, self._locate(f, b)) for f, b in zip(frames, boxes, strict=True)]
+        return self._classify(located, crops)
 
     def _locate(
         self,

@@ -50,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--source",
         required=True,
+        action="append",
         help="camera index (0), V4L2 device (/dev/video0), video file, URL (rtsp://, "
-        "http:// MJPEG, ...) or a GStreamer pipeline ending in appsink",
+        "http:// MJPEG, ...) or a GStreamer pipeline ending in appsink; repeat it to run "
+        "several sources in one process (JSON Lines events then carry a 'source' field)",
     )
     src.add_argument(
         "--realtime",
@@ -243,11 +245,123 @@ def _make_engine(args: argparse.Namespace) -> Any:
     )
 
 
+#: Outputs of one video each: refused with several sources.
+_SINGLE_ONLY = (
+    ("--output", lambda a: bool(a.output)),
+    ("--display", lambda a: a.display),
+    ("--fullscreen", lambda a: a.fullscreen),
+    ("--save-crops", lambda a: bool(a.save_crops)),
+)
+
+
+def _main_many(args: argparse.Namespace, launched: float) -> int:
+    """Several sources in one process (:class:`MultiStreamLoop`); returns the exit status."""
+    import cv2
+
+    from .events import JsonlWriter
+    from .multi import Lane, MultiStreamLoop
+    from .sources import FrameSource, SourceError, parse_source
+    from .tracking import IouTracker
+
+    stop = threading.Event()
+    sources: list[FrameSource] = []
+    jsonl = None
+    try:
+        with _Interrupts(stop):
+            for i, text in enumerate(args.source):
+                spec = parse_source(text)
+                try:
+                    sources.append(
+                        FrameSource(
+                            spec,
+                            backoff=(args.reconnect_delay, args.reconnect_max_delay),
+                            max_reconnects=args.max_reconnects,
+                            timeout_s=args.timeout,
+                            size=args.camera_size,
+                            realtime=args.realtime,
+                        ).open()
+                    )
+                except SourceError as exc:
+                    raise SourceError(f"--source #{i}: {exc}") from None
+                log.info("opened %s source #%d %s", spec.kind.value, i, spec.text)
+            engine = _make_engine(args)
+            emotions = tuple(engine.emotions)
+            lanes = [
+                Lane(
+                    source.start(),
+                    IouTracker(
+                        emotions,
+                        iou_threshold=args.iou_threshold,
+                        smoothing=1.0 if args.no_smoothing else args.smoothing,
+                        max_missed=args.max_missed,
+                        enabled=not args.no_tracking,
+                        appearance_threshold=args.appearance_threshold,
+                    ),
+                    RunStats(launched),
+                )
+                for source in sources
+            ]
+            if args.jsonl:
+                jsonl = JsonlWriter(args.jsonl, emotions)
+            loop = MultiStreamLoop(
+                engine,
+                lanes,
+                jsonl,
+                max_frames=args.max_frames,
+                stats=RunStats(launched),
+                stop=stop,
+                detect_every=args.detect_every,
+                redetect_threshold=args.appearance_threshold,
+            )
+            result = loop.run()
+    except (OSError, ValueError, TypeError, RuntimeError, ImportError, cv2.error) as exc:
+        print(f"ferfast-stream: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ferfast-stream: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        for source in sources:
+            source.stop()
+        if jsonl is not None:
+            jsonl.close()
+
+    print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
+    for i, (summary, error) in enumerate(zip(result.sources, result.errors, strict=True)):
+        print(f"source #{i} {args.source[i]}:", file=sys.stderr)
+        print("  " + summary.format().replace("\n", "\n  "), file=sys.stderr)
+        if error:
+            print(f"  error: {error}", file=sys.stderr)
+    print(f"all {len(result.sources)} sources:", file=sys.stderr)
+    print("  " + result.summary.format().replace("\n", "\n  "), file=sys.stderr)
+    if args.summary_json:
+        data = result.summary.as_dict() | {"reason": result.reason}
+        data["sources"] = [
+            s.as_dict() | {"source": text, "error": err}
+            for s, text, err in zip(result.sources, args.source, result.errors, strict=True)
+        ]
+        try:
+            Path(args.summary_json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            print(f"ferfast-stream: error: cannot write --summary-json: {exc}", file=sys.stderr)
+            return 1
+    failed = [f"#{i}: {err}" for i, err in enumerate(result.errors) if err]
+    if failed:
+        print(f"ferfast-stream: error: source {'; '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ferfast-stream``; returns the exit status."""
     # Time to first result: from process launch for the console script, else from this call.
     launched = launch_perf_counter() if argv is None else time.perf_counter()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if len(args.source) > 1:
+        given = [flag for flag, on in _SINGLE_ONLY if on(args)]
+        if given:
+            parser.error(f"{', '.join(given)} take(s) one --source; got {len(args.source)}")
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.WARNING if args.quiet else logging.INFO,
@@ -263,6 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+    if len(args.source) > 1:
+        return _main_many(args, launched)
+    args.source = args.source[0]
 
     import cv2
 

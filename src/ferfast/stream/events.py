@@ -26,14 +26,17 @@ def face_event(face: TrackedFace, emotions: Sequence[str]) -> dict[str, object]:
 
 
 def frame_event(
-    frame: int, time: float, faces: Sequence[TrackedFace], emotions: Sequence[str]
+    frame: int,
+    time: float,
+    faces: Sequence[TrackedFace],
+    emotions: Sequence[str],
+    source: int | None = None,
 ) -> dict[str, object]:
-    """``{"frame", "time", "faces": [...]}`` for one processed frame."""
-    return {
-        "frame": int(frame),
-        "time": float(time),
-        "faces": [face_event(f, emotions) for f in faces],
-    }
+    """``{"frame", "time", "faces": [...]}`` for one processed frame; with several sources,
+    ``"source"`` first (the source's 0-based position on the command line)."""
+    event: dict[str, object] = {} if source is None else {"source": int(source)}
+    event.update(frame=int(frame), time=float(time), faces=[face_event(f, emotions) for f in faces])
+    return event
 
 
 class JsonlWriter:
@@ -57,9 +60,12 @@ class JsonlWriter:
         else:
             self._fh = sys.stdout
 
-    def write(self, frame: int, time: float, faces: Sequence[TrackedFace]) -> None:
-        """Append the event of one processed frame."""
-        line = json.dumps(frame_event(frame, time, faces, self.emotions), separators=(",", ":"))
+    def write(
+        self, frame: int, time: float, faces: Sequence[TrackedFace], source: int | None = None
+    ) -> None:
+        """Append the event of one processed frame (of source ``source``, if given)."""
+        event = frame_event(frame, time, faces, self.emotions, source)
+        line = json.dumps(event, separators=(",", ":"))
         try:
             self._fh.write(line + "\n")
             self._fh.flush()
