@@ -104,7 +104,7 @@ class MultiStreamLoop:
 
     def _detect(self, lane: Lane, image: Any) -> list[Any]:
         t0 = time.perf_counter()
-        dets = self.engine.detect(image)
+        dets: list[Any] = list(self.engine.detect(image))
         spent = time.perf_counter() - t0
         for stats in (lane.stats, self.stats):
             stats.record("detect", spent)
@@ -187,4 +187,4 @@ class MultiStreamLoop:
             return moved, False
         lane.stats.redetected()
         self.stats.redetected()
-        return list(self._detect(lane, staged.frame.image)), True
+        return self._detect(lane, staged.frame.image), True

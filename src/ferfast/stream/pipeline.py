@@ -173,11 +173,12 @@ class StreamLoop:
     """Runs the engine over a started :class:`FrameSource` until it ends or is stopped.
 
     The detector runs on every ``detect_every``-th frame on a thread of its own
-    (:class:`DetectAhead`); on the frames in between, the faces of the previous frame are
-    classified again at the same boxes (with their landmarks). A carried face whose crop no
-    longer looks like the crop it had when it was detected (:func:`appearance` correlation below
-    ``redetect_threshold``: the face moved away or another person stands there) makes the
-    detector run on this frame at once. Frames come out in source order.
+    (:class:`DetectAhead`); on the frames in between, the last detection's faces are classified
+    at their carried boxes (moved at their measured speed, with their landmarks). A carried face
+    whose crop no longer looks like its crop when detected (:func:`appearance` correlation below
+    ``redetect_threshold``: the face moved away or another person stands there), or whose box
+    centre left the frame, makes the detector run on this frame at once. Frames come out in
+    source order.
     """
 
     engine: EngineLike
