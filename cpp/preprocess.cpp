@@ -1,14 +1,15 @@
 // ferfast preprocessing kernel (see preprocess.hpp).
 //
-// Box mode: the square crop is resampled separably with one weight table for both axes (the crop
-// is square): exact fractional-overlap area weights (as cv2.INTER_AREA) when the crop is at least
-// 48 px, bilinear with half-pixel centres (as cv2.INTER_LINEAR) when smaller. Per output row, the
-// vertical pass sums the full-weight source rows as uint16 on the raw interleaved bytes (read in
-// place when the crop lies inside the frame and pixels are packed) and adds the two partially
-// covered edge rows in float; BGR->gray is applied to that one reduced row, stored transposed, so
-// that the horizontal pass runs 48 output rows at a time with contiguous multiply-adds. Rows and
-// columns outside the frame replicate the edge; nothing outside the crop is read (no whole-frame
-// conversion).
+// Box mode: the square crop is resampled separably with one integer weight table for both axes
+// (the crop is square): exact fractional-overlap area weights (as cv2.INTER_AREA) when the crop is
+// at least 48 px, bilinear with half-pixel centres (as cv2.INTER_LINEAR) when smaller. The
+// vertical pass sums the weighted source rows in integers on the raw interleaved bytes (read in
+// place when the crop lies inside the frame and pixels are packed), 8 output rows at a time; the
+// block is transposed so that the horizontal pass runs over those 8 rows with contiguous
+// multiply-adds per channel. All sums are exact integers (float holds them exactly below 2^24), so
+// every code path (AVX2, plain loops, the CUDA kernel) gives the same sums; BT.601 gray and
+// scale/bias apply to them at the end. Rows and columns outside the frame replicate the edge;
+// nothing outside the crop is read (no whole-frame conversion).
 //
 // Landmark mode: a similarity warp (eyes -> fixed output positions); the touched region is
 // box-filtered by an integer factor, then sampled with 1 or 2 (x 1 or 2) bilinear taps per output
@@ -23,14 +24,16 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-#if defined(__x86_64__) && defined(__GNUC__)
+// x86-64 with GCC/Clang: AVX2 loops chosen at run time (FERFAST_PORTABLE builds the plain loops
+// only, which tests compare against the same arithmetic).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(FERFAST_PORTABLE)
 #include <immintrin.h>
 #define FERFAST_X86_DISPATCH 1
 #else
 #define FERFAST_X86_DISPATCH 0
 #endif
 
-// The hot loops are plain C++ that -O3 vectorises for the baseline ISA (SSE2 / NEON). On x86-64
+// The other loops are plain C++ that -O3 vectorises for the baseline ISA (SSE2 / NEON). On x86-64
 // with GCC, the crop functions are additionally cloned for AVX2+FMA (x86-64-v3) and picked at load
 // time (ifunc), so wheels stay portable without -march=native.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
@@ -314,6 +317,43 @@ inline void store_rows(const float* __restrict tile, float* __restrict out) {
 #endif
 }
 
+// Horizontal pass over kBlock transposed rows, per channel: tile[u * kBlock + i] = scaled gray of
+// output (u, row i).
+template <typename Acc, typename Sum>
+inline void horizontal(const Acc* __restrict vt, const AxisTable& tab, int64_t c, float kf,
+                       float bias, float* __restrict tile) {
+  const int span = tab.span;
+  for (int u = 0; u < kOutSide; ++u) {
+    const int32_t* w = &tab.w[static_cast<size_t>(u) * span];
+    const Acc* col = vt + static_cast<int64_t>(tab.start[u]) * c * kBlock;
+    float* g = tile + u * kBlock;
+    if (c == 1) {
+      Sum h[kBlock] = {};
+      for (int t = 0; t < span; ++t, col += kBlock) {
+        const Sum wt = static_cast<Sum>(w[t]);
+        for (int i = 0; i < kBlock; ++i) h[i] += wt * static_cast<Sum>(widen(col[i]));
+      }
+      for (int i = 0; i < kBlock; ++i) g[i] = static_cast<float>(h[i]) * kf + bias;
+    } else {
+      // BGR / BGRA (alpha is not read).
+      Sum hb[kBlock] = {}, hg[kBlock] = {}, hr[kBlock] = {};
+      for (int t = 0; t < span; ++t, col += c * kBlock) {
+        const Sum wt = static_cast<Sum>(w[t]);
+        for (int i = 0; i < kBlock; ++i) {
+          hb[i] += wt * static_cast<Sum>(widen(col[i]));
+          hg[i] += wt * static_cast<Sum>(widen(col[kBlock + i]));
+          hr[i] += wt * static_cast<Sum>(widen(col[2 * kBlock + i]));
+        }
+      }
+      for (int i = 0; i < kBlock; ++i) {
+        const float gray = kWB * static_cast<float>(hb[i]) + kWG * static_cast<float>(hg[i]) +
+                           kWR * static_cast<float>(hr[i]);
+        g[i] = gray * kf + bias;
+      }
+    }
+  }
+}
+
 // Box crop: vertical pass in integers on the raw interleaved bytes, kBlock output rows at a time,
 // transposed so that the horizontal pass runs over the kBlock rows with contiguous multiply-adds,
 // per channel; Sum holds the per-channel 2-D weighted sums exactly (float: below 2^24). BGR->gray
@@ -355,7 +395,6 @@ FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq,
     return dst;
   };
 
-  const int cg = c == 1 ? 1 : 3;  // channels that enter the gray value (BGRA: not alpha)
   for (int v0 = 0; v0 < kOutSide; v0 += kBlock) {
     for (int i = 0; i < kBlock; ++i) {
       const int v = v0 + i;
@@ -376,37 +415,8 @@ FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq,
     }
     transpose_block(va, npad, npad, vt);
 
-    // Horizontal pass, per channel, over the kBlock rows; then gray and scale into a (u, row)
-    // tile, stored as rows.
     float tile[kOutSide * kBlock];
-    for (int u = 0; u < kOutSide; ++u) {
-      const int32_t* w = &tab.w[static_cast<size_t>(u) * span];
-      const Acc* col = vt + static_cast<int64_t>(tab.start[u]) * c * kBlock;
-      float* g = tile + u * kBlock;
-      if (cg == 1) {
-        Sum h[kBlock] = {};
-        for (int t = 0; t < span; ++t, col += kBlock) {
-          const Sum wt = static_cast<Sum>(w[t]);
-          for (int i = 0; i < kBlock; ++i) h[i] += wt * static_cast<Sum>(widen(col[i]));
-        }
-        for (int i = 0; i < kBlock; ++i) g[i] = static_cast<float>(h[i]) * kf + bias;
-      } else {
-        Sum hb[kBlock] = {}, hg[kBlock] = {}, hr[kBlock] = {};
-        for (int t = 0; t < span; ++t, col += c * kBlock) {
-          const Sum wt = static_cast<Sum>(w[t]);
-          for (int i = 0; i < kBlock; ++i) {
-            hb[i] += wt * static_cast<Sum>(widen(col[i]));
-            hg[i] += wt * static_cast<Sum>(widen(col[kBlock + i]));
-            hr[i] += wt * static_cast<Sum>(widen(col[2 * kBlock + i]));
-          }
-        }
-        for (int i = 0; i < kBlock; ++i) {
-          const float gray = kWB * static_cast<float>(hb[i]) + kWG * static_cast<float>(hg[i]) +
-                             kWR * static_cast<float>(hr[i]);
-          g[i] = gray * kf + bias;
-        }
-      }
-    }
+    horizontal<Acc, Sum>(vt, tab, c, kf, bias, tile);
     store_rows(tile, out + v0 * kOutSide);
   }
 }
