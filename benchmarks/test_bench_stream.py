@@ -11,7 +11,7 @@ in one session, alternating, and reports the ratio of their median fps (target: 
 not a project dependency: it runs in a throwaway virtual environment, ``build/fer-venv``
 (``$FERFAST_FER_VENV``), created on first use (``pip install tensorflow-cpu ...`` and
 ``fer --no-deps``, which leaves out facenet-pytorch: fer only imports it for ``mtcnn=True``;
-about 700 MB). Where it cannot be created the test skips with the reason, and the other tests
+1.9 GB installed). Where it cannot be created the test skips with the reason, and the other tests
 compare against the recorded 38 fps of ``fer`` on this machine. With
 ``FERFAST_BENCH_STRICT=1`` the targets are asserted (off by default: on a shared 2-core machine
 other jobs set the pace).
