@@ -22,7 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-YUNET = SHARED / "models" / "face_detection_yunet_2023mar.onnx"
+YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
 FACE_PHOTO = SHARED / "data" / "photos" / "images_1.jpg"
 FRAME_SIZE = (640, 480)
 BACKGROUND = (90, 110, 120)  # BGR of the synthetic video's background

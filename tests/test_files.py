@@ -168,3 +168,16 @@ def test_cli_predict_fails_only_when_nothing_was_processed(
     assert code == 1
     assert "bad.png" in err and "nope" in err and "nothing could be processed" in err
     assert out == ""
+
+
+def test_cli_predict_warns_in_one_plain_line_when_yunet_cannot_be_had(
+    tmp_path: Path, photos: dict[str, np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The test session runs offline with an empty cache (conftest): YuNet cannot be fetched.
+    photo = tmp_path / "a.jpg"
+    cv2.imwrite(str(photo), photos["images_1.jpg"])
+    assert cli_main(["predict", str(photo), "--format", "csv"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning:" in line]
+    assert len(lines) == 1 and lines[0].startswith("ferfast predict: warning: using the Haar")
+    assert "UserWarning" not in err and ".py:" not in err

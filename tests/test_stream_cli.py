@@ -408,3 +408,15 @@ def test_fourcc_must_be_four_characters(capsys) -> None:
         main(["--source", "x.mp4", "--output", "o.mp4", "--fourcc", "h264x"])
     assert exc.value.code == 2
     assert "argument --fourcc: fourcc must be 4 ASCII characters" in capsys.readouterr().err
+
+
+def test_detector_fallback_warning_is_one_log_line(
+    face_video: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The test session runs offline with an empty cache (conftest): YuNet cannot be fetched.
+    args = ["--source", str(face_video), "--model", str(tiny_model), "--max-frames", "2"]
+    with caplog.at_level("WARNING", logger="ferfast.stream"):
+        assert main(args) == 0
+    warned = [r for r in caplog.records if "using the Haar cascade" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].name == "ferfast.stream"
+    assert warned[0].levelname == "WARNING"

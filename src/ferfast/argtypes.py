@@ -8,7 +8,9 @@ message naming the problem (argparse then exits with status 2 and the usage line
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ __all__ = [
     "below_one",
     "engine_from_args",
     "fraction",
+    "plain_warnings",
     "non_negative_int",
     "positive_int",
     "seconds",
@@ -63,10 +66,13 @@ def size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def add_engine_arguments(group: argparse._ActionsContainer, threads: int | None = None) -> None:
+def add_engine_arguments(
+    group: argparse._ActionsContainer, threads: int | None = None, threads_why: str = ""
+) -> None:
     """The Engine options (model, backend, detector, threads) on ``group``.
 
-    ``threads``: the default of ``--threads`` (None: ONNX Runtime's default of min(2, CPUs)).
+    ``threads``: the default of ``--threads`` (None: ONNX Runtime's default of min(2, CPUs));
+    ``threads_why``: why that default, appended to its help.
     """
     group.add_argument(
         "--model",
@@ -88,7 +94,8 @@ def add_engine_arguments(group: argparse._ActionsContainer, threads: int | None 
         default="auto",
         choices=("auto", "yunet", "haar"),
         help="auto: YuNet (--detector-model, else $FERFAST_YUNET, else the copy fetched once "
-        "into the cache), the Haar cascade when YuNet cannot be had (default auto)",
+        "into the cache, see ferfast download), the Haar cascade with a warning when YuNet "
+        "cannot be had; yunet: the same, an error instead of Haar (default auto)",
     )
     group.add_argument("--detector-model", metavar="PATH", help="YuNet ONNX model file")
     group.add_argument(
@@ -105,10 +112,8 @@ def add_engine_arguments(group: argparse._ActionsContainer, threads: int | None 
         metavar="F",
         help="minimum YuNet face score (default 0.6)",
     )
-    if threads is None:
-        help_threads = "ONNX Runtime intra-op threads (default min(2, CPUs))"
-    else:
-        help_threads = f"ONNX Runtime intra-op threads (default {threads})"
+    default = "min(2, CPUs)" if threads is None else str(threads)
+    help_threads = f"ONNX Runtime intra-op threads (default {default}{threads_why})"
     group.add_argument(
         "--threads", type=positive_int, default=threads, metavar="N", help=help_threads
     )
@@ -127,3 +132,19 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
         score_threshold=args.score_threshold,
         threads=args.threads,
     )
+
+
+@contextlib.contextmanager
+def plain_warnings(emit: Callable[[str], object]) -> Iterator[None]:
+    """Within the block, Python warnings go to ``emit(message)`` as one plain line.
+
+    A command-line user gets the message (e.g. the detector falling back to Haar) without the
+    source file and line of Python's default warning format.
+    """
+    with warnings.catch_warnings():
+
+        def show(message: Warning | str, *_args: object, **_kwargs: object) -> None:
+            emit(str(message))
+
+        warnings.showwarning = show
+        yield

@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .argtypes import add_engine_arguments, engine_from_args, non_negative_int, positive_int
+from .argtypes import (
+    add_engine_arguments,
+    engine_from_args,
+    non_negative_int,
+    plain_warnings,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from .files import FramePrediction, InputFile
@@ -579,8 +585,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ferfast`` console script; returns the exit code."""
     parser = make_parser()
     args = parser.parse_args(argv)
+
+    def warn(message: str) -> None:
+        print(f"ferfast {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        code: int = args.func(args)
+        with plain_warnings(warn):
+            code: int = args.func(args)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"ferfast {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -20,7 +20,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..argtypes import below_one, fraction, non_negative_int, positive_int, seconds, size
+from ..argtypes import (
+    add_engine_arguments,
+    below_one,
+    engine_from_args,
+    fraction,
+    non_negative_int,
+    plain_warnings,
+    positive_int,
+    seconds,
+    size,
+)
 from .stats import RunStats, launch_perf_counter
 from .tracking import DEFAULT_APPEARANCE_THRESHOLD, DEFAULT_DETECT_EVERY
 
@@ -119,40 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("processing")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     run.add_argument(
-        "--model",
-        default="int8",
-        help="int8 or fp32 (bundled), or the path of an .onnx model or TensorRT .engine",
-    )
-    run.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "onnxruntime", "tensorrt"),
-        help="auto: TensorRT for an .engine model, else ONNX Runtime on the CPU (default auto)",
-    )
-    run.add_argument(
-        "--detector",
-        default="auto",
-        choices=("auto", "yunet", "haar"),
-        help="auto: YuNet (--detector-model, else $FERFAST_YUNET, else the copy fetched once "
-        "into the cache, see `ferfast download`), the Haar cascade with a warning when YuNet "
-        "cannot be had; yunet: the same, an error instead of Haar (default auto)",
-    )
-    run.add_argument("--detector-model", metavar="PATH", help="YuNet ONNX model file")
-    run.add_argument(
-        "--detector-size",
-        type=positive_int,
-        default=320,
-        metavar="N",
-        help="detector input size (long side, default 320; smaller is faster)",
-    )
-    run.add_argument(
-        "--score-threshold",
-        type=fraction,
-        default=0.6,
-        metavar="F",
-        help="minimum YuNet face score (default 0.6)",
-    )
-    run.add_argument(
         "--detect-every",
         type=positive_int,
         default=DEFAULT_DETECT_EVERY,
@@ -161,13 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         "in between; a face that no longer looks like itself is re-detected at once "
         f"(1 = every frame, default {DEFAULT_DETECT_EVERY})",
     )
-    run.add_argument(
-        "--threads",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="ONNX Runtime intra-op threads (default 1: a frame's few faces gain nothing from "
-        "more, and the capture thread and the detector need the other cores)",
+    add_engine_arguments(
+        run,
+        threads=1,
+        threads_why=": a frame's few faces gain nothing from more, and the capture thread and "
+        "the detector need the other cores",
     )
 
     trk = p.add_argument_group("tracking")
@@ -231,20 +205,6 @@ class _Interrupts:
             signal.signal(sig, handler)
 
 
-def _make_engine(args: argparse.Namespace) -> Any:
-    from ferfast import Engine  # deferred: --help and argument errors stay fast
-
-    return Engine(
-        model=args.model,
-        backend=args.backend,
-        detector=args.detector,
-        detector_model=args.detector_model,
-        detector_size=args.detector_size,
-        score_threshold=args.score_threshold,
-        threads=args.threads,
-    )
-
-
 #: Outputs of one video each: refused with several sources.
 _SINGLE_ONLY = (
     ("--output", lambda a: bool(a.output)),
@@ -284,7 +244,7 @@ def _main_many(args: argparse.Namespace, launched: float) -> int:
                 except SourceError as exc:
                     raise SourceError(f"--source #{i}: {exc}") from None
                 log.info("opened %s source #%d %s", spec.kind.value, i, spec.text)
-            engine = _make_engine(args)
+            engine = engine_from_args(args)
             emotions = tuple(engine.emotions)
             lanes = [
                 Lane(
@@ -354,6 +314,12 @@ def _main_many(args: argparse.Namespace, launched: float) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ferfast-stream``; returns the exit status."""
+    with plain_warnings(log.warning):
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse the arguments, run the stream(s), print the summary; returns the exit status."""
     # Time to first result: from process launch for the console script, else from this call.
     launched = launch_perf_counter() if argv is None else time.perf_counter()
     parser = build_parser()
@@ -412,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise RuntimeError("--display needs a graphical session; DISPLAY is not set")
                 if not x_display_reachable():
                     raise RuntimeError(f"cannot connect to X display {os.environ['DISPLAY']}")
-            engine = _make_engine(args)
+            engine = engine_from_args(args)
             emotions = tuple(engine.emotions)
             tracker = IouTracker(
                 emotions,
