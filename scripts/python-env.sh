@@ -19,7 +19,7 @@ apt_install() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "note: missing Debian packages (apt-get install ${missing[*]}); tests that need them skip" >&2
+    echo "note: missing Debian packages, not root: apt-get install ${missing[*]}" >&2
   fi
 }
 
