@@ -23,16 +23,17 @@ from ferfast.runtime import OrtRunner
 class Teacher:
     """Frozen ferfast ONNX model(s): ``teacher(x) -> (N,7) log of the (mean) probabilities``.
 
-    ``paths``: one model, or several (a list, or one string with comma-separated paths). Each
-    runs in a :class:`ferfast.runtime.OrtRunner` (the engine's own contract checks) with idle
-    spinning off, so its worker threads leave the cores to the student between batches.
+    ``paths``: one model, or several (a list, or one string with comma-separated items); an
+    item may also be a teacher artifact folder, a folder of them, or an artifact name
+    (:func:`training.teacher.resolve_teachers`). Each runs in a
+    :class:`ferfast.runtime.OrtRunner` (the engine's own contract checks) with idle spinning
+    off, so its worker threads leave the cores to the student between batches.
     """
 
     def __init__(self, paths: str | Path | list[str | Path], threads: int = 0) -> None:
-        if isinstance(paths, str):
-            paths = [p.strip() for p in paths.split(",") if p.strip()]
-        elif isinstance(paths, Path):
-            paths = [paths]
+        from .teacher import resolve_teachers
+
+        paths = resolve_teachers(paths)
         if not paths:
             raise ValueError("no teacher model given")
         self.runners = [OrtRunner(p, threads=threads or None, spin=False) for p in paths]
