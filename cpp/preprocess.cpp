@@ -25,8 +25,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-// x86-64 with GCC/Clang: AVX2 loops chosen at run time (FERFAST_PORTABLE builds the plain loops
-// only, which tests compare against the same arithmetic).
+// x86-64 with GCC/Clang: AVX2 loops chosen at run time, SSE2 / plain loops otherwise. Tests build
+// the fallbacks on any machine: FERFAST_NO_AVX2 (no AVX2 at run time), FERFAST_PORTABLE (plain
+// loops only).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(FERFAST_PORTABLE)
 #include <immintrin.h>
 #define FERFAST_X86_DISPATCH 1
@@ -99,26 +100,12 @@ const AxisTable& axis_table(int64_t side, Scratch& s) {
   t.side = side;
   t.span = axis_span(side);
   t.w.resize(static_cast<size_t>(kOutSide) * t.span);
-  for (int u = 0; u < kOutSide; ++u) t.start[u] = axis_taps(side, u, &t.w[static_cast<size_t>(u) * t.span]);
+  for (int u = 0; u < kOutSide; ++u) {
+    t.start[u] = axis_taps(side, u, &t.w[static_cast<size_t>(u) * t.span]);
+  }
   return t;
 }
 
-// Vertical pass: a = (a +) sum_r w[r] * rows[r] over n bytes in the accumulator type (exact: the
-// weights of one output row sum to axis_total(side), so a <= 255 * total fits). Row by row in
-// plain loops that -O3 vectorises.
-template <typename Acc>
-inline void rows_sum(Acc* __restrict a, const uint8_t* const* rows, const Acc* w, int nr,
-                     int64_t n, bool add) {
-  for (int r = 0; r < nr; ++r) {
-    const uint8_t* __restrict p = rows[r];
-    const Acc wr = w[r];
-    if (r == 0 && !add) {
-      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(wr * p[j]);
-    } else {
-      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(a[j] + wr * p[j]);
-    }
-  }
-}
 #if FERFAST_X86_DISPATCH
 // uint16 with AVX2 (the common case): two rows at a time with byte-pair multiply-adds (weights
 // <= 96 fit int8, a pair sums to <= 255 * 96), 32 columns held in registers over all rows.
@@ -203,41 +190,15 @@ __attribute__((target("avx2"))) void rows_sum_avx2(uint16_t* __restrict a,
 }
 
 bool cpu_has_avx2() {
+#if defined(FERFAST_NO_AVX2)
+  return false;  // tests: the SSE2 fallbacks on an AVX2 machine
+#else
   __builtin_cpu_init();  // needed before the feature test in a static initializer
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
 }
 const bool kHaveAvx2 = cpu_has_avx2();
 
-template <>
-inline void rows_sum<uint16_t>(uint16_t* __restrict a, const uint8_t* const* rows,
-                               const uint16_t* w, int nr, int64_t n, bool add) {
-  if (kHaveAvx2) return rows_sum_avx2(a, rows, w, nr, n, add);
-  for (int r = 0; r < nr; ++r) {
-    const uint8_t* __restrict p = rows[r];
-    const uint16_t wr = w[r];
-    if (r == 0 && !add) {
-      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<uint16_t>(wr * p[j]);
-    } else {
-      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<uint16_t>(a[j] + wr * p[j]);
-    }
-  }
-}
-#endif
-
-// uint16 via int32: converts to float with packed instructions.
-inline int32_t widen(uint16_t v) { return v; }
-inline int64_t widen(uint32_t v) { return v; }
-inline uint64_t widen(uint64_t v) { return v; }
-
-// at[j * kBlock + i] = a[i * stride + j] for j < cols (a multiple of 16).
-template <typename Acc>
-inline void transpose_block(const Acc* __restrict a, int64_t stride, int64_t cols,
-                            Acc* __restrict at) {
-  for (int64_t j = 0; j < cols; ++j) {
-    for (int i = 0; i < kBlock; ++i) at[j * kBlock + i] = a[i * stride + j];
-  }
-}
-#if FERFAST_X86_DISPATCH
 // Two 8 x 8 blocks of uint16 (16 columns) transposed in registers per step.
 __attribute__((target("avx2"))) void transpose_avx2(const uint16_t* __restrict a, int64_t stride,
                                                     int64_t cols, uint16_t* __restrict at) {
@@ -266,10 +227,9 @@ __attribute__((target("avx2"))) void transpose_avx2(const uint16_t* __restrict a
   }
 }
 
-template <>
-inline void transpose_block<uint16_t>(const uint16_t* __restrict a, int64_t stride, int64_t cols,
-                                      uint16_t* __restrict at) {
-  if (kHaveAvx2) return transpose_avx2(a, stride, cols, at);
+// The same with SSE2 (x86-64 baseline), one 8 x 8 block per step.
+void transpose_sse2(const uint16_t* __restrict a, int64_t stride, int64_t cols,
+                    uint16_t* __restrict at) {
   for (int64_t j = 0; j < cols; j += 8) {
     __m128i r[8];
     for (int i = 0; i < 8; ++i)
@@ -295,6 +255,45 @@ inline void transpose_block<uint16_t>(const uint16_t* __restrict a, int64_t stri
 }
 #endif
 
+// Vertical pass: a = (a +) sum_r w[r] * rows[r] over n bytes in the accumulator type (exact: the
+// weights of one output row sum to axis_total(side), so a <= 255 * total fits). uint16 with AVX2
+// above, else row by row in plain loops that -O3 vectorises.
+template <typename Acc>
+inline void rows_sum(Acc* __restrict a, const uint8_t* const* rows, const Acc* w, int nr,
+                     int64_t n, bool add) {
+#if FERFAST_X86_DISPATCH
+  if constexpr (std::is_same<Acc, uint16_t>::value) {
+    if (kHaveAvx2) return rows_sum_avx2(a, rows, w, nr, n, add);
+  }
+#endif
+  for (int r = 0; r < nr; ++r) {
+    const uint8_t* __restrict p = rows[r];
+    const Acc wr = w[r];
+    if (r == 0 && !add) {
+      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(wr * p[j]);
+    } else {
+      for (int64_t j = 0; j < n; ++j) a[j] = static_cast<Acc>(a[j] + wr * p[j]);
+    }
+  }
+}
+// uint16 via int32: converts to float with packed instructions.
+inline int32_t widen(uint16_t v) { return v; }
+inline int64_t widen(uint32_t v) { return v; }
+inline uint64_t widen(uint64_t v) { return v; }
+
+// at[j * kBlock + i] = a[i * stride + j] for j < cols (a multiple of 16).
+template <typename Acc>
+inline void transpose_block(const Acc* __restrict a, int64_t stride, int64_t cols,
+                            Acc* __restrict at) {
+#if FERFAST_X86_DISPATCH
+  if constexpr (std::is_same<Acc, uint16_t>::value) {
+    return kHaveAvx2 ? transpose_avx2(a, stride, cols, at) : transpose_sse2(a, stride, cols, at);
+  }
+#endif
+  for (int64_t j = 0; j < cols; ++j) {
+    for (int i = 0; i < kBlock; ++i) at[j * kBlock + i] = a[i * stride + j];
+  }
+}
 // out[i * 48 + u] = tile[u * kBlock + i]: the (u, row) tile written as kBlock output rows.
 inline void store_rows(const float* __restrict tile, float* __restrict out) {
 #if defined(__SSE2__)
@@ -320,7 +319,8 @@ inline void store_rows(const float* __restrict tile, float* __restrict out) {
 
 #if FERFAST_X86_DISPATCH
 __attribute__((target("avx2"))) inline __m256 u16x8_to_ps(const uint16_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(v));
 }
 
 // The horizontal pass below for uint16 with AVX2: per-channel sums with fused multiply-adds (the
@@ -368,8 +368,9 @@ __attribute__((target("avx2"))) void horizontal_avx2(const uint16_t* __restrict 
     const float* hs = hsum + u * 3 * kBlock;
     __m256 g = _mm256_load_ps(hs);
     if (c != 1) {
-      g = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(wb, g), _mm256_mul_ps(wg, _mm256_load_ps(hs + kBlock))),
-                        _mm256_mul_ps(wr, _mm256_load_ps(hs + 2 * kBlock)));
+      const __m256 bg =
+          _mm256_add_ps(_mm256_mul_ps(wb, g), _mm256_mul_ps(wg, _mm256_load_ps(hs + kBlock)));
+      g = _mm256_add_ps(bg, _mm256_mul_ps(wr, _mm256_load_ps(hs + 2 * kBlock)));
     }
     _mm256_storeu_ps(tile + u * kBlock, _mm256_add_ps(_mm256_mul_ps(g, vk), vb));
   }

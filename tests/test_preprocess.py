@@ -413,7 +413,7 @@ def test_size_cap_allows_big_but_sane_boxes() -> None:
 
 
 def test_huge_crop_sums_rows_in_chunks() -> None:
-    """More than 256 source rows per output row (uint16 sums flushed in chunks) stay exact."""
+    """More than 256 source rows per output row (wide integer sums, rows in groups) stay exact."""
     h = 800
     column = (np.arange(h) * 7 % 256).astype(np.uint8)
     frame = np.repeat(column[:, None], 8, axis=1)  # depends on y only
