@@ -127,7 +127,8 @@ def train_command(config: dict) -> str:
     default = asdict(TrainConfig())
     parts = ["python -m training.train", f"--out {shlex.quote(repo_relative(config['out']))}"]
     for k, v in config.items():
-        if k in _NOT_RECIPE or k not in default or v == default[k]:
+        always = k in ("arch", "strategy", "epochs")  # readable without the defaults at hand
+        if k in _NOT_RECIPE or k not in default or (v == default[k] and not always):
             continue
         flag = "--" + k.replace("_", "-")
         if k in ("data", "cache"):
@@ -333,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {m.status}; fp32 checkpoint acc={m.checkpoint_publictest['accuracy']:.4f}")
         return 0
     folders = list_teachers(a.root) if a.cmd == "list" else [Path(f) for f in a.folders]
+    if not folders:
+        print(f"no teacher artifacts under {a.root}")
     bad = 0
     for f in folders:
         try:
