@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .metrics import Metrics, compute_metrics
 from .paths import CACHE, FER2013, REPO, repo_relative
 
 TEACHERS = REPO / "training" / "teachers"
@@ -175,7 +176,6 @@ def export_teacher(
     from .data import EMOTIONS, load
     from .evaluate import onnx_probs
     from .export import export_onnx, load_checkpoint_net
-    from .metrics import compute_metrics
     from .model import count_macs, count_params
     from .train import predict_probs
 
@@ -254,7 +254,7 @@ def export_teacher(
     return manifest
 
 
-def _scores(m, n: int) -> dict:
+def _scores(m: Metrics, n: int) -> dict:
     return {
         "accuracy": round(m.accuracy, 4),
         "macro_f1": round(m.macro_f1, 4),
