@@ -11,8 +11,8 @@ import pytest
 
 import ferfast
 from ferfast import assets
-from ferfast.cli import _opencv_gui
 from ferfast.cli import main as cli_main
+from ferfast.stream.kiosk import gui_backend
 
 
 def _info(capsys: pytest.CaptureFixture[str]) -> str:
@@ -48,11 +48,11 @@ def test_info_shows_the_detector_cache_state(
 
 
 def test_opencv_gui_line_parsing() -> None:
-    assert _opencv_gui("  GUI:                           QT5\n    QT:  YES (ver 5.15)\n") == "QT5"
+    assert gui_backend("  GUI:                           QT5\n    QT:  YES (ver 5.15)\n") == "QT5"
     headless = "  GUI:                           NONE\n    GTK+:                        NO\n"
-    assert _opencv_gui(headless) == "NONE"
+    assert gui_backend(headless) == "NONE"
     assert (
-        _opencv_gui("  GUI:\n    GTK+:                        YES (ver 3.24)\n")
+        gui_backend("  GUI:\n    GTK+:                        YES (ver 3.24)\n")
         == "GTK+ YES (ver 3.24)"
     )
-    assert _opencv_gui("no such section") == "unknown"
+    assert gui_backend("no such section") == "unknown"

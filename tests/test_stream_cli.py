@@ -420,3 +420,20 @@ def test_detector_fallback_warning_is_one_log_line(
     warned = [r for r in caplog.records if "using the Haar cascade" in r.getMessage()]
     assert len(warned) == 1 and warned[0].name == "ferfast.stream"
     assert warned[0].levelname == "WARNING"
+
+
+def test_display_on_headless_opencv_fails_before_the_model_loads(
+    face_video: Path, tiny_model: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ferfast.stream.cli as stream_cli
+    import ferfast.stream.kiosk as kiosk
+
+    monkeypatch.setattr(kiosk, "opencv_gui", lambda: None)
+
+    def no_engine(_args: object) -> None:
+        raise AssertionError("the engine must not be built")
+
+    monkeypatch.setattr(stream_cli, "engine_from_args", no_engine)
+    assert main(["--source", str(face_video), "--model", str(tiny_model), "--display"]) == 1
+    err = capsys.readouterr().err
+    assert "headless" in err and "pip install --force-reinstall --no-deps" in err

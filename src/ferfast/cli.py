@@ -500,22 +500,6 @@ def _cpu_line() -> str:
     return f"{model}, {os.cpu_count()} CPUs; features: {' '.join(found) or 'unknown'}"
 
 
-def _opencv_gui(build_info: str) -> str:
-    """The GUI backend line of cv2.getBuildInformation() ('NO' for a headless build)."""
-    in_gui = False
-    for line in build_info.splitlines():
-        if line.strip().startswith("GUI:"):
-            in_gui = True
-            value = line.split(":", 1)[1].strip()
-            if value:
-                return value
-        elif in_gui and ":" in line:
-            name, value = (v.strip() for v in line.split(":", 1))
-            if value.upper().startswith("YES") or value.upper().startswith("NO"):
-                return f"{name} {value}"
-    return "unknown"
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
     import platform
 
@@ -525,6 +509,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     from . import __version__, _core, assets
     from .models import list_models
+    from .stream.kiosk import gui_backend
 
     cuda = "not compiled in"
     if _core.WITH_CUDA:
@@ -534,7 +519,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         f"python {platform.python_version()} ({platform.platform()})",
         f"cpu: {_cpu_line()}",
         f"numpy {np.__version__}",
-        f"opencv {cv2.__version__} (GUI: {_opencv_gui(cv2.getBuildInformation())})",
+        f"opencv {cv2.__version__} (GUI: {gui_backend(cv2.getBuildInformation())})",
         f"onnxruntime {onnxruntime.__version__}: providers "
         + ", ".join(onnxruntime.get_available_providers()),
         f"native extension: CUDA preprocess {cuda}, TensorRT runtime "

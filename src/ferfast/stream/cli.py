@@ -352,7 +352,7 @@ def _run(argv: Sequence[str] | None) -> int:
 
     from .crops import CropWriter
     from .events import JsonlWriter
-    from .kiosk import Window, display_available, x_display_reachable
+    from .kiosk import Window, display_available, require_gui, x_display_reachable
     from .pipeline import Outputs, StreamLoop, progress_bar
     from .recorder import VideoRecorder
     from .sources import FrameSource, SourceError, parse_source
@@ -374,6 +374,7 @@ def _run(argv: Sequence[str] | None) -> int:
             ).open()
             log.info("opened %s source %s", spec.kind.value, spec.text)
             if args.display or args.fullscreen:
+                require_gui()  # before the model loads: a headless OpenCV cannot open windows
                 if not display_available():
                     raise RuntimeError("--display needs a graphical session; DISPLAY is not set")
                 if not x_display_reachable():

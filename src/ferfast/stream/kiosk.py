@@ -164,11 +164,25 @@ def _text(
     cv2.putText(img, text, org, FONT, scale, color, thickness, cv2.LINE_AA)
 
 
+def gui_backend(build_info: str) -> str:
+    """The GUI backend line of cv2.getBuildInformation() ('NO' for a headless build)."""
+    in_gui = False
+    for line in build_info.splitlines():
+        if line.strip().startswith("GUI:"):
+            in_gui = True
+            value = line.split(":", 1)[1].strip()
+            if value:
+                return value
+        elif in_gui and ":" in line:
+            name, value = (v.strip() for v in line.split(":", 1))
+            if value.upper().startswith("YES") or value.upper().startswith("NO"):
+                return f"{name} {value}"
+    return "unknown"
+
+
 def opencv_gui() -> str | None:
     """The GUI backend of the cv2 in use (e.g. 'QT5', 'GTK3'), None for a headless build."""
-    from ..cli import _opencv_gui
-
-    value = _opencv_gui(cv2.getBuildInformation())
+    value = gui_backend(cv2.getBuildInformation())
     return None if value.upper() in ("NONE", "NO") else value
 
 
