@@ -21,8 +21,9 @@ DOCS = REPO / "docs"
 def repo_relative(path: str | Path) -> str:
     """``path`` relative to the repository root when it lies beside it (``../shared/...``), else
     absolute: how recorded paths (the calibration-set root) are written, so that a record holds on
-    every checkout with ``../shared`` next to it."""
-    p = Path(path).resolve()
+    every checkout with ``../shared`` next to it. Symlinks are kept as they are: a ``../shared``
+    that links elsewhere still records as ``../shared/...``."""
+    p = Path(os.path.abspath(path))
     return Path(os.path.relpath(p, REPO)).as_posix() if p.is_relative_to(REPO.parent) else str(p)
 
 
