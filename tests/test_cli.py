@@ -77,7 +77,7 @@ def test_engine_commands_take_a_bundled_model_name(tiny_model: Path, tmp_path: P
     assert resolve_onnx_model(str(tiny_model)) == tiny_model
     with pytest.raises(ValueError, match="'foo' is neither a bundled model name"):
         resolve_onnx_model("foo")
-    with pytest.raises(ValueError, match=r"\.onnx model"):
+    with pytest.raises(ValueError, match=r"path of an \.onnx file"):
         resolve_onnx_model(str(tmp_path / "m.engine"))
     with pytest.raises(FileNotFoundError, match="absent.onnx"):
         resolve_onnx_model(str(tmp_path / "absent.onnx"))
@@ -88,12 +88,12 @@ def test_engine_commands_report_a_bad_model_first(
 ) -> None:
     """A bad model is reported (exit 1) before the TensorRT check, with or without TensorRT."""
     assert main(["build-engine", "foo", "-o", str(tmp_path / "m.engine")]) == 1
-    assert "ferfast build-engine: 'foo' is neither" in capsys.readouterr().err
+    assert "ferfast build-engine: model 'foo' is neither" in capsys.readouterr().err
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"plan")
     argv = ["wrap-engine", str(plan), "--model", "fp16", "-o", str(tmp_path / "m.engine")]
     assert main([*argv, "--precision", "fp16", "--max-batch", "8"]) == 1
-    assert "ferfast wrap-engine: 'fp16' is neither" in capsys.readouterr().err
+    assert "ferfast wrap-engine: model 'fp16' is neither" in capsys.readouterr().err
     assert not (tmp_path / "m.engine").exists()
 
 

@@ -50,18 +50,9 @@ def resolve_onnx_model(value: str) -> Path:
 
     Raises ValueError for a value that is neither, FileNotFoundError for a missing file.
     """
-    from .models import BUNDLED, model_path
+    from .runtime import resolve_model
 
-    if value.lower() in BUNDLED:
-        return model_path(value)
-    path = Path(value)
-    if path.suffix.lower() != ".onnx":
-        raise ValueError(
-            f"{value!r} is neither a bundled model name (int8, fp32) nor the path of an .onnx model"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX model not found: {path}")
-    return path
+    return resolve_model(value, suffixes=(".onnx",))
 
 
 def _add_build_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

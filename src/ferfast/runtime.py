@@ -253,8 +253,13 @@ class OrtRunner:
         )
 
 
-def resolve_model(model: PathLike) -> Path:
-    """Path of ``model``: "int8"/"fp32" (bundled) or a path to an .onnx or .engine file."""
+def resolve_model(model: PathLike, suffixes: tuple[str, ...] = (".onnx", ".engine")) -> Path:
+    """Path of ``model``: "int8"/"fp32" (bundled) or the path of a file ending in one of
+    ``suffixes`` (lower case; default .onnx or .engine).
+
+    Raises TypeError for a value that is neither a str nor a path, ValueError for a name or
+    suffix that is neither, FileNotFoundError for a missing file.
+    """
     from ferfast.models import BUNDLED, model_path
 
     if isinstance(model, str) and model.lower() in BUNDLED:
@@ -263,10 +268,11 @@ def resolve_model(model: PathLike) -> Path:
         raise TypeError(f"model must be 'int8', 'fp32' or a path, got {type(model).__name__}")
     path = Path(model)
     # The messages name both spellings: the CLI flag and the Python argument.
-    if path.suffix.lower() not in (".onnx", ".engine"):
+    if path.suffix.lower() not in suffixes:
+        kinds = " or ".join(suffixes)
         raise ValueError(
             f"model {str(model)!r} is neither a bundled model name (int8, fp32) nor the path of "
-            "an .onnx or .engine file (--model / model=)"
+            f"an {kinds} file (--model / model=)"
         )
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path} (--model / model=)")
