@@ -107,6 +107,13 @@ def test_predict_files_images_videos_and_unreadable(
     assert sum(row[e] for e in ferfast.EMOTIONS) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(ValueError, match="every"):
         next(predict_files(photo_dir, engine, every=0))
+    with pytest.raises(TypeError, match="every"):
+        next(predict_files(photo_dir, engine, every=1.5))  # type: ignore[arg-type]
+    # collect_inputs' list is taken as it is, and each prediction names its decoded input.
+    inputs, _ = collect_inputs([photo_dir])
+    again = [p for p in predict_files(inputs, engine, every=2) if p.error is None]
+    assert [p.source for p in again] == [p.source for p in preds if p.error is None]
+    assert {p.input.kind for p in again if p.source.endswith("clip.avi")} == {"video"}
 
 
 def _predict(
@@ -181,3 +188,20 @@ def test_cli_predict_warns_in_one_plain_line_when_yunet_cannot_be_had(
     lines = [line for line in err.splitlines() if "warning:" in line]
     assert len(lines) == 1 and lines[0].startswith("ferfast predict: warning: using the Haar")
     assert "UserWarning" not in err and ".py:" not in err
+
+
+def test_cli_annotates_every_frame_of_a_video_with_an_unknown_suffix(
+    photo_dir: Path, tmp_path: Path, yunet_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = tmp_path / "clip.bin"  # a video under a suffix that is not a known video extension
+    clip.write_bytes((photo_dir / "clip.avi").read_bytes())
+    ann = tmp_path / "ann"
+    code, _, _ = _predict(
+        [str(clip), "--every", "2", "--format", "csv", "--annotate", str(ann)], yunet_path, capsys
+    )
+    assert code == 0
+    assert sorted(p.name for p in ann.iterdir()) == [
+        "clip_000000.jpg",
+        "clip_000002.jpg",
+        "clip_000004.jpg",
+    ]

@@ -349,13 +349,15 @@ class _RowWriter:
                 )
 
 
-def _annotated_path(root: Path, pred: FramePrediction, item: InputFile) -> Path:
-    """Where --annotate writes ``pred``: the input's path below its folder argument (a video's
-    frames as <name>_<frame>.jpg)."""
+def _annotated_path(root: Path, item: InputFile, frame: int) -> Path:
+    """Where --annotate writes a frame of ``item``: the input's path below its folder argument
+    (a video's frames as <name>_<frame>.jpg; an image in a format OpenCV cannot write, as .png)."""
+    from .files import IMAGE_EXTENSIONS
+
     rel = item.relative
     if item.kind == "video":
-        rel = rel.with_name(f"{rel.stem}_{pred.frame:06d}.jpg")
-    elif rel.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"):
+        rel = rel.with_name(f"{rel.stem}_{frame:06d}.jpg")
+    elif rel.suffix.lower() not in IMAGE_EXTENSIONS:
         rel = rel.with_name(rel.name + ".png")
     return root / rel
 
@@ -370,42 +372,40 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if fmt is None:
         suffix = Path(args.output).suffix.lower() if args.output else ""
         fmt = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "table")
-    inputs, _ = collect_inputs(args.paths)
-    items = {str(item.path): item for item in inputs}
+    inputs, missing = collect_inputs(args.paths)
+    for pred in missing:
+        print(f"ferfast predict: skipped {pred.source}: {pred.error}", file=sys.stderr)
+    counts = {"frames": 0, "faces": 0, "errors": len(missing)}
     annotate = Path(args.annotate) if args.annotate else None
-    engine = engine_from_args(args) if inputs else None
-    emotions = engine.emotions if engine is not None else ()
-    counts = {"frames": 0, "faces": 0, "errors": 0}
-    stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
-    try:
-        writer = _RowWriter(stream, fmt, emotions) if engine is not None else None
-        progress = not args.no_progress and sys.stderr.isatty()
-        preds = predict_files(
-            args.paths,
-            engine,
-            every=args.every,
-            progress=progress,
-            keep_images=annotate is not None,
-        )
-        for pred in preds:
-            if pred.error is not None:
-                counts["errors"] += 1
-                print(f"ferfast predict: skipped {pred.source}: {pred.error}", file=sys.stderr)
-                continue
-            counts["frames"] += 1
-            counts["faces"] += len(pred.faces)
-            assert writer is not None
-            writer.write(pred)
-            if annotate is not None:
-                out = _annotated_path(annotate, pred, items[pred.source])
-                out.parent.mkdir(parents=True, exist_ok=True)
-                assert pred.image is not None
-                draw_faces(pred.image, pred.faces, emotions)
-                if not cv2.imwrite(str(out), pred.image):
-                    raise OSError(f"cannot write annotated image {out}")
-    finally:
-        if stream is not sys.stdout:
-            stream.close()
+    if inputs:
+        engine = engine_from_args(args)  # only when there is something to read: loading costs
+        stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+        try:
+            writer = _RowWriter(stream, fmt, engine.emotions)
+            preds = predict_files(
+                inputs,
+                engine,
+                every=args.every,
+                progress=not args.no_progress and sys.stderr.isatty(),
+                keep_images=annotate is not None,
+            )
+            for pred in preds:
+                if pred.error is not None:
+                    counts["errors"] += 1
+                    print(f"ferfast predict: skipped {pred.source}: {pred.error}", file=sys.stderr)
+                    continue
+                counts["frames"] += 1
+                counts["faces"] += len(pred.faces)
+                writer.write(pred)
+                if annotate is not None and pred.image is not None and pred.input is not None:
+                    out = _annotated_path(annotate, pred.input, pred.frame)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    draw_faces(pred.image, pred.faces, engine.emotions)
+                    if not cv2.imwrite(str(out), pred.image):
+                        raise OSError(f"cannot write annotated image {out} (--annotate)")
+        finally:
+            if stream is not sys.stdout:
+                stream.close()
     print(
         f"ferfast predict: {counts['frames']} images/frames, {counts['faces']} faces, "
         f"{counts['errors']} unreadable",

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -32,6 +31,7 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
+Row = str | int | float  # a value in FramePrediction.rows()
 PathLike = str | os.PathLike[str]
 
 # Frames held at once before their faces are classified together: enough faces for a fast batch,
@@ -45,7 +45,7 @@ class InputFile:
     """One input: the file, how to read it, and the folder it was found in (for output names)."""
 
     path: Path
-    kind: str  # "image" or "video"
+    kind: str  # "image", "video", or "unknown" (a file named directly: tried as both)
     root: Path | None = None  # the folder argument it came from, None for a file argument
 
     @property
@@ -63,14 +63,16 @@ class FramePrediction:
     faces: list[FaceResult] = field(default_factory=list)
     error: str | None = None  # set when the file could not be read
     image: np.ndarray | None = field(default=None, repr=False)  # BGR, with keep_images=True
+    # The input it came from, its kind as decoded ("image" or "video"); None for a missing path.
+    input: InputFile | None = field(default=None, repr=False)
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[dict[str, Row]]:
         """One flat dict per face: source, frame, face, x, y, w, h, score, emotion, confidence,
         and the probability of each emotion (keyed by its name)."""
         out = []
         for i, face in enumerate(self.faces):
             x, y, w, h = (round(float(v), 1) for v in face.box)
-            row: dict[str, Any] = {
+            row: dict[str, Row] = {
                 "source": self.source,
                 "frame": self.frame,
                 "face": i,
@@ -151,20 +153,23 @@ def frame_count(item: InputFile, every: int = 1) -> int:
     return max(0, -(-n // every))
 
 
-def _frames(item: InputFile, every: int) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-    """(frame index, frame, error) for each frame of ``item`` that is to be processed."""
+def _frames(
+    item: InputFile, every: int
+) -> Iterator[tuple[InputFile, int, np.ndarray | None, str | None]]:
+    """(input as decoded, frame index, frame, error) for each frame of ``item`` to process."""
     if item.kind in ("image", "unknown"):
         image = _read_image(item.path)
         if image is not None:
-            yield 0, image, None
+            yield replace(item, kind="image"), 0, image, None
             return
         if item.kind == "image":
-            yield 0, None, "not a readable image"
+            yield item, 0, None, "not a readable image"
             return
+    video = replace(item, kind="video")
     cap = cv2.VideoCapture(str(item.path))
     try:
         if not cap.isOpened():
-            yield 0, None, "not a readable image or video"
+            yield item, 0, None, "not a readable image or video"
             return
         index = 0
         read_any = False
@@ -177,16 +182,16 @@ def _frames(item: InputFile, every: int) -> Iterator[tuple[int, np.ndarray | Non
                 break
             if frame is not None:
                 read_any = True
-                yield index, frame, None
+                yield video, index, frame, None
             index += 1
         if not read_any:
-            yield 0, None, "no frame could be decoded"
+            yield item, 0, None, "no frame could be decoded"
     finally:
         cap.release()
 
 
 def predict_files(
-    paths: PathLike | Sequence[PathLike],
+    paths: PathLike | Sequence[PathLike | InputFile],
     engine: Engine | None = None,
     *,
     every: int = 1,
@@ -196,7 +201,8 @@ def predict_files(
     """Emotions for the faces in image files, folders of them, and video files.
 
     Args:
-        paths: a file or folder, or a list of them. Folders are searched recursively.
+        paths: a file or folder, or a list of them (folders are searched recursively), or the
+            :class:`InputFile` list of :func:`collect_inputs` (used as it is).
         engine: the :class:`ferfast.Engine` to use (default: ``Engine()``, made on first need).
         every: in videos, process every ``every``-th frame (1: all frames).
         progress: show a progress bar (tqdm, on stderr) over the frames to read.
@@ -204,15 +210,24 @@ def predict_files(
             on it; off by default so that long videos do not pile up in memory.
 
     Yields:
-        One :class:`FramePrediction` per image or processed video frame, in input order (the
-        folder walk is sorted), and one with ``error`` set per path that cannot be read.
+        First one :class:`FramePrediction` with ``error`` set per path that does not exist (or
+        an empty folder), then one per image or processed video frame in input order (the
+        folder walk is sorted), with ``error`` set for a file that cannot be read.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be an int >= 1, got {every!r}")
-    inputs, errors = collect_inputs(paths)
-    yield from errors
+    if isinstance(every, bool) or not isinstance(every, int):
+        raise TypeError(f"every must be an int, got {type(every).__name__}")
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    inputs: list[InputFile] = []
+    for item in paths:
+        if isinstance(item, InputFile):
+            inputs.append(item)
+        else:
+            found, errors = collect_inputs([item])
+            inputs.extend(found)
+            yield from errors
     if not inputs:
         return
     engine = engine if engine is not None else Engine()
@@ -222,27 +237,28 @@ def predict_files(
 
         total = sum(frame_count(item, every) for item in inputs)
         bar = tqdm(total=total or None, unit="frame", desc="ferfast predict", leave=False)
-    pending: list[tuple[str, int, np.ndarray]] = []
+    pending: list[tuple[InputFile, int, np.ndarray]] = []
     pixels = 0
 
     def flush() -> Iterator[FramePrediction]:
         nonlocal pixels
         results = engine.predict_batch([frame for _, _, frame in pending])
-        for (source, index, frame), faces in zip(pending, results, strict=True):
-            yield FramePrediction(source, index, faces, image=frame if keep_images else None)
+        for (src, index, frame), faces in zip(pending, results, strict=True):
+            image = frame if keep_images else None
+            yield FramePrediction(str(src.path), index, faces, image=image, input=src)
         pending.clear()
         pixels = 0
 
     try:
         for item in inputs:
-            for index, frame, error in _frames(item, every):
+            for src, index, frame, error in _frames(item, every):
                 if bar is not None:
                     bar.update(1)
                 if frame is None:
                     yield from flush()
-                    yield FramePrediction(str(item.path), index, error=error)
+                    yield FramePrediction(str(item.path), index, error=error, input=item)
                     continue
-                pending.append((str(item.path), index, frame))
+                pending.append((src, index, frame))
                 pixels += frame.shape[0] * frame.shape[1]
                 if len(pending) >= _BATCH_FRAMES or pixels >= _BATCH_PIXELS:
                     yield from flush()
