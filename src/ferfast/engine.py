@@ -236,7 +236,7 @@ class Engine:
     def predict_batch(
         self,
         frames: Sequence[np.ndarray],
-        boxes: Sequence[Any] | None = None,
+        boxes: Sequence[npt.ArrayLike | Sequence[Detection]] | None = None,
         *,
         crops: bool = False,
     ) -> list[list[FaceResult]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ferfast import _core
 from ferfast.framing import FRAMING_YUNET, Framing
@@ -30,9 +31,9 @@ def _as_array(value: Any) -> Any:
 
 def preprocess(
     frame: np.ndarray,
-    boxes: Any,
+    boxes: npt.ArrayLike,
     out: np.ndarray | None = None,
-    landmarks: Any = None,
+    landmarks: npt.ArrayLike | None = None,
     framing: Framing = FRAMING_YUNET,
 ) -> np.ndarray:
     """Crop, gray-convert and resize faces to the model input.
