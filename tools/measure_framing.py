@@ -18,7 +18,7 @@ the constants in ``src/ferfast/framing.py`` (see ``docs/framing.md``).
 Usage::
 
     python tools/measure_framing.py --data ../shared/data/fer2013/train \\
-        --model ../shared/models/face_detection_yunet_2023mar.onnx --n 600 --json framing.json
+        --model ../shared/models/face_detection_yunet_2026may.onnx --n 600 --json framing.json
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/fer2013/train"))
     ap.add_argument(
-        "--model", type=Path, default=Path("../shared/models/face_detection_yunet_2023mar.onnx")
+        "--model", type=Path, default=Path("../shared/models/face_detection_yunet_2026may.onnx")
     )
     ap.add_argument("--n", type=int, default=700, help="images to sample (spread over classes)")
     ap.add_argument("--up", type=int, default=4, help="upscale factor (4 -> 192 px)")
