@@ -10,7 +10,6 @@ section of the model card.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import sys
@@ -19,6 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ferfast.assets import sha256_file
 from training.paths import CACHE, DOCS, MODELS, REPO
 
 from .dataset import RECORD_PATH
@@ -189,10 +189,6 @@ def _doc_section(
     return "\n".join(lines)
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _ms(row: Row, batch: int) -> str:
     lat = row.result.latency.get(batch)
     return "-" if lat is None else f"{lat.median_ms_per_face:.3f}"
@@ -209,7 +205,7 @@ def _card_section(best: Row, ref: ModelEval, n: int, seed: int, out: Path, fp32:
     return "\n".join(
         [
             f"- File: `{out.name}`, ONNX Q/DQ graph (explicit quantization); the Engine default."
-            f" Quantized from `{fp32.name}` (sha256 `{_sha(fp32)[:16]}`, also in the"
+            f" Quantized from `{fp32.name}` (sha256 `{sha256_file(fp32)[:16]}`, also in the"
             " `ferfast.fp32_sha256` metadata).",
             f"- Recipe: `{best.recipe}`: ONNX Runtime static quantization after"
             f" `quant_pre_process`; {rep.per_channel_weights} per-channel int8 weight tensors,"

@@ -9,7 +9,6 @@ calibration cache, so one calibration can serve several quantization variants.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, s
 from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm import tqdm
+
+from ferfast.assets import sha256_file
 
 METHODS: dict[str, CalibrationMethod] = {
     "entropy": CalibrationMethod.Entropy,
@@ -264,7 +265,7 @@ def quantize_model(
         {
             "ferfast.precision": "int8",
             "ferfast.calibration": settings.describe(),
-            "ferfast.fp32_sha256": hashlib.sha256(fp32.read_bytes()).hexdigest(),
+            "ferfast.fp32_sha256": sha256_file(fp32),
         }
     )
     meta.update(extra_metadata or {})

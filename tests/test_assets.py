@@ -257,3 +257,16 @@ def test_download_command_reports_failure(mirror: Mirror, home: Path, capsys, mo
     monkeypatch.setenv("FERFAST_MODEL_URL", mirror.url())
     assert ferfast_main(["download", "--force"]) == 0
     assert f"yunet: {home / NAME}" in capsys.readouterr().out
+
+
+def test_sha256_file_hashes_across_chunks(tmp_path: Path) -> None:
+    """sha256_file reads in chunks: a file over one chunk hashes like hashlib on its bytes."""
+    import hashlib
+
+    data = bytes(range(256)) * 300  # 76,800 bytes: more than one 64 KiB chunk
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    assert assets.sha256_file(path) == hashlib.sha256(data).hexdigest()
+    assert assets.sha256_file(str(path)) == hashlib.sha256(data).hexdigest()
+    (tmp_path / "empty").write_bytes(b"")
+    assert assets.sha256_file(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()

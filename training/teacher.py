@@ -16,7 +16,6 @@ measured on the exported file, its sha256, the command that reproduces or resume
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -30,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from ferfast.assets import sha256_file
 
 from .metrics import Metrics, compute_metrics
 from .paths import CACHE, FER2013, REPO, repo_relative
@@ -92,11 +93,7 @@ class TeacherManifest:
 
 def sha256(path: str | Path) -> str:
     """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def fp16_weights(model: onnx.ModelProto) -> onnx.ModelProto:

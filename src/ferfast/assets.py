@@ -76,7 +76,8 @@ def offline() -> bool:
     return value not in ("", "0", "false", "no", "off")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: PathLike) -> str:
+    """Hex SHA-256 of the file at ``path``, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
@@ -90,7 +91,7 @@ def cached(asset: Asset, directory: PathLike | None = None) -> Path | None:
     try:
         if not path.is_file() or path.stat().st_size != asset.size:
             return None
-        return path if _sha256(path) == asset.sha256 else None
+        return path if sha256_file(path) == asset.sha256 else None
     except OSError:
         return None
 
