@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..argtypes import (
     add_engine_arguments,
@@ -32,7 +32,10 @@ from ..argtypes import (
     size,
 )
 from .stats import RunStats, launch_perf_counter
-from .tracking import DEFAULT_APPEARANCE_THRESHOLD, DEFAULT_DETECT_EVERY
+from .tracking import DEFAULT_APPEARANCE_THRESHOLD, DEFAULT_DETECT_EVERY, IouTracker
+
+if TYPE_CHECKING:
+    from .sources import FrameSource  # imports OpenCV: deferred at run time
 
 log = logging.getLogger("ferfast.stream")
 
@@ -214,14 +217,64 @@ _SINGLE_ONLY = (
 )
 
 
+def _error(message: object) -> int:
+    """Print ``message`` as ferfast-stream's error line; returns exit status 1."""
+    print(f"ferfast-stream: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _open_source(args: argparse.Namespace, text: str, index: int | None = None) -> FrameSource:
+    """Open ``--source`` ``text`` with the source flags of ``args`` (not started yet).
+
+    ``index``: its position when several sources run; it then names the source in errors.
+    """
+    from .sources import FrameSource, SourceError, parse_source
+
+    spec = parse_source(text)
+    name = "" if index is None else f" #{index}"
+    try:
+        source = FrameSource(
+            spec,
+            backoff=(args.reconnect_delay, args.reconnect_max_delay),
+            max_reconnects=args.max_reconnects,
+            timeout_s=args.timeout,
+            size=args.camera_size,
+            realtime=args.realtime,
+        ).open()
+    except SourceError as exc:
+        if index is None:
+            raise
+        raise SourceError(f"--source{name}: {exc}") from None
+    log.info("opened %s source%s %s", spec.kind.value, name, spec.text)
+    return source
+
+
+def _make_tracker(args: argparse.Namespace, emotions: Sequence[str]) -> IouTracker:
+    """The tracker the tracking flags of ``args`` ask for."""
+    return IouTracker(
+        emotions,
+        iou_threshold=args.iou_threshold,
+        smoothing=1.0 if args.no_smoothing else args.smoothing,
+        max_missed=args.max_missed,
+        enabled=not args.no_tracking,
+        appearance_threshold=args.appearance_threshold,
+    )
+
+
+def _write_summary(path: str, data: dict[str, object]) -> bool:
+    """Write ``--summary-json``; False (after printing the error) when it cannot be written."""
+    try:
+        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        _error(f"cannot write --summary-json: {exc}")
+        return False
+    return True
+
+
 def _main_many(args: argparse.Namespace, launched: float) -> int:
     """Several sources in one process (:class:`MultiStreamLoop`); returns the exit status."""
-    import cv2
-
     from .events import JsonlWriter
     from .multi import Lane, MultiStreamLoop
-    from .sources import FrameSource, SourceError, parse_source
-    from .tracking import IouTracker
 
     stop = threading.Event()
     sources: list[FrameSource] = []
@@ -229,36 +282,11 @@ def _main_many(args: argparse.Namespace, launched: float) -> int:
     try:
         with _Interrupts(stop):
             for i, text in enumerate(args.source):
-                spec = parse_source(text)
-                try:
-                    sources.append(
-                        FrameSource(
-                            spec,
-                            backoff=(args.reconnect_delay, args.reconnect_max_delay),
-                            max_reconnects=args.max_reconnects,
-                            timeout_s=args.timeout,
-                            size=args.camera_size,
-                            realtime=args.realtime,
-                        ).open()
-                    )
-                except SourceError as exc:
-                    raise SourceError(f"--source #{i}: {exc}") from None
-                log.info("opened %s source #%d %s", spec.kind.value, i, spec.text)
+                sources.append(_open_source(args, text, i))
             engine = engine_from_args(args)
             emotions = tuple(engine.emotions)
             lanes = [
-                Lane(
-                    source.start(),
-                    IouTracker(
-                        emotions,
-                        iou_threshold=args.iou_threshold,
-                        smoothing=1.0 if args.no_smoothing else args.smoothing,
-                        max_missed=args.max_missed,
-                        enabled=not args.no_tracking,
-                        appearance_threshold=args.appearance_threshold,
-                    ),
-                    RunStats(launched),
-                )
+                Lane(source.start(), _make_tracker(args, emotions), RunStats(launched))
                 for source in sources
             ]
             if args.jsonl:
@@ -274,12 +302,6 @@ def _main_many(args: argparse.Namespace, launched: float) -> int:
                 redetect_threshold=args.appearance_threshold,
             )
             result = loop.run()
-    except (OSError, ValueError, TypeError, RuntimeError, ImportError, cv2.error) as exc:
-        print(f"ferfast-stream: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ferfast-stream: interrupted", file=sys.stderr)
-        return 130
     finally:
         for source in sources:
             source.stop()
@@ -300,15 +322,84 @@ def _main_many(args: argparse.Namespace, launched: float) -> int:
             s.as_dict() | {"source": text, "error": err}
             for s, text, err in zip(result.sources, args.source, result.errors, strict=True)
         ]
-        try:
-            Path(args.summary_json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            print(f"ferfast-stream: error: cannot write --summary-json: {exc}", file=sys.stderr)
+        if not _write_summary(args.summary_json, data):
             return 1
     failed = [f"#{i}: {err}" for i, err in enumerate(result.errors) if err]
     if failed:
-        print(f"ferfast-stream: error: source {'; '.join(failed)}", file=sys.stderr)
-        return 1
+        return _error(f"source {'; '.join(failed)}")
+    return 0
+
+
+def _main_one(args: argparse.Namespace, launched: float) -> int:
+    """One source (:class:`StreamLoop`, with every output); returns the exit status."""
+    from .crops import CropWriter
+    from .events import JsonlWriter
+    from .kiosk import Window, display_available, require_gui, x_display_reachable
+    from .pipeline import Outputs, StreamLoop, progress_bar
+    from .recorder import VideoRecorder
+
+    stop = threading.Event()
+    outputs = Outputs()
+    source: FrameSource | None = None
+    try:
+        with _Interrupts(stop):
+            source = _open_source(args, args.source[0])
+            if args.display or args.fullscreen:
+                require_gui()  # before the model loads: a headless OpenCV cannot open windows
+                if not display_available():
+                    raise RuntimeError("--display needs a graphical session; DISPLAY is not set")
+                if not x_display_reachable():
+                    raise RuntimeError(f"cannot connect to X display {os.environ['DISPLAY']}")
+            engine = engine_from_args(args)
+            emotions = tuple(engine.emotions)
+            tracker = _make_tracker(args, emotions)
+            if args.jsonl:
+                outputs.jsonl = JsonlWriter(args.jsonl, emotions)
+            if args.output:
+                outputs.video = VideoRecorder(args.output, source.fps, fourcc=args.fourcc)
+            if args.save_crops:
+                try:
+                    outputs.crops = CropWriter(args.save_crops)
+                except OSError as exc:
+                    raise OSError(
+                        f"cannot create the --save-crops directory {args.save_crops}: "
+                        f"{exc.strerror or exc}"
+                    ) from exc
+            if args.display or args.fullscreen:
+                outputs.window = Window(fullscreen=args.fullscreen, size=args.kiosk_size)
+                if args.fullscreen:
+                    outputs.kiosk_size = outputs.window.size
+            total = source.frame_count
+            if args.max_frames is not None:
+                total = min(total, args.max_frames) if total else args.max_frames
+            outputs.progress = progress_bar(
+                total, not source.spec.live and not args.no_progress and sys.stderr.isatty()
+            )
+            loop = StreamLoop(
+                engine,
+                source.start(),
+                tracker,
+                outputs,
+                max_frames=args.max_frames,
+                stats=RunStats(launched),
+                stop=stop,
+                detect_every=args.detect_every,
+                redetect_threshold=args.appearance_threshold,
+            )
+            result = loop.run()
+    finally:
+        if source is not None:
+            source.stop()
+        outputs.close()
+
+    print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
+    print(result.summary.format(), file=sys.stderr)
+    if args.summary_json:
+        data = result.summary.as_dict() | {"reason": result.reason}
+        if not _write_summary(args.summary_json, data):
+            return 1
+    if result.error:
+        return _error(result.error)
     return 0
 
 
@@ -338,119 +429,20 @@ def _run(argv: Sequence[str] | None) -> int:
     if args.summary_json and not Path(args.summary_json).parent.is_dir():
         # Checked now: the summary is written after the run, too late to find out.
         parent = Path(args.summary_json).parent
-        print(
-            f"ferfast-stream: error: directory for --summary-json does not exist: {parent}",
-            file=sys.stderr,
-        )
-        return 1
+        return _error(f"directory for --summary-json does not exist: {parent}")
 
-    if len(args.source) > 1:
-        return _main_many(args, launched)
-    args.source = args.source[0]
+    import cv2  # deferred (like every heavy import here): --help and bad arguments stay fast
 
-    import cv2
-
-    from .crops import CropWriter
-    from .events import JsonlWriter
-    from .kiosk import Window, display_available, require_gui, x_display_reachable
-    from .pipeline import Outputs, StreamLoop, progress_bar
-    from .recorder import VideoRecorder
-    from .sources import FrameSource, SourceError, parse_source
-    from .tracking import IouTracker
-
-    stop = threading.Event()
-    outputs = Outputs()
-    source: FrameSource | None = None
+    # SourceError is a RuntimeError; every failure to open or run prints one line, no traceback.
     try:
-        with _Interrupts(stop):
-            spec = parse_source(args.source)
-            source = FrameSource(
-                spec,
-                backoff=(args.reconnect_delay, args.reconnect_max_delay),
-                max_reconnects=args.max_reconnects,
-                timeout_s=args.timeout,
-                size=args.camera_size,
-                realtime=args.realtime,
-            ).open()
-            log.info("opened %s source %s", spec.kind.value, spec.text)
-            if args.display or args.fullscreen:
-                require_gui()  # before the model loads: a headless OpenCV cannot open windows
-                if not display_available():
-                    raise RuntimeError("--display needs a graphical session; DISPLAY is not set")
-                if not x_display_reachable():
-                    raise RuntimeError(f"cannot connect to X display {os.environ['DISPLAY']}")
-            engine = engine_from_args(args)
-            emotions = tuple(engine.emotions)
-            tracker = IouTracker(
-                emotions,
-                iou_threshold=args.iou_threshold,
-                smoothing=1.0 if args.no_smoothing else args.smoothing,
-                max_missed=args.max_missed,
-                enabled=not args.no_tracking,
-                appearance_threshold=args.appearance_threshold,
-            )
-            if args.jsonl:
-                outputs.jsonl = JsonlWriter(args.jsonl, emotions)
-            if args.output:
-                outputs.video = VideoRecorder(args.output, source.fps, fourcc=args.fourcc)
-            if args.save_crops:
-                try:
-                    outputs.crops = CropWriter(args.save_crops)
-                except OSError as exc:
-                    raise OSError(
-                        f"cannot create the --save-crops directory {args.save_crops}: "
-                        f"{exc.strerror or exc}"
-                    ) from exc
-            if args.display or args.fullscreen:
-                outputs.window = Window(fullscreen=args.fullscreen, size=args.kiosk_size)
-                if args.fullscreen:
-                    outputs.kiosk_size = outputs.window.size
-            total = source.frame_count
-            if args.max_frames is not None:
-                total = min(total, args.max_frames) if total else args.max_frames
-            outputs.progress = progress_bar(
-                total, not spec.live and not args.no_progress and sys.stderr.isatty()
-            )
-            loop = StreamLoop(
-                engine,
-                source.start(),
-                tracker,
-                outputs,
-                max_frames=args.max_frames,
-                stats=RunStats(launched),
-                stop=stop,
-                detect_every=args.detect_every,
-                redetect_threshold=args.appearance_threshold,
-            )
-            result = loop.run()
-    except SourceError as exc:
-        print(f"ferfast-stream: error: {exc}", file=sys.stderr)
-        return 1
+        if len(args.source) > 1:
+            return _main_many(args, launched)
+        return _main_one(args, launched)
     except (OSError, ValueError, TypeError, RuntimeError, ImportError, cv2.error) as exc:
-        print(f"ferfast-stream: error: {exc}", file=sys.stderr)
-        return 1
+        return _error(exc)
     except KeyboardInterrupt:
         print("ferfast-stream: interrupted", file=sys.stderr)
         return 130
-    finally:
-        if source is not None:
-            source.stop()
-        outputs.close()
-
-    summary = result.summary
-    print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
-    print(summary.format(), file=sys.stderr)
-    if args.summary_json:
-        data = summary.as_dict() | {"reason": result.reason}
-        try:
-            Path(args.summary_json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            print(f"ferfast-stream: error: cannot write --summary-json: {exc}", file=sys.stderr)
-            return 1
-    if result.error:
-        print(f"ferfast-stream: error: {result.error}", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
