@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from ferfast.sysinfo import cpu_info
 
 from .pipeline import ModelEval
 
@@ -42,15 +43,7 @@ def method_table(rows: list[Row]) -> str:
 
 def machine() -> str:
     """Short description of the CPU the numbers were measured on."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return name
+    return cpu_info().model
 
 
 def replace_section(path: Path, tag: str, body: str, heading: str | None = None) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ferfast.assets import sha256_file
+from ferfast.sysinfo import cpu_info
 
 from .metrics import Metrics, compute_metrics
 from .paths import CACHE, FER2013, REPO, repo_relative
@@ -144,15 +144,7 @@ def train_command(config: dict) -> str:
 def _machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{cpu_info().model}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def export_teacher(

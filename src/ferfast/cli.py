@@ -471,24 +471,13 @@ _CPU_FLAGS = ("sse4_1", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "am
 def _cpu_line() -> str:
     """CPU model, cores and the SIMD features that matter for inference (Linux /proc/cpuinfo)."""
     import os
-    import platform
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name":
-                    model = value.strip()
-                elif key in ("flags", "Features"):
-                    flags = set(value.split())
-                if model and flags:
-                    break
-    except OSError:
-        pass
+    from .sysinfo import cpu_info
+
+    cpu = cpu_info()
+    flags = cpu.flags
     found = [f for f in _CPU_FLAGS if f in flags] or (["asimd"] if "asimd" in flags else [])
-    return f"{model}, {os.cpu_count()} CPUs; features: {' '.join(found) or 'unknown'}"
+    return f"{cpu.model}, {os.cpu_count()} CPUs; features: {' '.join(found) or 'unknown'}"
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
