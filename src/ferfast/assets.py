@@ -21,14 +21,14 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ferfast._types import PathLike
+
 HOME_ENV = "FERFAST_HOME"
 URL_ENV = "FERFAST_MODEL_URL"
 OFFLINE_ENV = "FERFAST_OFFLINE"
 DEFAULT_HOME = Path("~/.cache/ferfast")
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
-
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)

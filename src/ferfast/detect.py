@@ -19,12 +19,11 @@ import cv2
 import numpy as np
 
 from ferfast import assets
+from ferfast._types import PathLike
 from ferfast.framing import FRAMING_HAAR, FRAMING_YUNET, Framing
 
 YUNET_ENV = "FERFAST_YUNET"
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ferfast._types import PathLike
 from ferfast.contract import SIDE
 from ferfast.detect import Detection, Detector, check_frame, make_detector
 from ferfast.framing import FRAMING, Framing
 from ferfast.labels import EMOTIONS
 from ferfast.preprocess import preprocess
-from ferfast.runtime import PathLike, Runner, frame_runner, make_runner
+from ferfast.runtime import Runner, frame_runner, make_runner
 
 
 @dataclass(frozen=True, eq=False)

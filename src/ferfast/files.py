@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ferfast._types import PathLike
 from ferfast.engine import Engine, FaceResult
 
 __all__ = [
@@ -32,7 +33,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
 Row = str | int | float  # a value in FramePrediction.rows()
-PathLike = str | os.PathLike[str]
 
 # Frames held at once before their faces are classified together: enough faces for a fast batch,
 # bounded in memory for large photos.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from ferfast._types import PathLike
 from ferfast.contract import INPUT_NAME, KEY_VERSION, OUTPUT_NAME, SIDE, parse_metadata
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
     from ferfast.framing import Framing
 
-PathLike = str | os.PathLike[str]
 Float32Array = npt.NDArray[np.float32]
 
 # "onnxruntime" is the older name of "cpu" and stays accepted.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from .._types import PathLike
 from ..contract import KEY_VERSION, OUTPUT_NAME, parse_metadata
 from ._compat import require_tensorrt, trt_major
 from .gpu import GpuInfo, gpu_info
@@ -28,7 +29,6 @@ from .header import PRECISIONS, EngineHeader, check_io, write_engine
 
 log = logging.getLogger(__name__)
 
-PathLike = str | Path
 INPUT_SHAPE = (1, 48, 48)  # per face: (C, H, W)
 
 

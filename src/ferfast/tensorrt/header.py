@@ -16,14 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._types import PathLike
 from ..contract import DEFAULT_BIAS, DEFAULT_SCALE
 
 MAGIC = b"FERFTRT1"
 _LEN = struct.Struct("<I")
 _MAX_HEADER = 1 << 16
 PRECISIONS = ("int8", "fp16", "fp32")
-
-PathLike = str | Path
 
 
 class EngineMismatchError(RuntimeError):

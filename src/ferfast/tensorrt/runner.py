@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .._types import PathLike
 from ..contract import INPUT_SHAPE
 from ._compat import require_pycuda, require_tensorrt
 from .gpu import gpu_info
@@ -32,7 +33,6 @@ from .header import EngineHeader, check_compatible, check_io, read_engine
 if TYPE_CHECKING:
     from ..framing import Framing
 
-PathLike = str | Path
 FACE_SHAPE = INPUT_SHAPE
 BACKENDS = ("auto", "cpp", "python")
 

@@ -12,11 +12,11 @@ import ctypes
 import sys
 from pathlib import Path
 
+from .._types import PathLike
 from .build import make_header, read_onnx_info
 from .gpu import gpu_info
 from .header import MAGIC, EngineHeader, write_engine
 
-PathLike = str | Path
 _LIBS = (
     ("nvinfer_10.dll", "nvinfer.dll")
     if sys.platform == "win32"
