@@ -22,14 +22,12 @@ from pathlib import Path
 
 from .. import __version__
 from .._types import PathLike
-from ..contract import KEY_VERSION, OUTPUT_NAME, parse_metadata
+from ..contract import INPUT_SHAPE, KEY_VERSION, OUTPUT_NAME, parse_metadata
 from ._compat import require_tensorrt, trt_major
 from .gpu import GpuInfo, gpu_info
 from .header import PRECISIONS, EngineHeader, check_io, write_engine
 
 log = logging.getLogger(__name__)
-
-INPUT_SHAPE = (1, 48, 48)  # per face: (C, H, W)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from .header import EngineHeader, check_compatible, check_io, read_engine
 if TYPE_CHECKING:
     from ..framing import Framing
 
-FACE_SHAPE = INPUT_SHAPE
 BACKENDS = ("auto", "cpp", "python")
 
 
@@ -100,7 +99,7 @@ class TensorRTRunner:
         """(n, 1, 48, 48) float32 -> (n, K) float32 probs; batches over max_batch are split."""
         if not isinstance(batch, np.ndarray):
             raise TypeError(f"batch must be a numpy array, got {type(batch).__name__}")
-        if batch.dtype != np.float32 or batch.ndim != 4 or batch.shape[1:] != FACE_SHAPE:
+        if batch.dtype != np.float32 or batch.ndim != 4 or batch.shape[1:] != INPUT_SHAPE:
             raise ValueError(
                 f"batch must be float32 (n, 1, 48, 48), got {batch.dtype} {batch.shape}"
             )
@@ -208,7 +207,7 @@ class _PyCudaBackend:
             check_io(header.emotions, self._k)
             self._max = int(engine.get_tensor_profile_shape(self._in, 0)[2][0])
             self._stream = cuda.Stream()
-            self._d_in = cuda.mem_alloc(self._max * int(np.prod(FACE_SHAPE)) * 4)
+            self._d_in = cuda.mem_alloc(self._max * int(np.prod(INPUT_SHAPE)) * 4)
             self._d_out = cuda.mem_alloc(self._max * self._k * 4)
             self._h_out = cuda.pagelocked_empty((self._max, self._k), np.float32)
             self._context.set_tensor_address(self._in, int(self._d_in))
@@ -224,7 +223,7 @@ class _PyCudaBackend:
         with self._lock:
             self._ctx.push()
             try:
-                buf = self._cuda.pagelocked_empty((n, *FACE_SHAPE), np.float32)
+                buf = self._cuda.pagelocked_empty((n, *INPUT_SHAPE), np.float32)
             finally:
                 self._cuda.Context.pop()
         return np.asarray(buf)
@@ -237,8 +236,8 @@ class _PyCudaBackend:
         with self._lock:
             self._ctx.push()
             try:
-                if not self._context.set_input_shape(self._in, (n, *FACE_SHAPE)):
-                    raise RuntimeError(f"TensorRT rejected input shape {(n, *FACE_SHAPE)}")
+                if not self._context.set_input_shape(self._in, (n, *INPUT_SHAPE)):
+                    raise RuntimeError(f"TensorRT rejected input shape {(n, *INPUT_SHAPE)}")
                 cuda.memcpy_htod_async(self._d_in, batch, self._stream)
                 if not self._context.execute_async_v3(self._stream.handle):
                     raise RuntimeError("TensorRT execute_async_v3 failed")
