@@ -145,6 +145,8 @@ def test_run_empty_and_bad_batches(tiny_model: Path) -> None:
         runner.run(np.zeros((2, 1, 48, 96), np.float32)[..., ::2])
     with pytest.raises(ValueError, match="threads"):
         OrtRunner(Path(runner.path), threads=0)
+    with pytest.raises(TypeError, match="threads must be an int"):
+        OrtRunner(Path(runner.path), threads=1.5)  # type: ignore[arg-type]
 
 
 def test_missing_model_names_file(tmp_path: Path) -> None:

@@ -151,8 +151,10 @@ class OrtRunner:
             raise FileNotFoundError(f"ONNX model not found: {self.path}")
         if threads is None:
             threads = default_threads()
-        if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
-            raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+            raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)
         self.provider = provider
         if provider != "cpu":

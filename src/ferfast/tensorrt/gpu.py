@@ -47,8 +47,10 @@ def cuda_device_count() -> int:
 
 def gpu_info(device: int = 0) -> GpuInfo:
     """Return name and compute capability of CUDA device ``device``; RuntimeError without one."""
-    if not isinstance(device, int) or device < 0:
-        raise ValueError(f"device must be a non-negative int, got {device!r}")
+    if isinstance(device, bool) or not isinstance(device, int):
+        raise TypeError(f"device must be an int, got {type(device).__name__}")
+    if device < 0:
+        raise ValueError(f"device must be >= 0, got {device}")
     cuda = _load_driver()
 
     def check(status: int, what: str) -> None:

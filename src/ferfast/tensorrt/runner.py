@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from .._types import PathLike
 from ..contract import INPUT_SHAPE
+from ..runtime import check_batch
 from ._compat import require_pycuda, require_tensorrt
 from .gpu import gpu_info
 from .header import EngineHeader, check_compatible, check_io, read_engine
@@ -66,8 +67,10 @@ class TensorRTRunner:
     def __init__(self, path: PathLike, device: int = 0, backend: str = "auto") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if not isinstance(device, int) or device < 0:
-            raise ValueError(f"device must be a non-negative int, got {device!r}")
+        if isinstance(device, bool) or not isinstance(device, int):
+            raise TypeError(f"device must be an int, got {type(device).__name__}")
+        if device < 0:
+            raise ValueError(f"device must be >= 0, got {device}")
         self.path = Path(path)
         header, plan = read_engine(self.path)  # FileNotFoundError / ValueError on a bad file
         self.header: EngineHeader = header
@@ -91,21 +94,16 @@ class TensorRTRunner:
 
     def new_input_buffer(self, n: int) -> npt.NDArray[np.float32]:
         """C-contiguous float32 (n, 1, 48, 48) in pinned (page-locked) host memory."""
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"n must be an int, got {type(n).__name__}")
+        if n < 1:
+            raise ValueError(f"n must be a positive int, got {n}")
         return self._impl.new_input_buffer(int(n))
 
     def run(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """(n, 1, 48, 48) float32 -> (n, K) float32 probs; batches over max_batch are split."""
-        if not isinstance(batch, np.ndarray):
-            raise TypeError(f"batch must be a numpy array, got {type(batch).__name__}")
-        if batch.dtype != np.float32 or batch.ndim != 4 or batch.shape[1:] != INPUT_SHAPE:
-            raise ValueError(
-                f"batch must be float32 (n, 1, 48, 48), got {batch.dtype} {batch.shape}"
-            )
-        if not batch.flags.c_contiguous:
-            batch = np.ascontiguousarray(batch)
-        n = batch.shape[0]
+        """C-contiguous (n, 1, 48, 48) float32 -> (n, K) float32 probs; batches over max_batch
+        are split. A wrong type or dtype raises TypeError, a wrong shape or layout ValueError."""
+        n = check_batch(batch)
         if n == 0:
             return np.empty((0, len(self.emotions)), np.float32)
         if n <= self.max_batch:
