@@ -4,8 +4,10 @@ run per step, and a source that fails while the others go on."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from stream_support import (
     FAKE_EMOTIONS,
@@ -91,3 +93,53 @@ def test_a_failing_source_does_not_stall_the_others(tmp_path: Path) -> None:
     # While the camera was away (two 0.2 s backoffs), the clip went on at its own pace.
     during = [t for t in clip_times if cam_times[-1] < t < cam_times[-1] + 0.35]
     assert len(during) >= 30
+
+
+class _FacesCostTime(FakeEngine):
+    """Frames numbered 100 and up have no face; a batch takes 10 ms per face it classifies."""
+
+    def detect(self, image):
+        return [] if int(image[0, 0, 0]) >= 100 else super().detect(image)
+
+    def predict_batch(self, images, boxes, *, crops: bool = False):
+        time.sleep(0.01 * sum(len(b) for b in boxes))
+        return super().predict_batch(images, boxes, crops=crops)
+
+
+def test_per_source_stages_split_the_shared_model_run_by_faces() -> None:
+    faces = FrameSource(parse_source("a.mp4"), opener=lambda spec, **kw: NumberedCapture(12))
+    empty = FrameSource(
+        parse_source("b.mp4"), opener=lambda spec, **kw: NumberedCapture(12, start=100)
+    )
+    lanes = [Lane(s.open().start(), IouTracker(FAKE_EMOTIONS)) for s in (faces, empty)]
+    try:
+        result = MultiStreamLoop(_FacesCostTime(), lanes, detect_every=2).run()
+    finally:
+        faces.stop()
+        empty.stop()
+    stages = [{s.name: s for s in summary.stages} for summary in result.sources]
+    for lane in stages:  # every stage of the single-source loop, once per frame
+        for name in ("read", "wait", "classify", "infer", "track", "output", "latency"):
+            assert lane[name].count == 12, name
+        assert lane["detect"].count == 6
+    # The frames with a face carry the 10 ms of their model run; the faceless ones none of it.
+    assert stages[0]["classify"].p50_ms >= 9.5
+    assert stages[1]["classify"].p50_ms < 2.0
+    total = {s.name: s for s in result.summary.stages}
+    assert total["classify"].count == 24
+    mean = (stages[0]["classify"].mean_ms + stages[1]["classify"].mean_ms) / 2
+    assert total["classify"].mean_ms == pytest.approx(mean)
+
+
+def test_a_lane_keeps_the_single_stream_cadence_and_early_redetect() -> None:
+    other = np.random.default_rng(0).random((48, 48), dtype=np.float32)
+    engine = FakeEngine(look=lambda n: other if n >= 10 else FakeEngine().look(n))
+    source = FrameSource(parse_source("a.mp4"), opener=lambda spec, **kw: NumberedCapture(20))
+    lane = Lane(source.open().start(), IouTracker(FAKE_EMOTIONS))
+    try:
+        result = MultiStreamLoop(engine, [lane], detect_every=4).run()
+    finally:
+        source.stop()
+    # As in the single-source loop: frame 10's carried face no longer looks like frame 8's.
+    assert sorted(engine.detected) == [0, 4, 8, 10, 12, 16]
+    assert result.sources[0].redetects == 1 and result.summary.detections == 6

@@ -12,15 +12,21 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ferfast.detect import Detection
+
+from .cadence import Cadence, DetectAhead, FrameFaces, Plan, Staged
 from .events import JsonlWriter
-from .pipeline import DetectAhead, Staged, _Carried
+from .pipeline import EngineLike
 from .sources import FrameSource
 from .stats import RunStats, RunSummary
 from .tracking import DEFAULT_APPEARANCE_THRESHOLD, DEFAULT_DETECT_EVERY, IouTracker
+
+if TYPE_CHECKING:
+    from ferfast.engine import FaceResult
 
 
 @dataclass
@@ -30,8 +36,8 @@ class Lane:
     source: FrameSource
     tracker: IouTracker
     stats: RunStats = field(default_factory=RunStats)
-    ahead: DetectAhead | None = None
-    carried: _Carried | None = None
+    ahead: DetectAhead | None = None  # set by the loop
+    cadence: Cadence | None = None  # set by the loop
     done: bool = False
     position: int = 0  # 0-based order among the loop's sources (set by the loop)
 
@@ -52,10 +58,11 @@ class MultiStreamLoop:
 
     ``max_frames`` counts processed frames over all sources. Events go to ``jsonl`` with a
     ``"source"`` field (the lane's position). A source that ends or gives up reconnecting
-    leaves the others running.
+    leaves the others running. Each frame's stages are recorded in its lane's stats and in the
+    total; the step's one model run is split among its frames by their share of the faces.
     """
 
-    engine: Any
+    engine: EngineLike
     lanes: Sequence[Lane]
     jsonl: JsonlWriter | None = None
     max_frames: int | None = None
@@ -71,13 +78,14 @@ class MultiStreamLoop:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         for i, lane in enumerate(self.lanes):
             lane.position = i
+            lane.cadence = Cadence(
+                self.engine.detect, (lane.stats, self.stats), self.redetect_threshold
+            )
 
     def run(self) -> MultiRunResult:
         """Process frames; return the summaries and the reason the loop ended."""
         for lane in self.lanes:
-            lane.ahead = DetectAhead(
-                lane.source, lambda image, lane=lane: self._detect(lane, image), self.detect_every
-            ).start()
+            lane.ahead = DetectAhead(lane.source, _cadence(lane).detect, self.detect_every).start()
         try:
             reason = self._loop()
         finally:
@@ -102,16 +110,8 @@ class MultiStreamLoop:
         )
         return MultiRunResult(total, per_source, errors, reason)
 
-    def _detect(self, lane: Lane, image: Any) -> list[Any]:
-        t0 = time.perf_counter()
-        dets: list[Any] = list(self.engine.detect(image))
-        spent = time.perf_counter() - t0
-        for stats in (lane.stats, self.stats):
-            stats.record("detect", spent)
-            stats.detected()
-        return dets
-
     def _loop(self) -> str:
+        t_wait = time.perf_counter()
         while True:
             if self.stop.is_set():
                 return "interrupted"
@@ -133,58 +133,71 @@ class MultiStreamLoop:
                 continue
             if self.max_frames is not None:
                 ready = ready[: self.max_frames - self.stats.frames]
-            self._step(ready)
+            self._step(ready, t_wait)
+            t_wait = time.perf_counter()
 
-    def _step(self, ready: list[tuple[Lane, Staged]]) -> None:
-        """Classify the faces of one frame per ready source in one model run; emit events."""
+    def _predict(self, image: np.ndarray, boxes: Sequence[Detection]) -> list[FaceResult]:
+        return self.engine.predict(image, boxes=boxes, crops=True)
+
+    def _step(self, ready: list[tuple[Lane, Staged]], t_wait: float) -> None:
+        """Classify the faces of one frame per ready source in one model run; emit events.
+
+        ``t_wait``: when the previous step ended (the loop waited for frames since).
+        """
         t0 = time.perf_counter()
-        for lane, staged in ready:
+        own = [0.0] * len(ready)  # classify time of each frame's own work, outside the batch
+        plans: list[Plan] = []
+        for i, (lane, staged) in enumerate(ready):
             for stats in (lane.stats, self.stats):
                 stats.frame_started(t0)
+                stats.record("wait", t0 - t_wait)
                 stats.record("read", staged.frame.read_s)
-        boxes: list[list[Any]] = []
-        detected: list[bool] = []
-        for lane, staged in ready:
-            faces, fresh = self._faces(lane, staged)
-            boxes.append(faces)
-            detected.append(fresh)
-        images = [staged.frame.image for _, staged in ready]
-        results = self.engine.predict_batch(images, boxes, crops=True)
+            t = time.perf_counter()
+            plans.append(_cadence(lane).plan(staged))
+            own[i] += time.perf_counter() - t - plans[-1].early_s
+        t = time.perf_counter()
+        results = self.engine.predict_batch(
+            [staged.frame.image for _, staged in ready], [p.boxes for p in plans], crops=True
+        )
+        batch_s = time.perf_counter() - t
+        done: list[FrameFaces] = []
         for i, (lane, staged) in enumerate(ready):
-            carried = lane.carried
-            if not detected[i] and carried is not None and results[i]:
-                if carried.lost(results[i], self.redetect_threshold):
-                    dets = self._detect(lane, staged.frame.image)
-                    lane.stats.redetected()
-                    self.stats.redetected()
-                    results[i] = self.engine.predict(staged.frame.image, boxes=dets, crops=True)
-                    detected[i] = True
-            if detected[i]:
-                lane.carried = _Carried.detected(results[i], staged.frame.index, carried)
-        t1 = time.perf_counter()
+            t = time.perf_counter()
+            faces = _cadence(lane).settle(staged, plans[i], results[i], self._predict)
+            own[i] += time.perf_counter() - t - (faces.early_s - plans[i].early_s)
+            done.append(faces)
+        shares = _shares([len(p.boxes) for p in plans])
         for i, (lane, staged) in enumerate(ready):
-            crops = None
-            if lane.tracker.uses_crops and results[i] and detected[i]:
-                crops = [r.crop for r in results[i]]
-            faces = lane.tracker.update(results[i], None if crops is None else np.stack(crops))
-            if self.jsonl is not None:
-                self.jsonl.write(staged.frame.index, time.time(), faces, source=lane.position)
+            faces = done[i]
+            classify_s = own[i] + shares[i] * batch_s
+            t1 = time.perf_counter()
+            tracked = lane.tracker.update(
+                faces.results, faces.track_crops() if lane.tracker.uses_crops else None
+            )
+            produced = time.time()
             t2 = time.perf_counter()
+            if self.jsonl is not None:
+                self.jsonl.write(staged.frame.index, produced, tracked, source=lane.position)
+            t3 = time.perf_counter()
             for stats in (lane.stats, self.stats):
-                stats.record("classify", t1 - t0)
-                stats.record("latency", t2 - staged.frame.captured)
-                stats.frame_done(t2, len(faces))
+                stats.record("classify", classify_s)
+                stats.record("infer", classify_s + faces.detect_s)
+                stats.record("track", t2 - t1)
+                stats.record("output", t3 - t2)
+                stats.record("latency", t3 - staged.frame.captured)
+                stats.frame_done(t3, len(tracked))
 
-    def _faces(self, lane: Lane, staged: Staged) -> tuple[list[Any], bool]:
-        """The boxes to classify on this frame and whether the detector found them on it."""
-        if staged.detections is not None:
-            return list(staged.detections), True
-        carried = lane.carried
-        if carried is None or not carried.faces:
-            return [], False
-        moved = carried.at(staged.frame.index, staged.frame.image.shape)
-        if moved is not None:
-            return moved, False
-        lane.stats.redetected()
-        self.stats.redetected()
-        return self._detect(lane, staged.frame.image), True
+
+def _cadence(lane: Lane) -> Cadence:
+    if lane.cadence is None:
+        raise RuntimeError("the lane belongs to no MultiStreamLoop")
+    return lane.cadence
+
+
+def _shares(faces: Sequence[int]) -> list[float]:
+    """Each frame's share of a batch that classified ``faces[i]`` faces of frame ``i``
+    (evenly split when there were none)."""
+    total = sum(faces)
+    if total == 0:
+        return [1.0 / len(faces)] * len(faces)
+    return [n / total for n in faces]

@@ -13,9 +13,13 @@ import numpy as np
 class FaceLike(Protocol):
     """What the tracker needs from a detection (``ferfast.FaceResult`` satisfies it)."""
 
-    box: tuple[float, float, float, float]
-    score: float
-    probs: np.ndarray
+    # Read-only members: a frozen dataclass such as FaceResult satisfies them.
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def probs(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,302 @@
+"""The detector cadence of one stream: detect on every N-th frame, carry the faces in between.
+
+:class:`DetectAhead` runs the detector on its own thread on the frames it is due on;
+:class:`Cadence` decides, frame by frame, at which boxes the faces are classified (detected, or
+carried from the last detection), re-detects at once when a carried face is lost, and times the
+detector. Both loops use them: :class:`~ferfast.stream.pipeline.StreamLoop` (one source) and
+:class:`~ferfast.stream.multi.MultiStreamLoop` (one lane per source).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ferfast.detect import Detection
+
+from .sources import Frame, FrameSource, _Mailbox
+from .stats import RunStats
+from .tracking import appearance, iou
+
+if TYPE_CHECKING:
+    from ferfast.engine import FaceResult
+
+#: Finds the faces of a frame (``Engine.detect``).
+DetectFn = Callable[[np.ndarray], Sequence[Detection]]
+#: Classifies a frame's faces at the given boxes, with crops (``Engine.predict(crops=True)``).
+PredictFn = Callable[[np.ndarray, Sequence[Detection]], "list[FaceResult]"]
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A frame on its way to classification, with the detector's faces when it ran on it."""
+
+    frame: Frame
+    detections: list[Detection] | None  # None: the detector skipped this frame (boxes carried)
+    detect_s: float  # seconds the detector took on this frame (0 when skipped)
+
+
+class DetectAhead:
+    """Runs the detector on its own thread, ahead of classification, on every ``every``-th frame.
+
+    Frames come out of :meth:`read` in source order, each with the detector's faces when the
+    cadence picked it (the 1st, ``every+1``-th, ... frame received), else ``detections=None``.
+    A small bounded queue lets detection of the next frames overlap classification and output
+    of this one; a full queue blocks the detector (a live source then drops, as it does when
+    inference is behind).
+    """
+
+    def __init__(
+        self, source: FrameSource, detect: DetectFn, every: int, *, capacity: int | None = None
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"detect every must be >= 1, got {every}")
+        self.source = source
+        self._detect = detect
+        self._every = every
+        # Room for two cadence periods: the detector works on the next period's first frame
+        # while the loop classifies this period's frames.
+        self._box: _Mailbox[Staged] = _Mailbox(capacity or 2 * every + 2, drop=False)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None  # raised by the detector; re-raised by read
+
+    def start(self) -> DetectAhead:
+        """Start the detector thread."""
+        self._thread = threading.Thread(target=self._run, name="ferfast-detect", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the detector thread (frames still queued are discarded)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+        self._box.close()
+
+    @property
+    def ended(self) -> bool:
+        """True once the source has ended and every queued frame has been read."""
+        return self._box.drained
+
+    def read(self, timeout: float = 0.1) -> Staged | None:
+        """The next frame in order, or None when none came within ``timeout``."""
+        item = self._box.get(timeout)
+        if item is None and self.error is not None and self._box.drained:
+            raise self.error
+        return item
+
+    def _run(self) -> None:
+        received = 0
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read(timeout=0.1)
+                if frame is None:
+                    if self.source.ended:
+                        return
+                    continue
+                dets, spent = None, 0.0
+                if received % self._every == 0:
+                    t0 = time.perf_counter()
+                    dets = list(self._detect(frame.image))
+                    spent = time.perf_counter() - t0
+                received += 1
+                self._box.put(Staged(frame, dets, spent), self._stop)
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            self.error = exc
+        finally:
+            self._box.close()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The boxes to classify one frame at (see :meth:`Cadence.plan`)."""
+
+    boxes: list[Detection]
+    detected: bool  # the detector found them on this frame (False: carried boxes)
+    early_s: float  # seconds of an early re-detect spent here (a carried box left the frame)
+
+
+@dataclass(frozen=True)
+class FrameFaces:
+    """One frame's classified faces and the detector time they cost."""
+
+    results: list[FaceResult]
+    detected: bool  # the detector found them on this frame (False: carried boxes)
+    detect_s: float  # detector seconds on this frame: on the detector thread plus early_s
+    early_s: float  # of which early re-detects, spent on the classifying thread
+
+    def track_crops(self) -> np.ndarray | None:
+        """The crops for the tracker's appearance check: those of detected faces only.
+
+        A carried box keeps the detected size, so its crop is framed a little differently; a
+        carried face gets its own check against its detection (:meth:`Cadence.settle`).
+        """
+        crops = [r.crop for r in self.results]
+        if not self.detected or not crops or any(c is None for c in crops):
+            return None
+        return np.stack([c for c in crops if c is not None])
+
+
+class Cadence:
+    """Detect-or-carry for one stream, and the detector's timing.
+
+    On a frame the detector ran on (:class:`DetectAhead`), its faces are classified; on the
+    frames in between, the last detection's faces at their carried boxes (moved at their
+    measured speed, with their landmarks). A carried face whose crop no longer looks like its
+    crop when detected (:func:`appearance` correlation below ``redetect_threshold``: the face
+    moved away or another person stands there), or whose box centre left the frame, makes the
+    detector run on this frame at once.
+
+    :meth:`detect` is the detector for :class:`DetectAhead` and for early re-detects: it records
+    the ``detect`` stage and counts a run in every one of ``stats``. A frame goes through
+    :meth:`plan` (which boxes), the caller's model run on them (alone or batched with other
+    streams), then :meth:`settle` (the lost check; remembers the detection); :meth:`classify`
+    does all three for one stream.
+    """
+
+    def __init__(
+        self, detect: DetectFn, stats: Sequence[RunStats], redetect_threshold: float
+    ) -> None:
+        if not 0.0 <= redetect_threshold < 1.0:
+            raise ValueError(
+                f"redetect_threshold must be in [0, 1) (0 = off), got {redetect_threshold}"
+            )
+        self._detect = detect
+        self.stats = tuple(stats)
+        self.redetect_threshold = redetect_threshold
+        self._carried: _Carried | None = None  # the last detection's faces, moved along
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Run the detector on ``image``, timed and counted."""
+        t0 = time.perf_counter()
+        dets = list(self._detect(image))
+        spent = time.perf_counter() - t0
+        for stats in self.stats:
+            stats.record("detect", spent)
+            stats.detected()
+        return dets
+
+    def _redetect(self, image: np.ndarray) -> tuple[list[Detection], float]:
+        t0 = time.perf_counter()
+        dets = self.detect(image)
+        for stats in self.stats:
+            stats.redetected()
+        return dets, time.perf_counter() - t0
+
+    def plan(self, staged: Staged) -> Plan:
+        """The boxes to classify ``staged`` at: detected on it, or carried to it."""
+        if staged.detections is not None:
+            return Plan(staged.detections, True, 0.0)
+        carried = self._carried
+        if carried is None or not carried.faces:
+            return Plan([], False, 0.0)
+        moved = carried.at(staged.frame.index, staged.frame.image.shape)
+        if moved is not None:
+            return Plan(moved, False, 0.0)
+        dets, spent = self._redetect(staged.frame.image)
+        return Plan(dets, True, spent)
+
+    def settle(
+        self, staged: Staged, plan: Plan, results: list[FaceResult], predict: PredictFn
+    ) -> FrameFaces:
+        """The frame's faces, given the model's ``results`` at ``plan.boxes``.
+
+        A lost carried face re-detects on this frame and classifies there (``predict``).
+        """
+        detected, early_s = plan.detected, plan.early_s
+        carried = self._carried
+        if not detected and carried is not None and results:
+            if carried.lost(results, self.redetect_threshold):
+                dets, spent = self._redetect(staged.frame.image)
+                results = predict(staged.frame.image, dets) if dets else []
+                detected, early_s = True, early_s + spent
+        if detected:
+            self._carried = _Carried.detected(results, staged.frame.index, carried)
+        return FrameFaces(results, detected, staged.detect_s + early_s, early_s)
+
+    def classify(self, staged: Staged, predict: PredictFn) -> FrameFaces:
+        """:meth:`plan`, ``predict`` and :meth:`settle` for one frame."""
+        plan = self.plan(staged)
+        results = predict(staged.frame.image, plan.boxes) if plan.boxes else []
+        return self.settle(staged, plan, results, predict)
+
+
+@dataclass(frozen=True)
+class _Carried:
+    """The faces of the last detection, carried to the frames after it at their own speed.
+
+    Each face moves by its box centre's velocity between the last two detections (matched by
+    overlap), which keeps the crops centred on a moving face; size and score stay as detected.
+    """
+
+    faces: list[Detection]
+    index: int  # frame index of the detection
+    velocity: np.ndarray  # (N, 2) pixels per frame of each face
+    anchors: np.ndarray | None  # (N, 36) appearance of each face when detected
+
+    @classmethod
+    def detected(
+        cls, results: Sequence[FaceResult], index: int, before: _Carried | None
+    ) -> _Carried:
+        """The faces just detected on frame ``index``; ``before``: the previous detection."""
+        faces = [Detection(r.box, r.score, r.landmarks) for r in results]
+        velocity = np.zeros((len(faces), 2))
+        if before is not None and before.faces and index > before.index:
+            gap = index - before.index
+            expected = [
+                _shift(f.box, v * gap) for f, v in zip(before.faces, before.velocity, strict=True)
+            ]
+            for i, face in enumerate(faces):
+                overlaps = [iou(face.box, box) for box in expected]
+                j = int(np.argmax(overlaps))
+                if overlaps[j] >= 0.3:
+                    velocity[i] = (_centre(face.box) - _centre(before.faces[j].box)) / gap
+        return cls(faces, index, velocity, _looks(results))
+
+    def at(self, index: int, shape: tuple[int, ...]) -> list[Detection] | None:
+        """The faces moved to frame ``index``; None when one has left the frame (re-detect)."""
+        height, width = shape[:2]
+        out = []
+        for face, v in zip(self.faces, self.velocity, strict=True):
+            step = v * (index - self.index)
+            box = _shift(face.box, step)
+            cx, cy = _centre(box)
+            if not (0.0 <= cx < width and 0.0 <= cy < height):
+                return None
+            marks = None if face.landmarks is None else face.landmarks + step.astype(np.float32)
+            out.append(Detection(box, face.score, marks))
+        return out
+
+    def lost(self, results: Sequence[FaceResult], threshold: float) -> bool:
+        """Whether a carried face no longer looks like it did when it was detected."""
+        if threshold <= 0 or self.anchors is None:
+            return False
+        now = _looks(results)
+        if now is None or len(now) != len(self.anchors):
+            return False
+        sim = np.einsum("ij,ij->i", now, self.anchors)
+        # A flat crop (a zero descriptor) says nothing about who is there: never a reason.
+        flat = ~(now.any(axis=1) & self.anchors.any(axis=1))
+        return bool(np.any((sim < threshold) & ~flat))
+
+
+def _centre(box: Sequence[float]) -> np.ndarray:
+    return np.array([box[0] + box[2] / 2.0, box[1] + box[3] / 2.0])
+
+
+def _shift(box: Sequence[float], step: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(box[0] + step[0]), float(box[1] + step[1]), float(box[2]), float(box[3]))
+
+
+def _looks(results: Sequence[FaceResult]) -> np.ndarray | None:
+    """Appearance descriptors of the results' crops; None when some result has no crop."""
+    crops = [r.crop for r in results]
+    if not crops or any(c is None for c in crops):
+        return None
+    return appearance(np.stack([c for c in crops if c is not None]))
