@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ferfast.contract import ModelMetadata
-from ferfast.runtime import OrtRunner
+from ferfast.runtime import Latency, OrtRunner, measure_latency, run_batches
 from training.data import EMOTIONS, load, normalise, read_faces
 from training.paths import CACHE, FER2013, MODELS
 
@@ -20,7 +20,6 @@ from .dataset import (
     stratified_sample,
 )
 from .evaluate import Scores, score
-from .session import Latency, measure_latency, run_batches
 
 TRAIN_ROOT = FER2013 / "train"
 TEST_DATA = FER2013 / "test"

@@ -10,7 +10,15 @@ from tiny_model import reference_probs
 
 from ferfast.labels import EMOTIONS
 from ferfast.models import BUNDLED, MODELS_DIR, model_path
-from ferfast.runtime import OrtRunner, default_threads, make_runner, parse_metadata
+from ferfast.runtime import (
+    Latency,
+    OrtRunner,
+    default_threads,
+    make_runner,
+    measure_latency,
+    parse_metadata,
+    run_batches,
+)
 from ferfast.tensorrt import tensorrt_available
 
 
@@ -255,3 +263,63 @@ def test_model_path_names() -> None:
         else:
             with pytest.raises(FileNotFoundError, match=filename):
                 model_path(name)
+
+
+class _CountingRunner:
+    """An OrtRunner that records the batch sizes and first input values it is run on."""
+
+    def __init__(self, path: Path) -> None:
+        self.inner = OrtRunner(path)
+        self.emotions = self.inner.emotions
+        self.input_scale, self.input_bias = self.inner.input_scale, self.inner.input_bias
+        self.calls: list[int] = []
+        self.first: list[float] = []
+
+    def new_input_buffer(self, n: int) -> np.ndarray:
+        return self.inner.new_input_buffer(n)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.calls.append(len(batch))
+        self.first.append(float(batch.flat[0]) if batch.size else -1.0)
+        return self.inner.run(batch)
+
+
+def test_run_batches_chunks_a_split(tiny_model: Path) -> None:
+    runner = _CountingRunner(tiny_model)
+    x = random_batch(10, seed=3)
+    probs = run_batches(runner, x.astype(np.float64), batch=4)  # made float32 and contiguous
+    assert runner.calls == [4, 4, 2]
+    np.testing.assert_allclose(probs, reference_probs(x), rtol=1e-5, atol=1e-6)
+    assert run_batches(runner, x[:0]).shape == (0, 7)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        run_batches(runner, x, batch=0)
+    with pytest.raises(TypeError, match="batch must be an int"):
+        run_batches(runner, x, batch=2.5)  # type: ignore[arg-type]
+
+
+def test_measure_latency_times_warmed_runs_on_the_given_rows(tiny_model: Path) -> None:
+    runner = _CountingRunner(tiny_model)
+    data = random_batch(6, seed=1)
+    lat = measure_latency(runner, batch=4, repeats=3, warmup=2, data=data)
+    assert runner.calls == [4] * 5 and set(runner.first) == {float(data[0, 0, 0, 0])}
+    assert isinstance(lat, Latency) and lat.batch == 4 and lat.repeats == 3
+    assert 0 < lat.min_ms_per_face <= lat.median_ms_per_face <= lat.p90_ms / 4
+    assert lat.median_ms == pytest.approx(lat.median_ms_per_face * 4)
+    # Fewer rows than the batch: random faces (fixed seed), the same on every call.
+    measure_latency(runner, batch=8, repeats=1, warmup=0, data=data)
+    measure_latency(runner, batch=8, repeats=1, warmup=0)
+    assert runner.first[-1] == runner.first[-2]
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        measure_latency(runner, batch=1, repeats=0)
+    with pytest.raises(ValueError, match="warmup must be >= 0"):
+        measure_latency(runner, batch=1, warmup=-1)
+    with pytest.raises(TypeError, match="batch must be an int"):
+        measure_latency(runner, batch="4")  # type: ignore[arg-type]
+
+
+def test_latency_figures_from_known_times() -> None:
+    lat = Latency(batch=2, seconds=(0.004, 0.001, 0.002, 0.003))
+    assert lat.repeats == 4
+    assert lat.median_ms == pytest.approx(2.5) and lat.median_ms_per_face == pytest.approx(1.25)
+    assert lat.min_ms_per_face == pytest.approx(0.5)
+    assert lat.p90_ms == pytest.approx(3.7)

@@ -588,3 +588,21 @@ def test_run_frame_on_gpu_matches_cpu_path(tiny_model: Path, tmp_path: Path) -> 
     )
     expected = reference_probs(preprocess(frame, boxes, framing=FRAMING))
     np.testing.assert_allclose(runner.run_frame(frame, boxes), expected, atol=1e-4)
+
+
+def test_bench_engine_times_with_runtime_measure_latency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bench-engine: warm-up + timed runs per batch size through runtime.measure_latency."""
+    import ferfast.tensorrt
+    from ferfast.cli import main
+
+    runner = fake_runner(tmp_path, 8, with_frames=False)
+    monkeypatch.setattr(ferfast.tensorrt, "TensorRTRunner", lambda path, backend: runner)
+    argv = ["bench-engine", str(runner.path), "--batch", "2", "--batch", "8"]
+    assert main([*argv, "--iters", "3", "--warmup", "1"]) == 0
+    assert runner._impl.calls == [("run", 2)] * 4 + [("run", 8)] * 4  # type: ignore[attr-defined]
+    lines = capsys.readouterr().out.splitlines()
+    assert "backend fake" in lines[0]
+    assert lines[1].startswith("batch    2: median ") and lines[1].endswith(", 3 runs)")
+    assert lines[2].startswith("batch    8: median ") and "ms per face" in lines[2]

@@ -100,8 +100,7 @@ def plot_samples(
 
 def onnx_probs(path: str, images: np.ndarray) -> np.ndarray:
     """Probabilities of an exported model on uint8 faces (expanded to 7 classes by its metadata)."""
-    from calibration.session import run_batches
-    from ferfast.runtime import OrtRunner
+    from ferfast.runtime import OrtRunner, run_batches
 
     runner = OrtRunner(path)
     out = np.zeros((len(images), len(EMOTIONS)), np.float32)

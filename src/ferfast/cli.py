@@ -211,10 +211,7 @@ def _add_bench_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _cmd_bench_engine(args: argparse.Namespace) -> int:
-    import time
-
-    import numpy as np
-
+    from .runtime import measure_latency
     from .tensorrt import TensorRTRunner
 
     try:
@@ -223,24 +220,16 @@ def _cmd_bench_engine(args: argparse.Namespace) -> int:
         print(f"ferfast bench-engine: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     batches = args.batch or [1, min(64, runner.max_batch)]
-    buf = runner.new_input_buffer(max(batches))
-    buf[:] = np.random.default_rng(0).random(buf.shape, dtype=np.float32)
     print(
         f"{args.engine}: {_shape(runner.header)} for {_target(runner.header)}, "
         f"backend {runner.backend}"
     )
     for b in batches:
-        for _ in range(args.warmup):
-            runner.run(buf[:b])
-        times = []
-        for _ in range(args.iters):
-            t0 = time.perf_counter()
-            runner.run(buf[:b])
-            times.append(time.perf_counter() - t0)
-        med = float(np.median(times)) * 1e3
+        lat = measure_latency(runner, b, repeats=args.iters, warmup=args.warmup)
         print(
-            f"batch {b:4d}: median {med:.3f} ms per batch, {med / b:.4f} ms per face "
-            f"(p90 {float(np.percentile(times, 90)) * 1e3:.3f} ms, {args.iters} runs)"
+            f"batch {b:4d}: median {lat.median_ms:.3f} ms per batch, "
+            f"{lat.median_ms_per_face:.4f} ms per face "
+            f"(p90 {lat.p90_ms:.3f} ms, {lat.repeats} runs)"
         )
     return EXIT_OK
 
