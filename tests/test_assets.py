@@ -270,3 +270,19 @@ def test_sha256_file_hashes_across_chunks(tmp_path: Path) -> None:
     assert assets.sha256_file(str(path)) == hashlib.sha256(data).hexdigest()
     (tmp_path / "empty").write_bytes(b"")
     assert assets.sha256_file(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
+
+
+def test_download_command_hashes_a_present_file_once(
+    home: Path, yunet_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A valid cached file is verified once and kept: no second hash, no network."""
+    import shutil
+
+    home.mkdir()
+    shutil.copy(yunet_path, home / NAME)
+    hashed: list[Path] = []
+    real = assets.sha256_file
+    monkeypatch.setattr(assets, "sha256_file", lambda p: hashed.append(Path(p)) or real(p))
+    monkeypatch.setenv("FERFAST_MODEL_URL", "http://127.0.0.1:9/unreachable")
+    assert ferfast_main(["download"]) == 0
+    assert hashed == [home / NAME] and "already present" in capsys.readouterr().out

@@ -40,11 +40,16 @@ def test_info_shows_the_detector_cache_state(
     yunet_path: Path,
 ) -> None:
     monkeypatch.setenv(assets.HOME_ENV, str(tmp_path))
+    monkeypatch.delenv("FERFAST_YUNET", raising=False)
     line = next(x for x in _info(capsys).splitlines() if x.startswith("yunet:"))
     assert "not cached" in line and str(tmp_path) in line
     shutil.copy(yunet_path, tmp_path / assets.YUNET.name)
     line = next(x for x in _info(capsys).splitlines() if x.startswith("yunet:"))
     assert f"cached at {tmp_path / assets.YUNET.name}" in line
+    # $FERFAST_YUNET wins over the cache (detect.make_detector), and info says so.
+    monkeypatch.setenv("FERFAST_YUNET", str(yunet_path))
+    line = next(x for x in _info(capsys).splitlines() if x.startswith("yunet:"))
+    assert f"FERFAST_YUNET={yunet_path} (used instead of the cache)" in line
 
 
 def test_opencv_gui_line_parsing() -> None:

@@ -202,11 +202,33 @@ def _add_bench_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("engine", type=Path, help="ferfast engine file")
     p.add_argument(
-        "--batch", type=positive_int, action="append", help="batch size(s), default 1 and 64"
+        "--batch",
+        type=positive_int,
+        action="append",
+        metavar="N",
+        help="batch size, repeatable (default: 1 and min(64, the engine's max batch))",
     )
-    p.add_argument("--iters", type=positive_int, default=200, help="timed runs per batch size")
-    p.add_argument("--warmup", type=non_negative_int, default=20, help="untimed runs first")
-    p.add_argument("--backend", choices=("auto", "cpp", "python"), default="auto")
+    p.add_argument(
+        "--iters",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="timed runs per batch size (default 200)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=non_negative_int,
+        default=20,
+        metavar="N",
+        help="untimed runs before timing each batch size (default 20)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "cpp", "python"),
+        default="auto",
+        help="TensorRT runtime: auto (C++ if compiled in, else Python), cpp (ferfast._core) or "
+        "python (tensorrt + pycuda); default auto",
+    )
     p.set_defaults(func=_cmd_bench_engine)
 
 
@@ -431,9 +453,10 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
     folder = (args.dir or assets.cache_dir()).expanduser()
     for key, asset in assets.ASSETS.items():
-        present = not args.force and assets.cached(asset, folder) is not None
-        # AssetError (a RuntimeError) names the cause and the fix; main() prints it, exit 1.
-        path = assets.fetch(asset, folder, force=args.force, allow_download=None)
+        present = None if args.force else assets.cached(asset, folder)
+        # Not present (or --force): download without checking the cache again. AssetError (a
+        # RuntimeError) names the cause and the fix; main() prints it, exit 1.
+        path = present or assets.fetch(asset, folder, force=True)
         state = "already present" if present else "downloaded"
         print(f"{key}: {path} ({asset.size} bytes, SHA-256 verified, {state}; {asset.licence})")
     if args.dir is not None and folder.resolve() != assets.cache_dir().resolve():
@@ -470,6 +493,7 @@ def _cpu_line() -> str:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    import os
     import platform
 
     import cv2
@@ -477,6 +501,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     import onnxruntime
 
     from . import __version__, _core, assets
+    from .detect import YUNET_ENV
     from .models import list_models
     from .stream.kiosk import gui_backend
 
@@ -495,11 +520,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
         + ("compiled in" if _core.WITH_TENSORRT else "not compiled in"),
     ]
     home = assets.cache_dir()
+    yunet_env = os.environ.get(YUNET_ENV)  # read as detect.make_detector reads it
     for key, asset in assets.ASSETS.items():
         found = assets.cached(asset)
-        state = (
-            f"cached at {found}" if found else f"not cached (ferfast download puts it in {home})"
-        )
+        if asset is assets.YUNET and yunet_env:
+            state = f"{YUNET_ENV}={yunet_env} (used instead of the cache)"
+        elif found:
+            state = f"cached at {found}"
+        else:
+            state = f"not cached (ferfast download puts it in {home})"
         lines.append(f"{key}: {asset.name}, {state}")
     lines.append("bundled models (FER2013 PublicTest, 3,589 faces):")
     for m in list_models():
