@@ -3,7 +3,8 @@
 #   default                 a virtual environment in .venv, made with ${PYTHON:-python3} on the
 #                           first run and reused after (delete .venv to start afresh)
 #   FERFAST_PYTHON=current  ${PYTHON:-python3} itself, no venv (an environment you manage)
-#   FERFAST_VENV=DIR        another venv directory (scripts/test-floors.sh uses its own)
+#   FERFAST_VENV=DIR        another venv directory (scripts/test-floors.sh ignores it and uses
+#                           FERFAST_FLOORS_VENV, default build/floors-venv)
 # Debian's python3 needs python3-venv (ensurepip) for the venv and python3-dev (Python.h) to build
 # the extension: as root with apt-get they are installed when missing.
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore

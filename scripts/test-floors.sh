@@ -2,8 +2,10 @@
 # Test ferfast at its dependency floors: the lowest versions pyproject.toml allows.
 #   1. scripts/floors.txt (a pip constraint file) is generated from pyproject.toml's core
 #      dependencies: each "name>=X" becomes "name==X"
-#   2. a fresh venv (/tmp/ferfast-floors, or FERFAST_VENV) made with ${PYTHON:-python3}, which
-#      should be the oldest Python that requires-python allows (e.g. PYTHON=python3.10)
+#   2. a fresh venv made with ${PYTHON:-python3}, which should be the oldest Python that
+#      requires-python allows (e.g. PYTHON=python3.10), in FERFAST_FLOORS_VENV (default
+#      build/floors-venv; never FERFAST_VENV, the user's own venv). A previous floors venv is
+#      deleted only when it carries this script's marker file; any other existing path stops it
 #   3. ferfast with its test and bench extras installed under those constraints (and the GUI
 #      OpenCV wheel of the floor version over the headless one, for the kiosk tests), then pytest
 #      without the tests that need the train extra: training (torch) and calibration (it uses
@@ -16,9 +18,21 @@
 # Extra arguments go to the pytest run of step 3 (e.g. `-x -k engine`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export FERFAST_VENV=${FERFAST_VENV:-/tmp/ferfast-floors}
-rm -rf "$FERFAST_VENV"
+floors_venv=${FERFAST_FLOORS_VENV:-build/floors-venv}
+marker=$floors_venv/.made-by-test-floors
+if [ -e "$floors_venv" ] || [ -L "$floors_venv" ]; then
+  if [ ! -f "$marker" ] || [ -L "$floors_venv" ]; then
+    echo "error: $floors_venv exists and was not made by scripts/test-floors.sh; remove it" \
+      "yourself or set FERFAST_FLOORS_VENV to a new path" >&2
+    exit 1
+  fi
+  rm -rf "$floors_venv"
+fi
+mkdir -p "$(dirname "$floors_venv")"
+# python-env.sh makes the venv; a user's FERFAST_PYTHON=current must not pick their own Python.
+export FERFAST_PYTHON=venv FERFAST_VENV=$floors_venv
 source scripts/python-env.sh
+touch "$marker"
 
 "$PY" - <<'PY' >scripts/floors.txt
 import re
@@ -43,7 +57,7 @@ use_gui_opencv
   --ignore tests/test_mypy.py \
   --deselect tests/test_models.py::test_catalog_figures_match_publictest "$@"
 
-json=$FERFAST_VENV/bench-int8.json
+json=$floors_venv/bench-int8.json
 "$PY" -m pytest -q benchmarks/test_bench_engine.py -k "test_classify and (int8 or fp32)" \
   --benchmark-json "$json"
 "$PY" - "$json" <<'PY'
