@@ -89,7 +89,7 @@ class _Track:
     id: int
     box: tuple[float, float, float, float]
     probs: np.ndarray
-    look: np.ndarray | None  # appearance descriptor of the last matched crop, if known
+    look: np.ndarray | None  # the track's appearance (see _blend), if known
     age: int = 1
     missed: int = 0
 
@@ -103,7 +103,8 @@ class IouTracker:
     without a matching detection.
 
     When ``update`` gets the faces' crops, a detection also needs an appearance similarity
-    (:func:`appearance` correlation with the track's last crop) of at least
+    (:func:`appearance` correlation with the track's appearance: a moving average of its
+    matched crops' descriptors in which the newest weighs 1/2) of at least
     ``appearance_threshold`` to keep the track's id: a hard cut to another person at the same
     place starts a new id (and fresh smoothing). 0 switches the check off.
     """
@@ -242,7 +243,8 @@ class IouTracker:
 
 
 def _blend(old: np.ndarray | None, new: np.ndarray) -> np.ndarray:
-    """A track's appearance: the running mean of its matched crops' descriptors (unit norm),
+    """A track's appearance after a match: the mean of the old appearance and the new crop's
+    descriptor (each weighs 1/2, an exponential moving average), renormalised to unit length;
     steadier than the last crop alone under the detector's box jitter."""
     if old is None:
         return new
