@@ -20,29 +20,12 @@ import cv2
 import numpy as np
 import pytest
 
+from tools.moving_face import face_frames
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 YUNET = SHARED / "models" / "face_detection_yunet_2026may.onnx"
 FACE_PHOTO = SHARED / "data" / "photos" / "images_1.jpg"
-FRAME_SIZE = (640, 480)
-BACKGROUND = (90, 110, 120)  # BGR of the synthetic video's background
-
-
-def face_frames(photo: np.ndarray, n: int, size: tuple[int, int] = FRAME_SIZE) -> list[np.ndarray]:
-    """``n`` frames of ``photo``'s face sliding left to right (and bobbing) on a plain colour."""
-    w, h = size
-    face = cv2.resize(photo, (160, 196), interpolation=cv2.INTER_AREA)
-    fh, fw = face.shape[:2]
-    frames = []
-    for i in range(n):
-        t = i / max(n - 1, 1)
-        x = int(20 + (w - fw - 40) * t)
-        y = int((h - fh) / 2 + 30 * np.sin(2 * np.pi * t))
-        frame = np.empty((h, w, 3), np.uint8)
-        frame[:] = BACKGROUND
-        frame[y : y + fh, x : x + fw] = face
-        frames.append(frame)
-    return frames
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:

@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 from stream_support import (
-    BACKGROUND,
     cli_command,
     cli_env,
     count_lines,
@@ -26,6 +25,7 @@ from stream_support import (
 from ferfast.stream import kiosk
 from ferfast.stream.annotate import color_of
 from ferfast.stream.kiosk import BACKGROUND as KIOSK_BACKGROUND
+from tools.moving_face import BACKGROUND
 
 SCREEN = (1024, 600)
 HEADLESS_INFO = "General configuration\n  GUI:                  NONE\n    VTK support: NO\n"

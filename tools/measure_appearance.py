@@ -1,13 +1,14 @@
 """Measure the tracker's appearance similarity: same face in consecutive frames vs different people.
 
 The tracker (``ferfast.stream.tracking``) keeps a face's id only when the normalised correlation
-of its 48x48 crop averaged to 6x6 with the track's last crop (``appearance``) reaches
+of its 48x48 crop averaged to 6x6 with the track's appearance (``appearance``) reaches
 ``appearance_threshold``. This script measures that similarity on real data:
 
 * **same face, consecutive frames**: each real photo's face slides and bobs across a 640x480
-  frame (as in the stream tests), each frame with a random brightness change and a JPEG
-  round-trip (quality 75); the engine detects (YuNet with landmarks, and Haar) and the crops are
-  the exact model input. Frame pairs ``stride`` apart (1 and 3, i.e. every third frame processed).
+  frame (``tools/moving_face.py``, as in the stream tests), each frame with a random brightness
+  change and a JPEG round-trip (quality 75); the engine detects (YuNet with landmarks, and Haar)
+  and the crops are the exact model input. Frame pairs ``stride`` apart (1 and 3, i.e. every
+  third frame processed).
 * **same face, jitter** (FER2013, many identities): each test image against a copy moved by up
   to ±3% of its side, scaled ±4%, rotated ±3°, with ±8% gain, ±0.05 offset and a little noise.
 * **different people**: the two real photos' crops at the same place (all pairs), and
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from moving_face import face_frames  # tools/, next to this script
 
 import ferfast
 from ferfast.preprocess import preprocess
@@ -34,22 +36,11 @@ from ferfast.stream.tracking import DEFAULT_APPEARANCE_THRESHOLD, appearance
 PHOTOS = {"images_1.jpg": None, "demo_2.png": 420}  # file -> width of the face panel (demo sheets)
 
 
-def moving_frames(face: np.ndarray, n: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``n`` 640x480 frames of ``face`` sliding and bobbing, random brightness, JPEG q75."""
-    w, h = 640, 480
-    face = cv2.resize(face, (160, 196), interpolation=cv2.INTER_AREA)
-    fh, fw = face.shape[:2]
-    frames = []
-    for i in range(n):
-        t = i / max(n - 1, 1)
-        x = int(20 + (w - fw - 40) * t)
-        y = int((h - fh) / 2 + 30 * np.sin(2 * np.pi * t))
-        frame = np.full((h, w, 3), (90, 110, 120), np.uint8)
-        frame[y : y + fh, x : x + fw] = face
-        frame = cv2.convertScaleAbs(frame, alpha=float(rng.uniform(0.95, 1.05)))
-        ok, enc = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 75])
-        frames.append(cv2.imdecode(enc, cv2.IMREAD_COLOR))
-    return frames
+def relit_jpeg(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``frame`` with a random brightness change (±5%), then a JPEG round-trip at quality 75."""
+    frame = cv2.convertScaleAbs(frame, alpha=float(rng.uniform(0.95, 1.05)))
+    ok, enc = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    return cv2.imdecode(enc, cv2.IMREAD_COLOR)
 
 
 def crops_of(engine: ferfast.Engine, frames: list[np.ndarray]) -> list[np.ndarray | None]:
@@ -119,7 +110,9 @@ def main() -> None:
         engine = ferfast.Engine(detector=det, detector_model=yunet if det == "yunet" else None)
         per_photo = {}
         for name, img in photos.items():
-            crops = crops_of(engine, moving_frames(img, args.frames, rng))
+            crops = crops_of(
+                engine, face_frames(img, args.frames, finish=lambda f: relit_jpeg(f, rng))
+            )
             found = sum(c is not None for c in crops)
             print(f"{det} {name}: one face in {found}/{len(crops)} frames")
             per_photo[name] = crops

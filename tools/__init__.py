@@ -1,0 +1,1 @@
+"""Measurement scripts and the helpers they share with the tests (run them as scripts)."""
