@@ -13,13 +13,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from ferfast.detect import Detection
+from ferfast.engine import FaceResult
 from tools.moving_face import face_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,19 +53,8 @@ def write_face_video(path: Path, n: int) -> Path:
     return write_video(path, face_frames(photo, n))
 
 
-# FER2013 order (the contract); kept local so the fakes need only numpy.
+# FER2013 order (the contract).
 FAKE_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-
-@dataclass(frozen=True)
-class FakeFace:
-    """A stand-in for ``ferfast.FaceResult`` / ``Detection`` with what the stream loop reads."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    probs: np.ndarray
-    landmarks: np.ndarray | None = None
-    crop: np.ndarray | None = None
 
 
 def numbered_frame(i: int, size: tuple[int, int] = (4, 4)) -> np.ndarray:
@@ -95,23 +85,27 @@ class FakeEngine:
         self.delay = delay or (lambda n: 0.0)
         self.detected: list[int] = []
 
-    def detect(self, image: np.ndarray) -> list[FakeFace]:
+    def detect(self, image: np.ndarray) -> list[Detection]:
         n = int(image[0, 0, 0])
         self.detected.append(n)
         time.sleep(self.delay(n))
         box = self.box(n) if callable(self.box) else self.box
-        return [FakeFace(box, 0.9, np.zeros(7, np.float32))]
+        return [Detection(box, 0.9)]
 
-    def predict(self, image: np.ndarray, boxes=None, *, crops: bool = False) -> list[FakeFace]:
+    def predict(self, image: np.ndarray, boxes=None, *, crops: bool = False) -> list[FaceResult]:
         n = int(image[0, 0, 0])
         if boxes is None:
             boxes = self.detect(image)
         probs = np.full(7, 0.05, np.float32)
         probs[n % 7] = 0.7
         crop = self.look(n) if crops else None
-        return [FakeFace(tuple(b.box), b.score, probs, b.landmarks, crop) for b in boxes]
+        emotion = FAKE_EMOTIONS[n % 7]
+        return [
+            FaceResult(tuple(b.box), b.score, b.landmarks, probs, emotion, FAKE_EMOTIONS, crop)
+            for b in boxes
+        ]
 
-    def predict_batch(self, images, boxes, *, crops: bool = False) -> list[list[FakeFace]]:
+    def predict_batch(self, images, boxes, *, crops: bool = False) -> list[list[FaceResult]]:
         return [self.predict(i, b, crops=crops) for i, b in zip(images, boxes, strict=True)]
 
 

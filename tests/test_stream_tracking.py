@@ -54,7 +54,9 @@ def read_frames(path: Path) -> list[np.ndarray]:
     return frames
 
 
-def track_ids(engine: ferfast.Engine, frames: list[np.ndarray], tracker: IouTracker) -> list[int]:
+def track_ids(
+    engine: ferfast.Engine, frames: list[np.ndarray], tracker: IouTracker
+) -> list[int | None]:
     """The id of the single face in each frame, tracked with the faces' model-input crops."""
     ids = []
     for frame in frames:
@@ -63,7 +65,7 @@ def track_ids(engine: ferfast.Engine, frames: list[np.ndarray], tracker: IouTrac
         marks = np.stack([r.landmarks for r in results])
         boxes = [r.box for r in results]
         crops = preprocess(frame, boxes, landmarks=marks, framing=engine.framing)
-        ids.append(tracker.update(results, crops)[0].id)
+        ids.append(tracker.update(results, crops)[0].track_id)
     return ids
 
 
@@ -90,13 +92,9 @@ def test_tracker_appearance_arguments() -> None:
     assert not IouTracker(emotions, appearance_threshold=0.0).uses_crops
     assert not IouTracker(emotions, enabled=False).uses_crops
 
-    class Det:
-        box = (0.0, 0.0, 10.0, 10.0)
-        score = 1.0
-        probs = np.full(7, 1 / 7, np.float32)
-
+    face = ferfast.FaceResult((0.0, 0.0, 10.0, 10.0), 1.0, None, np.full(7, 1 / 7), "angry")
     with pytest.raises(ValueError, match="2 crops for 1 detections"):
-        IouTracker(emotions).update([Det()], np.zeros((2, 48, 48), np.float32))
+        IouTracker(emotions).update([face], np.zeros((2, 48, 48), np.float32))
 
 
 def test_tracker_new_id_at_the_cut(spliced_video: Path, tiny_model: Path) -> None:

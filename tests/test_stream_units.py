@@ -5,32 +5,31 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
 from stream_support import FakeEngine
 
+from ferfast.engine import FaceResult
 from ferfast.stream.annotate import color_of, draw_faces, draw_fps
 from ferfast.stream.cli import build_parser, main
 from ferfast.stream.events import JsonlWriter, face_event, frame_event
 from ferfast.stream.kiosk import BACKGROUND, primary_face, render_kiosk
 from ferfast.stream.sources import FrameSource, SourceError, SourceKind, parse_source
 from ferfast.stream.stats import STAGES, RunStats, process_age
-from ferfast.stream.tracking import IouTracker, TrackedFace, iou
+from ferfast.stream.tracking import IouTracker, iou
 
-# FER2013 order (the contract); kept local so these tests need only ferfast.stream.
+# FER2013 order (the contract).
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
-@dataclass
-class Det:
-    """A stand-in detection with the FaceResult attributes the tracker reads."""
-
-    box: tuple[float, float, float, float]
-    probs: np.ndarray
-    score: float = 0.9
+def det(
+    box: tuple[float, float, float, float], probs: np.ndarray, score: float = 0.9
+) -> FaceResult:
+    """A single frame's face (no track id) with ``probs``, as the engine returns it."""
+    return FaceResult(box, score, None, probs, EMOTIONS[int(np.argmax(probs))], EMOTIONS)
 
 
 def onehot(i: int, p: float = 0.9) -> np.ndarray:
@@ -194,12 +193,12 @@ def test_tracker_keeps_ids_for_moving_faces_and_adds_new_ones() -> None:
     ids = []
     for step in range(10):
         dets = [
-            Det((100 + 8 * step, 50, 80, 100), onehot(3)),
-            Det((400, 300 - 5 * step, 60, 70), onehot(0)),
+            det((100 + 8 * step, 50, 80, 100), onehot(3)),
+            det((400, 300 - 5 * step, 60, 70), onehot(0)),
         ]
         if step >= 5:
-            dets.append(Det((10, 400, 40, 40), onehot(6)))
-        ids.append([f.id for f in tr.update(dets)])
+            dets.append(det((10, 400, 40, 40), onehot(6)))
+        ids.append([f.track_id for f in tr.update(dets)])
     assert all(row[:2] == [1, 2] for row in ids)
     assert all(row[2] == 3 for row in ids[5:])
 
@@ -208,32 +207,32 @@ def test_tracker_ema_smoothing_and_switch_off() -> None:
     a = 0.25
     tr = IouTracker(EMOTIONS, smoothing=a)
     box = (0, 0, 50, 50)
-    tr.update([Det(box, onehot(3))])
-    out = tr.update([Det(box, onehot(4))])[0]
+    tr.update([det(box, onehot(3))])
+    out = tr.update([det(box, onehot(4))])[0]
     np.testing.assert_allclose(out.probs, a * onehot(4) + (1 - a) * onehot(3), rtol=1e-6)
     assert out.emotion == "happy"  # one flickering frame does not flip the label
     for _ in range(6):
-        out = tr.update([Det(box, onehot(4))])[0]
-    assert out.emotion == "sad" and out.age == 8
+        out = tr.update([det(box, onehot(4))])[0]
+    assert out.emotion == "sad" and out.track_id == 1
 
     raw = IouTracker(EMOTIONS, smoothing=1.0)
-    raw.update([Det(box, onehot(3))])
-    np.testing.assert_allclose(raw.update([Det(box, onehot(4))])[0].probs, onehot(4))
+    raw.update([det(box, onehot(3))])
+    np.testing.assert_allclose(raw.update([det(box, onehot(4))])[0].probs, onehot(4))
 
 
 def test_tracker_disabled_and_track_expiry() -> None:
     off = IouTracker(EMOTIONS, enabled=False)
     box = (0, 0, 50, 50)
-    assert [off.update([Det(box, onehot(1))])[0].id for _ in range(3)] == [1, 2, 3]
+    assert [off.update([det(box, onehot(1))])[0].track_id for _ in range(3)] == [1, 2, 3]
 
     tr = IouTracker(EMOTIONS, max_missed=2)
-    assert tr.update([Det(box, onehot(1))])[0].id == 1
+    assert tr.update([det(box, onehot(1))])[0].track_id == 1
     tr.update([])
     tr.update([])
-    assert tr.update([Det(box, onehot(1))])[0].id == 1  # survived 2 missed frames
+    assert tr.update([det(box, onehot(1))])[0].track_id == 1  # survived 2 missed frames
     for _ in range(3):
         tr.update([])
-    assert tr.update([Det(box, onehot(1))])[0].id == 2  # expired after 3
+    assert tr.update([det(box, onehot(1))])[0].track_id == 2  # expired after 3
 
 
 def test_tracker_rejects_bad_input() -> None:
@@ -242,16 +241,40 @@ def test_tracker_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="iou_threshold"):
         IouTracker(EMOTIONS, iou_threshold=1.5)
     with pytest.raises(ValueError, match="probabilities"):
-        IouTracker(EMOTIONS).update([Det((0, 0, 1, 1), np.ones(3, np.float32))])
+        IouTracker(EMOTIONS).update([det((0, 0, 1, 1), np.ones(3, np.float32))])
     with pytest.raises(ValueError, match="box"):
-        IouTracker(EMOTIONS).update([Det((0, 0, 1), onehot(0))])  # type: ignore[arg-type]
+        IouTracker(EMOTIONS).update([det((0, 0, 1), onehot(0))])  # type: ignore[arg-type]
+
+
+def test_tracker_returns_the_faces_with_track_id_and_smoothed_probs() -> None:
+    marks = np.arange(10, dtype=np.float32).reshape(5, 2)
+    crop = np.full((48, 48), 0.5, np.float32)
+    tr = IouTracker(EMOTIONS, smoothing=0.5)
+    tr.update([det((0, 0, 50, 50), onehot(3))])
+    face = replace(det((2, 0, 50, 50), onehot(4), 0.75), landmarks=marks, crop=crop)
+    (out,) = tr.update([face])
+    assert out.track_id == 1 and face.track_id is None  # a copy; the input is unchanged
+    assert out.box == (2.0, 0.0, 50.0, 50.0) and out.score == 0.75
+    assert out.landmarks is marks and out.crop is crop and out.emotions == EMOTIONS
+    np.testing.assert_allclose(out.probs, 0.5 * onehot(3) + 0.5 * onehot(4), rtol=1e-6)
+    assert out.emotion == "happy" and face.emotion == "sad"  # the label follows the smoothing
+
+
+def test_face_result_as_dict_has_id_only_when_tracked() -> None:
+    face = det((1, 2, 3, 4), onehot(3))
+    assert list(face.as_dict()) == ["box", "score", "emotion", "probs"]
+    tracked_dict = replace(face, track_id=5).as_dict()
+    assert list(tracked_dict) == ["id", "box", "score", "emotion", "probs"]
+    assert tracked_dict["id"] == 5 and tracked_dict["probs"] == face.as_dict()["probs"]
 
 
 # --- events ------------------------------------------------------------------------------
 
 
-def tracked(i: int = 7, emotion: int = 3) -> TrackedFace:
-    return TrackedFace(i, (10.5, 20.25, 30.0, 40.0), 0.875, onehot(emotion), EMOTIONS[emotion], 1)
+def tracked(
+    i: int = 7, emotion: int = 3, box: tuple[float, float, float, float] = (10.5, 20.25, 30.0, 40.0)
+) -> FaceResult:
+    return replace(det(box, onehot(emotion), 0.875), track_id=i)
 
 
 def test_event_schema() -> None:
@@ -267,6 +290,17 @@ def test_event_schema() -> None:
     assert json.loads(json.dumps(ev)) == ev
     with pytest.raises(ValueError, match="probabilities"):
         face_event(tracked(), EMOTIONS[:6])
+    with pytest.raises(ValueError, match="track_id"):
+        face_event(det((0, 0, 1, 1), onehot(0)), EMOTIONS)
+
+
+def test_face_event_bytes() -> None:
+    line = json.dumps(face_event(tracked(), EMOTIONS), separators=(",", ":"))
+    probs = ",".join(f'"{name}":{0.9 if name == "happy" else 0.016667}' for name in EMOTIONS)
+    assert line == (
+        f'{{"id":7,"box":[10.5,20.25,30.0,40.0],"emotion":"happy","probs":{{{probs}}},'
+        '"score":0.875}'
+    )
 
 
 def test_jsonl_writer_flushes_every_line(tmp_path) -> None:
@@ -296,7 +330,7 @@ def test_jsonl_writer_stdout(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_draw_faces_marks_box_label_and_bars() -> None:
     img = np.zeros((480, 640, 3), np.uint8)
-    face = TrackedFace(3, (200, 150, 100, 120), 0.9, onehot(3), "happy", 1)
+    face = tracked(3, 3, (200, 150, 100, 120))
     draw_faces(img, [face], EMOTIONS)
     hit = (img == np.array(color_of("happy"))).all(axis=2)
     assert hit[160:270, 200].all() and hit[160:270, 300].all()  # left and right box edges
@@ -313,8 +347,8 @@ def test_draw_faces_marks_box_label_and_bars() -> None:
 
 def test_render_kiosk_layout() -> None:
     frame = np.full((480, 640, 3), 200, np.uint8)
-    small = TrackedFace(1, (10, 10, 20, 20), 0.9, onehot(0), "angry", 1)
-    big = TrackedFace(2, (200, 150, 150, 180), 0.9, onehot(5), "surprise", 1)
+    small = tracked(1, 0, (10, 10, 20, 20))
+    big = tracked(2, 5, (200, 150, 150, 180))
     assert primary_face([small, big]) is big and primary_face([]) is None
     canvas = render_kiosk(frame, [small, big], EMOTIONS, 30.0, (1024, 600))
     assert canvas.shape == (600, 1024, 3)

@@ -32,6 +32,9 @@ class FaceResult:
     # (48, 48) float32 model input of this face (gray * input_scale + input_bias), when asked
     # for with ``crops=True`` (e.g. for a tracker's appearance check); else None.
     crop: np.ndarray | None = field(default=None, repr=False)
+    # Stable id of the face's track across frames, set by ferfast-stream's tracker (whose
+    # results carry smoothed ``probs`` and their ``emotion``); None for a single frame's face.
+    track_id: int | None = None
 
     @property
     def confidence(self) -> float:
@@ -39,8 +42,10 @@ class FaceResult:
         return float(self.probs.max())
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-serialisable dict: box, score, emotion and probs by emotion name."""
-        return {
+        """JSON-serialisable dict: box, score, emotion and probs by emotion name; "id" first
+        when the face has a ``track_id``."""
+        head: dict[str, object] = {} if self.track_id is None else {"id": int(self.track_id)}
+        return head | {
             "box": [float(v) for v in self.box],
             "score": float(self.score),
             "emotion": self.emotion,

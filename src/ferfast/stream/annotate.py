@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-
-class DrawableFace(Protocol):
-    """What drawing needs from a face: ``ferfast.FaceResult`` and ``TrackedFace`` both fit."""
-
-    @property
-    def box(self) -> tuple[float, float, float, float]: ...
-    @property
-    def emotion(self) -> str: ...
-    @property
-    def probs(self) -> np.ndarray: ...
-    @property
-    def confidence(self) -> float: ...
-
+if TYPE_CHECKING:
+    from ferfast.engine import FaceResult
 
 #: BGR colour per emotion name; unknown names fall back to white.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -80,14 +69,14 @@ def draw_bars(
 
 def draw_faces(
     image: np.ndarray,
-    faces: Sequence[DrawableFace],
+    faces: Sequence[FaceResult],
     emotions: Sequence[str],
     *,
     bars: bool = True,
 ) -> np.ndarray:
     """Draw every face on ``image`` in place and return it.
 
-    The label starts with ``#id`` for faces that carry a track ``id``.
+    The label starts with ``#id`` for faces that carry a ``track_id``.
     """
     _check_image(image)
     h, w = image.shape[:2]
@@ -95,10 +84,9 @@ def draw_faces(
         x, y, bw, bh = (int(round(v)) for v in face.box)
         color = color_of(face.emotion)
         cv2.rectangle(image, (x, y), (x + bw, y + bh), color, 2)
-        track = getattr(face, "id", None)
         label = f"{face.emotion} {face.confidence * 100:.0f}%"
-        if track is not None:
-            label = f"#{track} {label}"
+        if face.track_id is not None:
+            label = f"#{face.track_id} {label}"
         (tw, th), base = cv2.getTextSize(label, FONT, 0.55, 2)
         ty = y - 6 if y - th - 8 >= 0 else min(y + bh + th + 6, h - 2)
         cv2.rectangle(image, (x, ty - th - 4), (x + tw + 4, ty + base), color, -1)

@@ -7,17 +7,21 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .tracking import TrackedFace
+if TYPE_CHECKING:
+    from ferfast.engine import FaceResult
 
 
-def face_event(face: TrackedFace, emotions: Sequence[str]) -> dict[str, object]:
-    """``{"id", "box", "emotion", "probs", "score"}`` for one tracked face."""
+def face_event(face: FaceResult, emotions: Sequence[str]) -> dict[str, object]:
+    """``{"id", "box", "emotion", "probs", "score"}`` for one tracked face (one with a
+    ``track_id``), rounded for compact lines."""
+    if face.track_id is None:
+        raise ValueError("face has no track_id: events are written for tracked faces")
     if len(face.probs) != len(emotions):
         raise ValueError(f"face has {len(face.probs)} probabilities for {len(emotions)} emotions")
     return {
-        "id": int(face.id),
+        "id": int(face.track_id),
         "box": [round(float(v), 2) for v in face.box],
         "emotion": face.emotion,
         "probs": {name: round(float(p), 6) for name, p in zip(emotions, face.probs, strict=True)},
@@ -28,7 +32,7 @@ def face_event(face: TrackedFace, emotions: Sequence[str]) -> dict[str, object]:
 def frame_event(
     frame: int,
     time: float,
-    faces: Sequence[TrackedFace],
+    faces: Sequence[FaceResult],
     emotions: Sequence[str],
     source: int | None = None,
 ) -> dict[str, object]:
@@ -61,7 +65,7 @@ class JsonlWriter:
             self._fh = sys.stdout
 
     def write(
-        self, frame: int, time: float, faces: Sequence[TrackedFace], source: int | None = None
+        self, frame: int, time: float, faces: Sequence[FaceResult], source: int | None = None
     ) -> None:
         """Append the event of one processed frame (of source ``source``, if given)."""
         event = frame_event(frame, time, faces, self.emotions, source)

@@ -7,13 +7,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .annotate import FONT, color_of, draw_faces
-from .tracking import TrackedFace
+
+if TYPE_CHECKING:
+    from ferfast.engine import FaceResult
 
 log = logging.getLogger("ferfast.stream")
 
@@ -21,7 +24,7 @@ DEFAULT_SIZE = (1280, 720)
 BACKGROUND = (32, 24, 20)
 
 
-def primary_face(faces: Sequence[TrackedFace]) -> TrackedFace | None:
+def primary_face(faces: Sequence[FaceResult]) -> FaceResult | None:
     """The face the kiosk reports on: the largest box."""
     if not faces:
         return None
@@ -73,7 +76,7 @@ def _layout(size: tuple[int, int], emotions: tuple[str, ...]) -> _Layout:
 
 def render_kiosk(
     frame: np.ndarray,
-    faces: Sequence[TrackedFace],
+    faces: Sequence[FaceResult],
     emotions: Sequence[str],
     fps: float,
     size: tuple[int, int] = DEFAULT_SIZE,
@@ -106,7 +109,7 @@ def render_kiosk(
         _text(canvas, label, (lay.px, lay.label_y), big, color_of(face.emotion), thick)
         _text(
             canvas,
-            f"{face.confidence * 100:.0f}%  (face #{face.id}, {len(faces)} in view)",
+            f"{face.confidence * 100:.0f}%  (face #{face.track_id}, {len(faces)} in view)",
             (lay.px, lay.label_y + int(45 * unit)),
             0.8 * unit,
             (230, 230, 230),
@@ -136,16 +139,9 @@ def status_screen(message: str, size: tuple[int, int] = DEFAULT_SIZE) -> np.ndar
     return canvas
 
 
-def _scaled(face: TrackedFace, scale: float) -> TrackedFace:
+def _scaled(face: FaceResult, scale: float) -> FaceResult:
     x, y, w, h = face.box
-    return TrackedFace(
-        face.id,
-        (x * scale, y * scale, w * scale, h * scale),
-        face.score,
-        face.probs,
-        face.emotion,
-        face.age,
-    )
+    return replace(face, box=(x * scale, y * scale, w * scale, h * scale))
 
 
 def _fit_scale(text: str, width: int, scale: float, thickness: int) -> float:

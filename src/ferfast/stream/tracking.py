@@ -4,39 +4,13 @@ emotion probabilities."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-
-class FaceLike(Protocol):
-    """What the tracker needs from a detection (``ferfast.FaceResult`` satisfies it)."""
-
-    # Read-only members: a frozen dataclass such as FaceResult satisfies them.
-    @property
-    def box(self) -> tuple[float, float, float, float]: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def probs(self) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class TrackedFace:
-    """A face with a stable id and smoothed probabilities."""
-
-    id: int
-    box: tuple[float, float, float, float]  # x, y, w, h of the current detection
-    score: float  # detector score of the current detection
-    probs: np.ndarray  # (K,) smoothed probabilities (raw ones when smoothing is off)
-    emotion: str  # argmax of ``probs``
-    age: int  # frames this track has been matched, including this one
-
-    @property
-    def confidence(self) -> float:
-        """Probability of :attr:`emotion`."""
-        return float(self.probs.max())
+if TYPE_CHECKING:
+    from ferfast.engine import FaceResult
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -90,7 +64,6 @@ class _Track:
     box: tuple[float, float, float, float]
     probs: np.ndarray
     look: np.ndarray | None  # the track's appearance (see _blend), if known
-    age: int = 1
     missed: int = 0
 
 
@@ -150,9 +123,10 @@ class IouTracker:
         return self.enabled and self.appearance_threshold > 0
 
     def update(
-        self, detections: Sequence[FaceLike], crops: np.ndarray | None = None
-    ) -> list[TrackedFace]:
-        """Match this frame's detections; one :class:`TrackedFace` per detection, in order.
+        self, detections: Sequence[FaceResult], crops: np.ndarray | None = None
+    ) -> list[FaceResult]:
+        """Match this frame's faces; per face, in order, a copy with its ``track_id`` and the
+        track's smoothed ``probs`` and their ``emotion``.
 
         ``crops``: optional (N, 48, 48) or (N, 1, 48, 48) gray crops of the detections (the
         model input); with them the appearance check applies (see the class docstring).
@@ -161,7 +135,7 @@ class IouTracker:
         if not self.enabled:
             out = []
             for det, p in zip(detections, probs, strict=True):
-                out.append(self._emit(_Track(self._new_id(), _box(det.box), p, None), det.score))
+                out.append(self._emit(_Track(self._new_id(), _box(det.box), p, None), det))
             return out
         looks: list[np.ndarray | None] = [None] * len(detections)
         if crops is not None and self.appearance_threshold > 0:
@@ -202,12 +176,11 @@ class IouTracker:
                 look = looks[di]
                 if look is not None:
                     track.look = _blend(track.look, look)
-                track.age += 1
                 track.missed = 0
             else:
                 track = _Track(self._new_id(), _box(det.box), probs[di], looks[di])
             kept.append(track)
-            out.append(self._emit(track, det.score))
+            out.append(self._emit(track, det))
         for ti, track in enumerate(self._tracks):
             if ti not in used_tracks:
                 track.missed += 1
@@ -216,7 +189,7 @@ class IouTracker:
         self._tracks = kept
         return out
 
-    def _check(self, det: FaceLike) -> np.ndarray:
+    def _check(self, det: FaceResult) -> np.ndarray:
         p = np.asarray(det.probs, dtype=np.float32).reshape(-1)
         if p.shape[0] != len(self.emotions):
             raise ValueError(
@@ -230,15 +203,16 @@ class IouTracker:
         self._next_id += 1
         return self._next_id - 1
 
-    def _emit(self, track: _Track, score: float) -> TrackedFace:
+    def _emit(self, track: _Track, face: FaceResult) -> FaceResult:
         p = track.probs.astype(np.float32, copy=True)
-        return TrackedFace(
-            id=track.id,
+        return replace(
+            face,
             box=track.box,
-            score=float(score),
+            score=float(face.score),
             probs=p,
             emotion=self.emotions[int(np.argmax(p))],
-            age=track.age,
+            emotions=self.emotions,
+            track_id=track.id,
         )
 
 
