@@ -21,6 +21,7 @@ from training.model import FerNet, count_params
 from training.teacher import (
     MANIFEST_FILE,
     MODEL_FILE,
+    TEACHERS,
     TeacherManifest,
     export_teacher,
     list_teachers,
@@ -137,3 +138,12 @@ def test_manifest_command_resumes_the_run_exactly(teacher_run):
         assert torch.equal(v, b[k]), k
     finished = export_teacher(tmp / "runs/tt/best.pt", tmp / "done", cfg.data, cfg.cache)
     assert finished.finished and finished.status == "finished: 2 of 2 epochs"
+
+
+def test_committed_artifacts_match_their_manifests():
+    found = list_teachers(TEACHERS)
+    assert found, "training/teachers holds no artifact"
+    for folder in found:
+        m = verify(folder)
+        assert m.bytes <= 10e6 and m.publictest["n"] > 0
+        assert resolve_teachers(folder.name) == [folder / m.file]  # a bare name resolves
