@@ -79,6 +79,16 @@ def test_fp16_artifact_matches_the_checkpoint(teacher_run, tmp_path):
     assert m.checkpoint_publictest["accuracy"] == pytest.approx(float((ref.argmax(1) == y).mean()))
 
 
+def test_oversized_fp16_falls_back_to_int8_then_refuses(teacher_run, tmp_path):
+    tmp, cfg, _, m = teacher_run
+    # The tiny net's INT8 Q/DQ file is larger than its fp16 one (Q/DQ overhead): both too big.
+    with pytest.raises(ValueError, match=r"int8-qdq teacher file is [\d,]+ bytes > "):
+        export_teacher(
+            tmp / "runs/tt/best.pt", tmp_path / "big", cfg.data, cfg.cache, 0.9 * m.bytes / 1e6
+        )
+    assert not (tmp_path / "big" / MANIFEST_FILE).exists()
+
+
 def test_verify_refuses_a_tampered_file(teacher_run, tmp_path, capsys):
     _, _, dest, _ = teacher_run
     bad = tmp_path / "teachers" / "bad"

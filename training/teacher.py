@@ -200,7 +200,9 @@ def export_teacher(
             quantize_model(fp32, chosen, normalise(xt[idx]), settings, progress=False)
         size = chosen.stat().st_size
         if size > max_mb * 1e6:
-            raise ValueError(f"{checkpoint}: teacher file is {size / 1e6:.1f} MB > {max_mb} MB")
+            raise ValueError(
+                f"{checkpoint}: the {fmt} teacher file is {size:,} bytes > {max_mb} MB"
+            )
         shutil.copyfile(chosen, out)
     got = onnx_probs(str(out), x)
     ref = predict_probs(net, x, cfg["strategy"])
