@@ -66,7 +66,9 @@ class TrainConfig:
     init_from: str = ""  # start from these weights (a checkpoint's best) instead of random init
     steps_per_epoch: int = 0  # fixed optimizer steps per epoch (0: one pass over the train set)
     stop_after: int = 0  # end this invocation after N epochs (time slicing; resume later)
-    teacher: str = ""  # distil from this ferfast ONNX model, or a,b,... (mean); "" = off
+    # distil from ferfast ONNX models or teacher artifacts (a folder, a name in training/teachers,
+    # or training/teachers for all of them); a,b,... averages them; "" = off
+    teacher: str = ""
     distill_alpha: float = 0.5  # loss = (1 - alpha) * strategy loss + alpha * KD term
     distill_temp: float = 3.0  # softmax temperature of the KD term
     ema: float = 0.0  # per-step EMA decay of the weights (e.g. 0.999); evaluated and kept; 0 = off
