@@ -157,3 +157,11 @@ def test_committed_artifacts_match_their_manifests():
         m = verify(folder)
         assert m.bytes <= 10e6 and m.publictest["n"] > 0
         assert resolve_teachers(folder.name) == [folder / m.file]  # a bare name resolves
+
+
+def test_comparison_doc_lists_the_committed_teachers() -> None:
+    from training.paths import REPO
+    from training.tables import teachers_table
+
+    doc = (REPO / "docs" / "comparison.md").read_text()
+    assert teachers_table() in doc  # docs/comparison.md was regenerated from the manifests

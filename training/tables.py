@@ -158,6 +158,25 @@ FULL_RUNS = [
 ]
 
 
+def teachers_table(root: Path | None = None) -> str:
+    """The committed teacher artifacts (training/teachers/*/manifest.json): one row each."""
+    from .teacher import TEACHERS, TeacherManifest, list_teachers
+
+    rows = [
+        "| Teacher | Params | MFLOPs | Training | Accuracy | Macro-F1 | Disgust recall |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for folder in list_teachers(root or TEACHERS):
+        m = TeacherManifest.read(folder)
+        scores = m.publictest
+        rows.append(
+            f"| {m.name} ({m.format}) | {m.params:,} | {m.mflops:.1f} | {m.status}, {m.strategy} "
+            f"| {scores['accuracy']:.4f} | {scores['macro_f1']:.4f} "
+            f"| {scores['disgust_recall']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
 def comparison_markdown(root: Path, latency_file: Path | None, notes: str = "") -> str:
     """docs/comparison.md: header, strategy table, size table, notes, reproduce commands."""
     lat = load_latency(*(p for p in [latency_file] if p))
@@ -178,6 +197,11 @@ def comparison_markdown(root: Path, latency_file: Path | None, notes: str = "") 
         + "Xeon, lightly loaded, untrained weights (noisy; budget: <= 0.26 ms at batch 1,\n"
         + "<= 0.13 ms/face at batch 64). MFLOPs = 2 x multiply-accumulates per face.\n\n"
         + size_table(root, lat, ["a", "a3", "f", "g"], FULL_RUNS)
+        + "\n\n## Teachers (distillation only, not shipped)\n\n"
+        + "Larger networks trained as distillation teachers, committed as artifacts under\n"
+        + "[`training/teachers/`](../training/teachers/README.md); figures from their manifests,\n"
+        + "measured on the artifact file (PublicTest, 3,589 faces), same selection rule.\n\n"
+        + teachers_table()
         + "\n\n"
         + (notes + "\n\n" if notes else "")
         + REPRO
