@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,65 @@ def test_cpp_header_reader_agrees(tmp_path: Path) -> None:
     raw.write_bytes(b"no header here, just bytes")
     out = subprocess.run([str(exe), str(raw)], capture_output=True, text=True, check=True).stdout
     assert out.startswith("error=not a ferfast engine")
+
+
+def cuda_include_dir() -> Path | None:
+    """The CUDA toolkit's include folder (with cuda_runtime.h), found beside nvcc as CMake does."""
+    nvcc = shutil.which("nvcc")
+    roots = [Path(nvcc).resolve().parents[1]] if nvcc else []
+    roots.append(Path("/usr/local/cuda"))
+    for root in roots:
+        if (root / "include" / "cuda_runtime.h").is_file():
+            return root / "include"
+    return None
+
+
+@pytest.mark.parametrize("version", ["v8", "v10"])
+def test_cpp_runtime_compiles_against_tensorrt_api(version: str, tmp_path: Path) -> None:
+    """cpp/trt/runtime.cpp compiles against TensorRT 8.6's and 10.x's API (tests/trt_standin).
+
+    The stand-ins declare only the API runtime.cpp uses, with each version's signatures, so a call
+    that one of the versions lacks fails here. The snippet check proves the stand-ins tell the
+    versions apart (createExecutionContext takes an allocation strategy from TensorRT 10 on).
+    """
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    cuda_include = cuda_include_dir()
+    if cuda_include is None:
+        pytest.skip("no CUDA headers (cuda_runtime.h)")
+    pybind11 = pytest.importorskip("pybind11")
+    standin = REPO / "tests" / "trt_standin" / version
+    # As CMake builds _core with FERFAST_WITH_TENSORRT (which implies the CUDA block).
+    flags = [
+        "-std=c++17",
+        "-fsyntax-only",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-fvisibility=hidden",
+        "-DFERFAST_WITH_CUDA",
+        "-DFERFAST_WITH_TENSORRT",
+        f"-I{REPO / 'cpp'}",
+        f"-isystem{standin}",
+        f"-isystem{cuda_include}",
+        f"-isystem{pybind11.get_include()}",
+        f"-isystem{sysconfig.get_paths()['include']}",
+    ]
+    res = subprocess.run(
+        [cxx, *flags, str(REPO / "cpp" / "trt" / "runtime.cpp")], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    snippet = tmp_path / "strategy.cpp"
+    snippet.write_text(
+        "#include <NvInfer.h>\n"
+        "nvinfer1::IExecutionContext* make(nvinfer1::ICudaEngine& e) {\n"
+        "  return e.createExecutionContext(\n"
+        "      nvinfer1::ExecutionContextAllocationStrategy::kSTATIC);\n"
+        "}\n"
+    )
+    res = subprocess.run([cxx, *flags, str(snippet)], capture_output=True, text=True)
+    assert (res.returncode == 0) == (version == "v10"), res.stderr
 
 
 # ---- build-engine (the parts that run without TensorRT) ------------------------------------

@@ -1,0 +1,16 @@
+// Stand-in for TensorRT 10.x's NvInferVersion.h (JetPack 6): hand-written, not NVIDIA's file.
+// From 10.11 on the NV_TENSORRT_* macros expand to TRT_*_ENTERPRISE, as in NVIDIA/TensorRT
+// include/NvInferVersion.h (release 10.14).
+#ifndef NV_INFER_VERSION_H
+#define NV_INFER_VERSION_H
+
+#define TRT_MAJOR_ENTERPRISE 10
+#define TRT_MINOR_ENTERPRISE 14
+#define TRT_PATCH_ENTERPRISE 1
+#define TRT_BUILD_ENTERPRISE 48
+#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE
+#define NV_TENSORRT_MINOR TRT_MINOR_ENTERPRISE
+#define NV_TENSORRT_PATCH TRT_PATCH_ENTERPRISE
+#define NV_TENSORRT_BUILD TRT_BUILD_ENTERPRISE
+
+#endif  // NV_INFER_VERSION_H
