@@ -84,6 +84,7 @@ class FakeEngine:
         self.look = look or (lambda n: _PATTERN)
         self.delay = delay or (lambda n: 0.0)
         self.detected: list[int] = []
+        self.crops_asked: set[bool] = set()  # the crops= values predict was called with
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         n = int(image[0, 0, 0])
@@ -94,6 +95,7 @@ class FakeEngine:
 
     def predict(self, image: np.ndarray, boxes=None, *, crops: bool = False) -> list[FaceResult]:
         n = int(image[0, 0, 0])
+        self.crops_asked.add(crops)
         if boxes is None:
             boxes = self.detect(image)
         probs = np.full(7, 0.05, np.float32)

@@ -190,3 +190,17 @@ def test_predict_batch_with_boxes_skips_the_detector(tiny_model, photos) -> None
     assert out[0][0].score == 0.8 and out[2][0].score == 1.0
     with pytest.raises(ValueError, match="one entry per frame"):
         engine.predict_batch([a, b], boxes)
+
+
+@pytest.mark.parametrize("check", [0.7, 0.0])
+def test_crops_are_asked_for_only_when_an_appearance_check_reads_them(check, tmp_path) -> None:
+    # Without crops the Engine keeps its fastest path (e.g. GPU preprocessing, no copies).
+    engine = FakeEngine()
+    capture = NumberedCapture(8)
+    source = FrameSource(parse_source("clip.mp4"), opener=lambda spec, **kw: capture).start()
+    tracker = IouTracker(FAKE_EMOTIONS, appearance_threshold=check)
+    try:
+        StreamLoop(engine, source, tracker, detect_every=2, redetect_threshold=check).run()
+    finally:
+        source.stop()
+    assert engine.crops_asked == {check > 0}

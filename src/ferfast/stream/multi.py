@@ -81,6 +81,10 @@ class MultiStreamLoop:
             lane.cadence = Cadence(
                 self.engine.detect, (lane.stats, self.stats), self.redetect_threshold
             )
+        # Crops only when an appearance check reads them (see StreamLoop).
+        self._crops = self.redetect_threshold > 0 or any(
+            lane.tracker.uses_crops for lane in self.lanes
+        )
 
     def run(self) -> MultiRunResult:
         """Process frames; return the summaries and the reason the loop ended."""
@@ -137,7 +141,7 @@ class MultiStreamLoop:
             t_wait = time.perf_counter()
 
     def _predict(self, image: np.ndarray, boxes: Sequence[Detection]) -> list[FaceResult]:
-        return self.engine.predict(image, boxes=boxes, crops=True)
+        return self.engine.predict(image, boxes=boxes, crops=self._crops)
 
     def _step(self, ready: list[tuple[Lane, Staged]], t_wait: float) -> None:
         """Classify the faces of one frame per ready source in one model run; emit events.
@@ -157,7 +161,7 @@ class MultiStreamLoop:
             own[i] += time.perf_counter() - t - plans[-1].early_s
         t = time.perf_counter()
         results = self.engine.predict_batch(
-            [staged.frame.image for _, staged in ready], [p.boxes for p in plans], crops=True
+            [staged.frame.image for _, staged in ready], [p.boxes for p in plans], crops=self._crops
         )
         batch_s = time.perf_counter() - t
         done: list[FrameFaces] = []

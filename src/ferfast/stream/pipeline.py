@@ -118,6 +118,9 @@ class StreamLoop:
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         self._cadence = Cadence(self.engine.detect, (self.stats,), self.redetect_threshold)
+        # Crops only when an appearance check reads them: without them the Engine keeps its
+        # fastest path (a GPU frame runner preprocesses on the device, no crop copies).
+        self._crops = self.redetect_threshold > 0 or self.tracker.uses_crops
 
     def run(self) -> RunResult:
         """Process frames; return the summary and the reason the loop ended."""
@@ -135,7 +138,7 @@ class StreamLoop:
         return RunResult(summary, reason, error)
 
     def _predict(self, image: np.ndarray, boxes: Sequence[Detection]) -> list[FaceResult]:
-        return self.engine.predict(image, boxes=boxes, crops=True)
+        return self.engine.predict(image, boxes=boxes, crops=self._crops)
 
     def _loop(self, ahead: DetectAhead) -> str:
         emotions: Sequence[str] = tuple(self.engine.emotions)
