@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
+from ferfast import EMOTIONS
 from ferfast.cli import EXIT_UNAVAILABLE, main, make_parser, resolve_onnx_model
 from ferfast.models import model_path
 from ferfast.tensorrt import tensorrt_available
@@ -58,7 +62,7 @@ def test_help_is_plain_text_with_examples(capsys: pytest.CaptureFixture[str]) ->
         main(["--help"])
     assert err.value.code == 0
     text = capsys.readouterr().out
-    assert "examples:" in text and "ferfast build-engine int8 -o" in text
+    assert "examples:" in text and "ferfast build-engine fast -o" in text
     parser = make_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = [parser.format_help()] + [p.format_help() for p in sub.choices.values()]
@@ -71,9 +75,11 @@ def test_help_is_plain_text_with_examples(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_engine_commands_take_a_bundled_model_name(tiny_model: Path, tmp_path: Path) -> None:
-    """build-engine MODEL and wrap-engine --model: int8 / fp32 or an .onnx path."""
-    for name in ("int8", "FP32"):
-        assert resolve_onnx_model(name) == model_path(name)
+    """build-engine MODEL and wrap-engine --model: a bundled model name or an .onnx path."""
+    for name, same in (("fast", "INT8"), ("fast-fp32", "FP32")):
+        assert resolve_onnx_model(name) == resolve_onnx_model(same) == model_path(name)
+    with pytest.raises(ValueError, match="'accurate' is not bundled"):
+        resolve_onnx_model("accurate")
     assert resolve_onnx_model(str(tiny_model)) == tiny_model
     with pytest.raises(ValueError, match="'foo' is neither a bundled model name"):
         resolve_onnx_model("foo")
@@ -81,6 +87,19 @@ def test_engine_commands_take_a_bundled_model_name(tiny_model: Path, tmp_path: P
         resolve_onnx_model(str(tmp_path / "m.engine"))
     with pytest.raises(FileNotFoundError, match="absent.onnx"):
         resolve_onnx_model(str(tmp_path / "absent.onnx"))
+
+
+@pytest.mark.parametrize("name", ["fast-fp32", "int8"])
+def test_predict_takes_a_bundled_model_name(
+    name: str, photos: dict[str, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = tmp_path / "a.jpg"
+    assert cv2.imwrite(str(photo), photos["images_1.jpg"])
+    argv = ["predict", str(photo), "--model", name, "--detector", "haar", "--format", "jsonl"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 1 and rows[0]["emotion"] in EMOTIONS
+    assert make_parser().parse_args(["predict", str(photo)]).model == "fast"
 
 
 def test_engine_commands_report_a_bad_model_first(

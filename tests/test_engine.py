@@ -324,7 +324,7 @@ def test_bundled_model(name: str, photos_or_none) -> None:
     path = MODELS_DIR / BUNDLED[name]
     if not path.is_file():
         pytest.skip(f"bundled model {path.name} not shipped yet")
-    engine = Engine(detector="haar") if name == "int8" else Engine(name, detector="haar")
+    engine = Engine(detector="haar") if name == "fast" else Engine(name, detector="haar")
     assert engine.emotions == EMOTIONS
     probs = engine.classify(faces(4))
     assert probs.shape == (4, 7)

@@ -30,6 +30,7 @@ def test_info_reports_versions_providers_and_models(capsys: pytest.CaptureFixtur
     for m in ferfast.list_models():
         line = next(x for x in out.splitlines() if x.strip().startswith(m.name + " "))
         assert m.file in line and f"accuracy {m.accuracy:.4f}" in line
+        assert all(f" {a} " in line for a in m.aliases)
         assert "[file missing]" not in line
 
 

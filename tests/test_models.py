@@ -1,22 +1,78 @@
-"""The bundled-model catalog: names, files, and its PublicTest figures re-measured."""
+"""The bundled-model catalog: names, aliases, files, and its PublicTest figures re-measured."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 
 import ferfast
-from ferfast.models import BUNDLED, CATALOG, model_path
+from ferfast.models import (
+    ALIASES,
+    BUNDLED,
+    CATALOG,
+    DEFAULT_MODEL,
+    MODELS_DIR,
+    model_info,
+    model_path,
+)
+from ferfast.runtime import resolve_model
 
 
 def test_catalog_lists_every_bundled_file_and_engine_loads_it() -> None:
     names = [m.name for m in ferfast.list_models()]
-    assert names[0] == "int8"  # the Engine default comes first
+    assert names[0] == DEFAULT_MODEL == "fast"  # the Engine default comes first
     assert sorted(names) == sorted(BUNDLED)
     for info in CATALOG:
         assert info.path == model_path(info.name) and info.path.is_file()
         engine = ferfast.Engine(model=info.name, detector=None)
         assert engine.classify(np.zeros((2, 48, 48), np.uint8)).shape == (2, len(ferfast.EMOTIONS))
+
+
+def test_names_and_aliases_resolve_to_the_same_file() -> None:
+    assert [(m.name, m.family, m.precision, m.aliases) for m in CATALOG] == [
+        ("fast", "fast", "int8", ("int8",)),
+        ("fast-fp32", "fast", "fp32", ("fp32",)),
+    ]
+    assert ALIASES == {"int8": "fast", "fp32": "fast-fp32"}
+    for alias, name in ALIASES.items():
+        for spelling in (alias, alias.upper(), name, name.upper()):
+            assert model_info(spelling) is model_info(name)
+            assert model_path(spelling) == resolve_model(spelling) == MODELS_DIR / BUNDLED[name]
+    assert ferfast.model_info is model_info and ferfast.model_path is model_path
+
+
+def test_unknown_and_unbundled_names_are_clear_errors() -> None:
+    listing = "fast, fast-fp32; aliases int8 = fast, fp32 = fast-fp32"
+    with pytest.raises(ValueError, match=re.escape(f"model 'int4' (expected one of {listing})")):
+        model_path("int4")
+    for name in ("accurate", "Accurate-FP32"):
+        message = re.escape(
+            f"model {name!r} is not bundled in ferfast {ferfast.__version__} (bundled: {listing})"
+        )
+        for resolve in (model_path, model_info, resolve_model):
+            with pytest.raises(ValueError, match=message):
+                resolve(name)
+        with pytest.raises(ValueError, match=message):
+            ferfast.Engine(model=name, detector=None)
+    with pytest.raises(
+        ValueError, match=re.escape(f"'foo' is neither a bundled model name ({listing})")
+    ):
+        ferfast.Engine(model="foo", detector=None)
+    with pytest.raises(TypeError, match="model name must be a str"):
+        model_info(8)  # type: ignore[arg-type]
+
+
+def test_fast_model_predicts_a_real_photo(photos: dict[str, np.ndarray]) -> None:
+    """Engine(model="fast") end to end (Haar detector: no download), the same as its alias."""
+    fast = ferfast.Engine(model="fast", detector="haar")
+    results = fast.predict(photos["images_1.jpg"])
+    assert len(results) == 1 and results[0].emotion in ferfast.EMOTIONS
+    same = ferfast.Engine(model="int8", detector="haar").predict(photos["images_1.jpg"])
+    np.testing.assert_array_equal(same[0].probs, results[0].probs)
+    default = ferfast.Engine(detector="haar").predict(photos["images_1.jpg"])
+    np.testing.assert_array_equal(default[0].probs, results[0].probs)
 
 
 def test_catalog_figures_match_publictest(shared_dir) -> None:

@@ -25,7 +25,7 @@ from stream_support import (
     write_video,
 )
 
-from ferfast.stream.cli import main
+from ferfast.stream.cli import build_parser, main
 from ferfast.stream.tracking import DEFAULT_DETECT_EVERY
 
 N_FRAMES = 75  # 2.5 s at 30 fps
@@ -311,10 +311,23 @@ def test_single_image_is_one_frame(tiny_model: Path, tmp_path: Path, capsys) -> 
     assert [e["frame"] for e in read_jsonl(jsonl)] == [0]
 
 
+@pytest.mark.parametrize("name", ["fast", "int8"])
+def test_bundled_model_names(name: str, tmp_path: Path, capsys) -> None:
+    assert build_parser().parse_args(["--source", "0", "--model", name]).model == name
+    assert build_parser().parse_args(["--source", "0"]).model == "fast"
+    image = tmp_path / "still.jpg"
+    assert cv2.imwrite(str(image), np.full((60, 80, 3), 90, np.uint8))
+    jsonl = tmp_path / "ev.jsonl"
+    args = ["--source", str(image), "--model", name, "--detector", "haar", "-q"]
+    assert main([*args, "--jsonl", str(jsonl)]) == 0
+    assert [e["frame"] for e in read_jsonl(jsonl)] == [0]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--model", "foo"], "model 'foo' is neither a bundled model name (int8, fp32) nor"),
+        (["--model", "foo"], "model 'foo' is neither a bundled model name (fast, fast-fp32;"),
+        (["--model", "accurate"], "model 'accurate' is not bundled in ferfast"),
         (["--model", "absent.onnx"], "model file not found: absent.onnx (--model / model=)"),
         (["--backend", "tensorrt"], "backend 'tensorrt' (--backend / backend=) needs ONNX Runtime"),
         (["--summary-json", "no/such/dir/s.json"], "directory for --summary-json does not exist"),

@@ -162,11 +162,11 @@ def test_predict_batch_hands_back_crops(tiny_model, photos) -> None:
 
 
 def test_faces_found_in_99_percent_of_real_video_frames(tmp_path) -> None:
-    """A real face moving across a 640x480 video, default cadence, bundled int8 model."""
+    """A real face moving across a 640x480 video, default cadence, bundled "fast" model."""
     n = 120
     video = write_face_video(tmp_path / "face.mp4", n)
     summary = tmp_path / "summary.json"
-    args = ["--source", str(video), *engine_args(ferfast.model_path("int8"), 320)]
+    args = ["--source", str(video), *engine_args(ferfast.model_path("fast"), 320)]
     args += ["--jsonl", str(tmp_path / "ev.jsonl"), "--summary-json", str(summary), "-q"]
     assert main([*args, "--no-progress"]) == 0
     events = read_jsonl(tmp_path / "ev.jsonl")

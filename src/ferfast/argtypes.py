@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
+from ferfast.models import DEFAULT_MODEL, names_text
+
 if TYPE_CHECKING:
     from ferfast.engine import Engine
 
@@ -76,9 +78,9 @@ def add_engine_arguments(
     """
     group.add_argument(
         "--model",
-        default="int8",
-        help="int8 or fp32 (bundled), or the path of an .onnx model or TensorRT .engine "
-        "(default int8)",
+        default=DEFAULT_MODEL,
+        help=f"a bundled model ({names_text()}; 'ferfast info' lists them), or the path of an "
+        f".onnx model or TensorRT .engine (default {DEFAULT_MODEL})",
     )
     group.add_argument(
         "--backend",

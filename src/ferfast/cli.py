@@ -16,6 +16,7 @@ from .argtypes import (
     plain_warnings,
     positive_int,
 )
+from .models import names_text
 
 if TYPE_CHECKING:
     from .files import FramePrediction, InputFile
@@ -38,7 +39,7 @@ _DESCRIPTION = "Facial-emotion recognition: photos and videos, models, TensorRT 
 _EPILOG = """examples:
   ferfast predict photo.jpg
   ferfast predict photos/ -o faces.csv
-  ferfast build-engine int8 -o ferfast.engine    (on the GPU that will run it)
+  ferfast build-engine fast -o ferfast.engine    (on the GPU that will run it)
   ferfast bench-engine ferfast.engine
 
 'ferfast COMMAND --help' shows a command's options; cameras, video files and
@@ -46,7 +47,7 @@ network streams: 'ferfast-stream --help'."""
 
 
 def resolve_onnx_model(value: str) -> Path:
-    """The ONNX model of build-engine / wrap-engine: a bundled name (int8, fp32) or a path.
+    """The ONNX model of build-engine / wrap-engine: a bundled model name or a path.
 
     Raises ValueError for a value that is neither, FileNotFoundError for a missing file.
     """
@@ -67,8 +68,8 @@ def _add_build_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="int8 or fp32 (bundled), or the path of a ferfast ONNX model; --precision int8 "
-        "needs the int8 model",
+        help=f"a bundled model ({names_text()}) or the path of a ferfast ONNX model; "
+        "--precision int8 needs an INT8 (Q/DQ) model",
     )
     p.add_argument(
         "-o", "--output", type=Path, required=True, metavar="ENGINE", help="engine file to write"
@@ -148,7 +149,7 @@ def _add_wrap_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument(
         "--model",
         required=True,
-        help="the ONNX model the plan came from: int8 or fp32 (bundled), or its path",
+        help=f"the ONNX model the plan came from: a bundled model ({names_text()}) or its path",
     )
     p.add_argument(
         "-o", "--output", type=Path, required=True, metavar="ENGINE", help="engine file to write"
@@ -530,11 +531,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
         else:
             state = f"not cached (ferfast download puts it in {home})"
         lines.append(f"{key}: {asset.name}, {state}")
-    lines.append("bundled models (FER2013 PublicTest, 3,589 faces):")
-    for m in list_models():
+    lines.append("bundled models, default first (FER2013 PublicTest, 3,589 faces):")
+    models = list_models()
+    width = max(len(m.name) for m in models)
+    aliases = {m.name: "alias " + ", ".join(m.aliases) if m.aliases else "" for m in models}
+    alias_width = max(len(a) for a in aliases.values())
+    for m in models:
         present = "" if m.path.is_file() else "  [file missing]"
         lines.append(
-            f"  {m.name:<5} {m.file:<18} {m.precision:<4} {m.params / 1e6:.2f}M params "
+            f"  {m.name:<{width}} {aliases[m.name]:<{alias_width}} {m.file:<18} {m.precision:<4} "
+            f"{m.params / 1e6:.2f}M params "
             f"{m.mflops:.1f} MFLOPs  accuracy {m.accuracy:.4f}  macro-F1 {m.macro_f1:.4f}  "
             f"disgust recall {m.disgust_recall:.3f}{present}"
         )

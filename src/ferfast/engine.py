@@ -121,7 +121,8 @@ def _as_landmarks(landmarks: Any) -> np.ndarray:
 class Engine:
     """Facial-emotion recognition engine.
 
-    ``model``: "int8" / "fp32" (bundled) or a path to an .onnx or .engine file. ``backend``:
+    ``model``: a bundled model, "fast" (INT8) or "fast-fp32" ("int8" and "fp32" are aliases;
+    ``ferfast.list_models()``), or a path to an .onnx or .engine file. ``backend``:
     "auto" (an .engine file: the native TensorRT runtime; an .onnx model: ONNX Runtime's CUDA
     provider when onnxruntime-gpu has it and an NVIDIA GPU is present, else the CPU), "cpu"
     (ONNX Runtime on the CPU; "onnxruntime" is an alias), "cuda" (ONNX Runtime's CUDA provider:
@@ -145,7 +146,7 @@ class Engine:
 
     def __init__(
         self,
-        model: PathLike = "int8",
+        model: PathLike = "fast",
         backend: str = "auto",
         detector: Detector | str | None = "auto",
         detector_model: PathLike | None = None,

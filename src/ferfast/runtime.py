@@ -261,25 +261,27 @@ class OrtRunner:
 
 
 def resolve_model(model: PathLike, suffixes: tuple[str, ...] = (".onnx", ".engine")) -> Path:
-    """Path of ``model``: "int8"/"fp32" (bundled) or the path of a file ending in one of
-    ``suffixes`` (lower case; default .onnx or .engine).
+    """Path of ``model``: a bundled model name ("fast", "fast-fp32", or an alias: "int8",
+    "fp32") or the path of a file ending in one of ``suffixes`` (lower case; default .onnx or
+    .engine).
 
     Raises TypeError for a value that is neither a str nor a path, ValueError for a name or
-    suffix that is neither, FileNotFoundError for a missing file.
+    suffix that is neither (or a model this version does not bundle), FileNotFoundError for a
+    missing file.
     """
-    from ferfast.models import BUNDLED, model_path
+    from ferfast.models import is_model_name, model_path, names_text
 
-    if isinstance(model, str) and model.lower() in BUNDLED:
+    if is_model_name(model):
         return model_path(model)
     if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model must be 'int8', 'fp32' or a path, got {type(model).__name__}")
+        raise TypeError(f"model must be a bundled model name or a path, got {type(model).__name__}")
     path = Path(model)
     # The messages name both spellings: the CLI flag and the Python argument.
     if path.suffix.lower() not in suffixes:
         kinds = " or ".join(suffixes)
         raise ValueError(
-            f"model {str(model)!r} is neither a bundled model name (int8, fp32) nor the path of "
-            f"an {kinds} file (--model / model=)"
+            f"model {str(model)!r} is neither a bundled model name ({names_text()}) nor the path "
+            f"of an {kinds} file (--model / model=)"
         )
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path} (--model / model=)")
@@ -384,7 +386,7 @@ def select_backend(backend: str, path: Path) -> str:
 
 
 def make_runner(
-    model: PathLike = "int8", backend: str = "auto", threads: int | None = None
+    model: PathLike = "fast", backend: str = "auto", threads: int | None = None
 ) -> Runner:
     """Create the Runner for ``model`` on ``backend``.
 

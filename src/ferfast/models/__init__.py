@@ -1,18 +1,27 @@
-"""Bundled ONNX models (``ferfast_fp32.onnx``, ``ferfast_int8.onnx``); see MODEL_CARD.md."""
+"""Bundled ONNX models by name ("fast", "fast-fp32"; aliases "int8", "fp32"); see MODEL_CARD.md.
+
+A model family ("fast", "accurate") ships as an INT8 Q/DQ model named after the family and its fp32
+source named ``<family>-fp32``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 MODELS_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = "fast"
+# Every family's INT8 and fp32 names are reserved, so a family that is not in CATALOG yet is
+# reported as not bundled rather than as an unknown name or a path.
+FAMILIES: tuple[str, ...] = ("fast", "accurate")
 
 
 @dataclass(frozen=True)
 class ModelInfo:
     """A bundled model and its PublicTest figures (3,589 faces; MODEL_CARD.md has the rest)."""
 
-    name: str  # the name Engine(model=...) takes
+    name: str  # the name Engine(model=...) takes: "<family>" (INT8) or "<family>-fp32"
     file: str
     precision: str  # "int8" (Q/DQ) or "fp32"
     params: int
@@ -20,6 +29,12 @@ class ModelInfo:
     accuracy: float
     macro_f1: float
     disgust_recall: float
+    aliases: tuple[str, ...] = ()  # other names Engine(model=...) takes for this file
+
+    @property
+    def family(self) -> str:
+        """The network: "fast" or "accurate"."""
+        return self.name.removesuffix("-fp32")
 
     @property
     def path(self) -> Path:
@@ -28,11 +43,20 @@ class ModelInfo:
 
 
 # Measured with the model files themselves on FER2013 PublicTest (tests/test_models.py re-checks).
+# The default comes first.
 CATALOG: tuple[ModelInfo, ...] = (
-    ModelInfo("int8", "ferfast_int8.onnx", "int8", 1_174_439, 58.7, 0.6826, 0.6677, 0.661),
-    ModelInfo("fp32", "ferfast_fp32.onnx", "fp32", 1_174_439, 58.7, 0.6838, 0.6685, 0.661),
+    ModelInfo(
+        "fast", "ferfast_int8.onnx", "int8", 1_174_439, 58.7, 0.6826, 0.6677, 0.661, ("int8",)
+    ),
+    ModelInfo(
+        "fast-fp32", "ferfast_fp32.onnx", "fp32", 1_174_439, 58.7, 0.6838, 0.6685, 0.661, ("fp32",)
+    ),
 )
-BUNDLED: dict[str, str] = {m.name: m.file for m in CATALOG}
+BUNDLED: dict[str, str] = {m.name: m.file for m in CATALOG}  # canonical name -> file
+ALIASES: dict[str, str] = {a: m.name for m in CATALOG for a in m.aliases}  # alias -> name
+_BY_NAME: dict[str, ModelInfo] = {m.name: m for m in CATALOG}
+_RESERVED: frozenset[str] = frozenset(n for f in FAMILIES for n in (f, f"{f}-fp32"))
+_NAMES: frozenset[str] = _RESERVED | BUNDLED.keys() | ALIASES.keys()
 
 
 def list_models() -> list[ModelInfo]:
@@ -40,21 +64,49 @@ def list_models() -> list[ModelInfo]:
     return list(CATALOG)
 
 
-def model_path(name: str) -> Path:
-    """Path of the bundled model ``name`` ("int8" or "fp32").
+def names_text() -> str:
+    """The accepted names for messages: ``fast, fast-fp32; aliases int8 = fast, ...``."""
+    aliases = ", ".join(f"{a} = {n}" for a, n in ALIASES.items())
+    return ", ".join(BUNDLED) + (f"; aliases {aliases}" if aliases else "")
 
-    Raises ValueError for an unknown name and FileNotFoundError (naming the file) when the
-    model is not present in this installation.
+
+def is_model_name(name: object) -> TypeGuard[str]:
+    """Whether ``name`` is a model name (bundled, an alias, or a family not bundled here)."""
+    return isinstance(name, str) and name.lower() in _NAMES
+
+
+def model_info(name: str) -> ModelInfo:
+    """The catalog entry of ``name`` (a name or an alias, any case).
+
+    Raises ValueError naming the accepted names, for an unknown name and for a model that this
+    version does not bundle.
     """
     if not isinstance(name, str):
         raise TypeError(f"model name must be a str, got {type(name).__name__}")
     key = name.lower()
-    if key not in BUNDLED:
-        raise ValueError(f"unknown bundled model {name!r}; expected one of {sorted(BUNDLED)}")
-    path = MODELS_DIR / BUNDLED[key]
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"bundled model {key!r} not found: {path} is missing from this installation "
-            "(train/export or calibrate it first, or pass the path of an .onnx/.engine file)"
+    info = _BY_NAME.get(ALIASES.get(key, key))
+    if info is not None:
+        return info
+    if key in _RESERVED:
+        from ferfast import __version__
+
+        raise ValueError(
+            f"model {name!r} is not bundled in ferfast {__version__} (bundled: {names_text()})"
         )
-    return path
+    raise ValueError(f"unknown bundled model {name!r} (expected one of {names_text()})")
+
+
+def model_path(name: str) -> Path:
+    """Path of the bundled model ``name`` (e.g. "fast", "fast-fp32", or an alias).
+
+    Raises ValueError as ``model_info`` does, and FileNotFoundError (naming the file) when the
+    model is not present in this installation.
+    """
+    info = model_info(name)
+    if not info.path.is_file():
+        raise FileNotFoundError(
+            f"bundled model {info.name!r} not found: {info.path} is missing from this "
+            "installation (train/export or calibrate it first, or pass the path of an "
+            ".onnx/.engine file)"
+        )
+    return info.path
