@@ -1,7 +1,7 @@
 """Engine.classify latency at batch 1 and 64 (pytest-benchmark): ``pytest benchmarks/``.
 
 Runs the tiny in-test ONNX model (graph overhead: normalisation, IO binding, session.run) and
-the bundled fp32/int8 models when they are present.
+the bundled models ("fast" INT8, "fast-fp32") when they are present.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Soak: resident memory over 100,000 ``Engine.predict`` calls (bundled int8 model, caller boxes).
+"""Soak: resident memory over 100,000 ``Engine.predict`` calls ("fast" model, caller boxes).
 
 Each call preprocesses two faces from a 640x480 frame and runs the model, as a tracker-driven
 stream does. RSS is sampled every 10,000 calls after a warm-up; the run fails if it grows by more
@@ -29,7 +29,7 @@ def rss_bytes() -> int:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
 def test_predict_soak_rss(benchmark) -> None:
-    engine = Engine("int8", detector=None)
+    engine = Engine("fast", detector=None)
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     boxes = np.array([[100.0, 80.0, 120.0, 150.0], [380.0, 120.0, 110.0, 140.0]])
     for _ in range(2000):  # warm-up: thread-local buffers, ORT arenas

@@ -93,13 +93,15 @@ files = {str(f) for f in md.files("ferfast") or ()}
 for rel in ("models/ferfast_int8.onnx", "models/ferfast_fp32.onnx", "models/MODEL_CARD.md"):
     check(f"ferfast/{rel}" in files, f"wheel holds ferfast/{rel}")
 check(any(f.endswith("licenses/LICENSE") for f in files), "wheel holds the LICENSE")
-for name in ("int8", "fp32"):
+for name in ("fast", "fast-fp32"):
     installed = ferfast.model_path(name)
     same = (
         hashlib.sha256(installed.read_bytes()).digest()
         == hashlib.sha256((repo / "src/ferfast/models" / installed.name).read_bytes()).digest()
     )
     check(same, f"bundled {name} model matches the tree's")
+for alias, name in (("int8", "fast"), ("fp32", "fast-fp32")):
+    check(ferfast.model_path(alias) == ferfast.model_path(name), f"alias {alias} is {name}")
 
 frame = cv2.imread(photo, cv2.IMREAD_COLOR)
 check(frame is not None, f"read {photo}")

@@ -106,11 +106,11 @@ def gpu_runners(tmp: Path) -> dict[str, Callable[[], Runner]]:
         if not tensorrt_available():
             raise RuntimeError("the tensorrt Python package is not installed")
         out = tmp / "int8.engine"
-        build_engine(ferfast.model_path("int8"), out, precision="int8", max_batch=64)
+        build_engine(ferfast.model_path("fast"), out, precision="int8", max_batch=64)
         return make_runner(out, "tensorrt")
 
     return {
-        "onnxruntime cuda (int8)": lambda: make_runner("int8", "cuda"),
+        "onnxruntime cuda (int8)": lambda: make_runner("fast", "cuda"),
         "tensorrt engine (int8)": engine_runner,
     }
 
@@ -132,7 +132,7 @@ def check_backends(test_dir: Path, n: int) -> None:
     if not test_dir.is_dir():
         return report("GPU backends", "SKIP", f"no FER2013 test images at {test_dir}")
     faces = load_faces(test_dir, n)
-    cpu = OrtRunner(ferfast.model_path("int8"))
+    cpu = OrtRunner(ferfast.model_path("fast"))
     ref = cpu.run(as_batch(faces, cpu))
     print(
         f"[INFO] cpu int8: {latency_ms(cpu, faces, 1):.3f} ms/face at batch 1, "
