@@ -17,10 +17,22 @@
 #include "preprocess.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <type_traits>
 #include <vector>
+
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -426,7 +438,7 @@ inline void horizontal(const Acc* __restrict vt, const AxisTable& tab, int64_t c
 template <typename Acc, typename Sum>
 FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq,
                                    const AxisTable& tab, float kf, float bias, float* out,
-                                   Scratch& s) {
+                                   int v_begin, int v_end, Scratch& s) {
   const int64_t side = sq.side, c = f.c, n = side * c;
   const int span = tab.span;
   // Padded taps (weight 0) read up to span - 1 pixels past the crop: a zero tail.
@@ -460,7 +472,7 @@ FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq,
     return dst;
   };
 
-  for (int v0 = 0; v0 < kOutSide; v0 += kBlock) {
+  for (int v0 = v_begin; v0 < v_end; v0 += kBlock) {
     for (int i = 0; i < kBlock; ++i) {
       const int v = v0 + i;
       const int32_t* w = &tab.w[static_cast<size_t>(v) * span];
@@ -486,20 +498,21 @@ FERFAST_MULTIVERSION void crop_box(const FrameView& f, const CropSquare& sq,
   }
 }
 
-// The accumulator widths by crop size (all sums exact): uint16 / float up to 256 px (255 * 256 *
-// 256 < 2^24), uint32 / double while 255 * total fits 32 bits, else uint64 / double.
+// Output rows [v_begin, v_end) (multiples of kBlock) of one box crop. The accumulator widths by
+// crop size (all sums exact): uint16 / float up to 256 px (255 * 256 * 256 < 2^24), uint32 /
+// double while 255 * total fits 32 bits, else uint64 / double.
 void crop_box(const FrameView& f, const CropSquare& sq, const FramingParams& fr, float* out,
-              Scratch& s) {
+              int v_begin, int v_end, Scratch& s) {
   const AxisTable& tab = axis_table(sq.side, s);
   const int64_t total = axis_total(sq.side);
   const float kf = static_cast<float>(static_cast<double>(fr.scale) /
                                       (static_cast<double>(total) * static_cast<double>(total)));
   if (total <= 256) {
-    crop_box<uint16_t, float>(f, sq, tab, kf, fr.bias, out, s);
+    crop_box<uint16_t, float>(f, sq, tab, kf, fr.bias, out, v_begin, v_end, s);
   } else if (total <= 16843009) {
-    crop_box<uint32_t, double>(f, sq, tab, kf, fr.bias, out, s);
+    crop_box<uint32_t, double>(f, sq, tab, kf, fr.bias, out, v_begin, v_end, s);
   } else {
-    crop_box<uint64_t, double>(f, sq, tab, kf, fr.bias, out, s);
+    crop_box<uint64_t, double>(f, sq, tab, kf, fr.bias, out, v_begin, v_end, s);
   }
 }
 
@@ -733,17 +746,217 @@ double warp_scale(const double* landmarks, const FramingParams& fr) {
   return std::sqrt(m.a * m.a + m.b * m.b);
 }
 
-void preprocess_faces(const FrameView& frame, const double* boxes, const double* landmarks,
-                      int64_t n, const FramingParams& fr, float* out) {
-  Scratch& s = scratch();
-  for (int64_t i = 0; i < n; ++i) {
-    float* o = out + i * kOutPixels;
-    if (landmarks != nullptr) {
-      crop_warp(frame, landmarks + i * 10, fr, o, s);
-    } else {
-      crop_box(frame, box_crop(boxes + i * 4, fr, frame), fr, o, s);
+namespace {
+
+// One preprocess call split into units that write disjoint output: kBlock output rows of one
+// box crop, or one whole landmark warp.
+struct Job {
+  const FrameView* frame;
+  const double* boxes;
+  const double* landmarks;
+  const FramingParams* fr;
+  float* out;
+  int64_t first;  // unit index of this job's unit 0 (large calls run as several jobs)
+  int per_face;   // units per face
+};
+
+void run_unit(const Job& job, int64_t unit, Scratch& s) {
+  const int64_t u = job.first + unit;
+  const int64_t i = u / job.per_face;
+  float* o = job.out + i * kOutPixels;
+  if (job.landmarks != nullptr) {
+    crop_warp(*job.frame, job.landmarks + i * 10, *job.fr, o, s);
+  } else {
+    const int v = static_cast<int>(u % job.per_face) * kBlock;
+    crop_box(*job.frame, box_crop(job.boxes + i * 4, *job.fr, *job.frame), *job.fr, o, v,
+             v + kBlock, s);
+  }
+}
+
+inline void cpu_relax() {
+#if defined(__SSE2__)
+  _mm_pause();
+#endif
+}
+
+// Helper threads for calls with enough pixels to pay for the hand-off. The calling thread works
+// too and claims units from the same counter, so a helper that wakes late only means the caller
+// does more: a call is never slower than running alone by more than one wake-up signal. Helpers
+// spin briefly after a job (back-to-back calls skip the wake-up), then sleep on a condition
+// variable. One call uses the pool at a time; concurrent callers run alone.
+class Pool {
+ public:
+  static Pool* get();
+
+  // Runs units [0, units) of job with the helpers; false when another call holds the pool.
+  bool run(const Job& job, int64_t units) {
+    if (busy_.exchange(true, std::memory_order_acquire)) return false;
+    Scratch& s = scratch();
+    for (int64_t first = 0; first < units; first += kMaxUnits) {
+      const uint64_t count = static_cast<uint64_t>(std::min<int64_t>(units - first, kMaxUnits));
+      job_ = job;
+      job_.first = job.first + first;
+      done_.store(0, std::memory_order_relaxed);
+      gen_ = (gen_ + 1) & kGenMask;
+      state_.store((gen_ << 40) | (count << 20), std::memory_order_release);
+      {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (sleeping_ > 0) wake_.notify_all();
+      }
+      work(gen_, s);
+      // Units a helper has claimed finish in microseconds; yield in case it was preempted.
+      for (int spins = 0; done_.load(std::memory_order_acquire) < count; ++spins) {
+        if (spins < 4096) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+    busy_.store(false, std::memory_order_release);
+    return true;
+  }
+
+ private:
+  // state_: generation (24 bits) | units of the job (20 bits) | next unclaimed unit (20 bits).
+  static constexpr uint64_t kGenMask = (uint64_t{1} << 24) - 1;
+  static constexpr int64_t kMaxUnits = (int64_t{1} << 20) - 1;
+  static constexpr std::chrono::microseconds kSpin{20};
+
+  // Starts up to `helpers` threads; fewer when the system refuses more.
+  explicit Pool(int helpers) {
+    try {
+      for (; helpers_ < helpers; ++helpers_) std::thread([this] { helper(); }).detach();
+    } catch (const std::system_error&) {
     }
   }
+
+  // Claims and runs units of generation gen until none is left.
+  void work(uint64_t gen, Scratch& s) {
+    uint64_t st = state_.load(std::memory_order_acquire);
+    for (;;) {
+      const uint64_t count = (st >> 20) & kMaxUnits, next = st & kMaxUnits;
+      if ((st >> 40) != gen || next >= count) return;
+      // A claim succeeds only while the job is current, so job_ cannot change under this unit:
+      // the caller waits for every claimed unit before it publishes the next job.
+      if (state_.compare_exchange_weak(st, st + 1, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+        run_unit(job_, static_cast<int64_t>(next), s);
+        done_.fetch_add(1, std::memory_order_release);
+        st = state_.load(std::memory_order_acquire);
+      }
+    }
+  }
+
+  void helper() {
+    Scratch& s = scratch();
+    uint64_t seen = gen_of(state_.load(std::memory_order_acquire));
+    for (;;) {
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      uint64_t gen = seen;
+      for (int spins = 0; gen == seen; ++spins) {
+        cpu_relax();
+        gen = gen_of(state_.load(std::memory_order_acquire));
+        if (gen == seen && (spins & 63) == 0 && std::chrono::steady_clock::now() > until) {
+          std::unique_lock<std::mutex> lock(mutex_);
+          ++sleeping_;
+          wake_.wait(lock, [&] { return gen_of(state_.load(std::memory_order_acquire)) != seen; });
+          --sleeping_;
+          gen = gen_of(state_.load(std::memory_order_acquire));
+        }
+      }
+      seen = gen;
+      work(gen, s);
+    }
+  }
+
+  static uint64_t gen_of(uint64_t st) { return st >> 40; }
+
+  std::atomic<uint64_t> state_{0};
+  std::atomic<uint64_t> done_{0};
+  std::atomic<bool> busy_{false};
+  uint64_t gen_ = 0;  // written by the caller holding busy_
+  Job job_{};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  int sleeping_ = 0;  // helpers waiting on wake_ (guarded by mutex_)
+  int helpers_ = 0;
+};
+
+// Helper threads: FERFAST_PREPROCESS_THREADS - 1 if set (1 turns threading off), else one per further CPU
+// this process may run on, at most 3 (a few faces do not split further usefully).
+int helper_count() {
+  if (const char* env = std::getenv("FERFAST_PREPROCESS_THREADS")) {
+    const long v = std::strtol(env, nullptr, 10);
+    return v > 1 ? static_cast<int>(std::min(v, 64L)) - 1 : 0;
+  }
+  int cpus = static_cast<int>(std::thread::hardware_concurrency());
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
+#endif
+  return std::max(0, std::min(cpus, 4) - 1);
+}
+
+std::atomic<Pool*> g_pool{nullptr};
+std::once_flag g_pool_once;
+
+// The pool lives for the whole process (never destroyed: helpers may still sleep in it at exit).
+// A forked child starts without the parent's threads, so it makes its own pool on first use.
+Pool* Pool::get() {
+  std::call_once(g_pool_once, [] {
+#if defined(__linux__)
+    pthread_atfork(nullptr, nullptr, [] { g_pool.store(nullptr); });
+#endif
+  });
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p != nullptr) return p;
+  static std::mutex create;
+  const std::lock_guard<std::mutex> lock(create);
+  p = g_pool.load(std::memory_order_acquire);
+  if (p == nullptr) {
+    const int helpers = helper_count();
+    if (helpers == 0) return nullptr;
+    p = new Pool(helpers);
+    if (p->helpers_ == 0) return nullptr;  // no thread could start (kept: nothing refers to it)
+    g_pool.store(p, std::memory_order_release);
+  }
+  return p;
+}
+
+// Source bytes read for a call, as the measure of whether threading pays (stops counting at limit).
+int64_t work_bytes(const FrameView& frame, const double* boxes, const double* landmarks, int64_t n,
+                   const FramingParams& fr, int64_t limit) {
+  int64_t bytes = 0;
+  for (int64_t i = 0; i < n && bytes < limit; ++i) {
+    int64_t side;
+    if (landmarks != nullptr) {
+      side = static_cast<int64_t>(kOutSide * std::min(warp_scale(landmarks + i * 10, fr), 1e4));
+    } else {
+      side = box_crop(boxes + i * 4, fr, frame).side;
+    }
+    side = std::min<int64_t>(std::max<int64_t>(side, kOutSide), 1 << 20);
+    bytes += side * side * frame.c;
+  }
+  return bytes;
+}
+
+// Below this many source bytes one thread finishes before a helper could join (~4 us).
+constexpr int64_t kParallelBytes = 96 * 1024;
+
+}  // namespace
+
+void preprocess_faces(const FrameView& frame, const double* boxes, const double* landmarks,
+                      int64_t n, const FramingParams& fr, float* out) {
+  const int per_face = landmarks != nullptr ? 1 : kOutSide / kBlock;
+  const Job job{&frame, boxes, landmarks, &fr, out, 0, per_face};
+  const int64_t units = n * per_face;
+  if (units >= 2 && work_bytes(frame, boxes, landmarks, n, fr, kParallelBytes) >= kParallelBytes) {
+    Pool* pool = Pool::get();
+    if (pool != nullptr && pool->run(job, units)) return;
+  }
+  Scratch& s = scratch();
+  for (int64_t u = 0; u < units; ++u) run_unit(job, u, s);
 }
 
 }  // namespace ferfast

@@ -27,4 +27,5 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
   tests/test_preprocess.py tests/test_preprocess_kernel.py tests/test_preprocess_property.py \
+  tests/test_preprocess_threads.py \
   tests/test_engine.py "$@"
