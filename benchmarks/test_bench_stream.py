@@ -153,7 +153,7 @@ def test_stream_fps(
     assert all(r["frames"] == N_FRAMES and r["dropped"] == 0 for r in runs)
     assert sum(1 for e in read_jsonl(tmp_path / "ev.jsonl") if e["faces"]) >= 0.99 * N_FRAMES
     strict = os.environ.get("FERFAST_BENCH_STRICT") == "1"
-    if strict and model == "int8" and detect_every == DEFAULT_DETECT_EVERY:
+    if strict and model == "fast" and detect_every == DEFAULT_DETECT_EVERY:
         assert fps >= TARGET_FPS, f"{fps:.1f} fps is below 10x the peer's 38 ({TARGET_FPS:.0f})"
 
 
@@ -195,8 +195,8 @@ def _run_fer(python: Path, video: Path) -> dict:
 
 
 def test_vs_fer(video: Path, models: dict[str, Path], tmp_path) -> None:
-    """ferfast-stream (defaults, int8, YuNet at 320) and fer on the same file, alternating."""
-    path = _model(models, "int8")
+    """ferfast-stream (defaults, the fast INT8 model, YuNet at 320) and fer on the same file, alternating."""
+    path = _model(models, "fast")
     python = _fer_python()
     summary_path = tmp_path / "summary.json"
     args = ["--source", str(video), *engine_args(path, 320), "-q", "--no-progress"]
@@ -254,7 +254,7 @@ def test_many_sources(video: Path, models: dict[str, Path], tmp_path) -> None:
     Aggregate fps: all results over the span from the first result to the last (JSON Lines
     times), so model loading is left out of both.
     """
-    path = _model(models, "int8")
+    path = _model(models, "fast")
     base = [*engine_args(path, 320), "-q", "--no-progress"]
     one, four = [], []
     for _ in range(2):
