@@ -163,6 +163,27 @@ def test_boxes_map_back_to_frame_pixels(photos: dict, yunet_path: Path) -> None:
     assert iou(tuple(np.array(haar2.box) / 2), haar1.box) > 0.8
 
 
+def test_yunet_backends_agree(photos: dict, yunet_path: Path) -> None:
+    """ONNX Runtime (default) and cv2.FaceDetectorYN decode the same network alike: one face per
+    photo, two side by side (the NMS path), none in a blank frame, boxes to 1e-2 px."""
+    pair = np.concatenate([photos["images_1.jpg"], photos["images_1.jpg"][:, ::-1]], axis=1)
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    for size in (160, 320):
+        ort = YuNetDetector(yunet_path, input_size=size)
+        ocv = YuNetDetector(yunet_path, input_size=size, backend="opencv")
+        assert ort.backend == "onnxruntime" and "onnxruntime" in repr(ort)
+        for frame in [*photos.values(), pair, blank]:
+            a, b = ort.detect(frame), ocv.detect(frame)
+            assert len(a) == len(b)
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_allclose(x.box, y.box, atol=1e-2)
+                np.testing.assert_allclose(x.landmarks, y.landmarks, atol=1e-2)
+                assert x.score == pytest.approx(y.score, abs=1e-4)
+        assert len(ort.detect(pair)) == 2 and ort.detect(blank) == []
+    with pytest.raises(ValueError, match="backend"):
+        YuNetDetector(yunet_path, backend="dnn")
+
+
 @pytest.mark.parametrize("detector", ["yunet", "haar"])
 def test_gray_bgra_and_strided_frames(photos: dict, yunet_path: Path, detector: str) -> None:
     det = make_detector(detector, yunet_path)
