@@ -364,6 +364,21 @@ def test_render_kiosk_layout() -> None:
 # --- stats -------------------------------------------------------------------------------
 
 
+def test_run_stats_cpu_is_read_when_the_run_finishes() -> None:
+    """The process CPU clock is read at the first frame and at finish(), not per frame."""
+    st = RunStats(launched=0.0)
+    st.frame_started(10.0)
+    st.frame_done(10.5, faces=1)
+    st.finish()
+    frozen = st.summary(frames_read=1, dropped=0, reconnects=0).cpu_ms_per_frame
+    sum(i * i for i in range(200_000))  # CPU spent after the run's end is not counted
+    again = st.summary(frames_read=1, dropped=0, reconnects=0).cpu_ms_per_frame
+    assert frozen == again >= 0.0
+    idle = RunStats(launched=0.0)
+    idle.finish()  # no frame: nothing to read
+    assert idle.summary(frames_read=0, dropped=0, reconnects=0).cpu_ms_per_frame == 0.0
+
+
 def test_run_stats_percentiles_and_fps() -> None:
     st = RunStats(launched=0.0)
     for i in range(100):

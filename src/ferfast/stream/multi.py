@@ -92,6 +92,9 @@ class MultiStreamLoop:
             lane.ahead = DetectAhead(lane.source, _cadence(lane).detect, self.detect_every).start()
         try:
             reason = self._loop()
+            self.stats.finish()
+            for lane in self.lanes:
+                lane.stats.finish()
         finally:
             for lane in self.lanes:
                 if lane.ahead is not None:
@@ -130,6 +133,7 @@ class MultiStreamLoop:
                     ready.append((lane, staged))
                 elif lane.ahead.ended:
                     lane.done = True
+                    lane.stats.finish()  # its CPU per frame: up to its own last frame
             if all(lane.done for lane in self.lanes):
                 return "end"
             if not ready:

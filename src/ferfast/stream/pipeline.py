@@ -127,6 +127,7 @@ class StreamLoop:
         ahead = DetectAhead(self.source, self._cadence.detect, self.detect_every).start()
         try:
             reason = self._loop(ahead)
+            self.stats.finish()
         finally:
             ahead.stop()
         error = str(self.source.error) if reason == "source-failed" else None

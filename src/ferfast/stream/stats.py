@@ -108,7 +108,7 @@ class RunStats:
         self._lock = threading.Lock()  # the counters below are bumped from two threads
         self.started: float | None = None
         self._cpu_started = 0.0
-        self._cpu_last = 0.0
+        self._cpu_last: float | None = None  # process CPU time when the run finished
         self.first_result: float | None = None
         self.last_result: float | None = None
 
@@ -132,7 +132,7 @@ class RunStats:
         """Mark the arrival of a frame at the inference loop (the first one starts the clock)."""
         if self.started is None:
             self.started = now
-            self._cpu_started = self._cpu_last = time.process_time()
+            self._cpu_started = time.process_time()
 
     def frame_done(self, now: float, faces: int) -> None:
         """Count one processed frame that produced ``faces`` results."""
@@ -141,7 +141,16 @@ class RunStats:
         if self.first_result is None:
             self.first_result = now
         self.last_result = now
-        self._cpu_last = time.process_time()
+
+    def finish(self) -> None:
+        """Mark the end of this run's frames: the process CPU time is read now (once).
+
+        The loops call it when their last frame is done. Reading the process CPU clock sums
+        every thread's time in the kernel (tens of microseconds while the other threads run),
+        too much to pay per frame; :meth:`summary` reads it itself when this was not called.
+        """
+        if self._cpu_last is None and self.started is not None:
+            self._cpu_last = time.process_time()
 
     @property
     def fps(self) -> float:
@@ -166,6 +175,8 @@ class RunStats:
         elapsed = 0.0
         if self.started is not None and self.last_result is not None:
             elapsed = self.last_result - self.started
+        self.finish()
+        cpu_s = 0.0 if self._cpu_last is None else self._cpu_last - self._cpu_started
         first = None if self.first_result is None else self.first_result - self.launched
         return RunSummary(
             frames=self.frames,
@@ -177,9 +188,7 @@ class RunStats:
             redetects=self.redetects,
             elapsed_s=elapsed,
             fps=self.fps,
-            cpu_ms_per_frame=(
-                (self._cpu_last - self._cpu_started) * 1000.0 / self.frames if self.frames else 0.0
-            ),
+            cpu_ms_per_frame=cpu_s * 1000.0 / self.frames if self.frames else 0.0,
             first_result_s=first,
             stages=tuple(stages),
         )
