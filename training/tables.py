@@ -158,6 +158,18 @@ FULL_RUNS = [
 ]
 
 
+ENSEMBLES_INTRO = """Tooling for the future *accurate* model (target: PublicTest accuracy >= 0.715,
+macro-F1 >= 0.70, INT8 <= 1.0 ms/face at batch 1): existing models fused by
+`python -m training.ensemble fuse` into one ONNX graph (mean of the members' probabilities; `+flip`:
+each member also sees the mirrored face, in the same batch), quantized by `python -m calibration`
+(shipped recipe: entropy, the recorded 1,001-face calibration set). No row is the accurate model:
+the strong teachers are still to be trained. Latency: median of `OrtRunner.run` (2 intra-op
+threads) on this shared 2-core machine while a training job ran beside it: noisy, upper bounds
+rather than quiet figures.
+
+"""
+
+
 def teachers_table(root: Path | None = None) -> str:
     """The committed teacher artifacts (training/teachers/*/manifest.json): one row each."""
     from .teacher import TEACHERS, TeacherManifest, list_teachers
@@ -175,6 +187,19 @@ def teachers_table(root: Path | None = None) -> str:
             f"| {scores['disgust_recall']:.3f} |"
         )
     return "\n".join(rows)
+
+
+def ensembles_table(root: Path | None = None) -> str:
+    """Measured fused ensembles (training/ensembles/*.json, ``python -m training.ensemble
+    evaluate --record``): the table, then the commands that rebuild and re-measure each row."""
+    from .ensemble import ENSEMBLES, HEADER, EnsembleRow
+
+    rows = [EnsembleRow.read(p) for p in sorted(Path(root or ENSEMBLES).glob("*.json"))]
+    # Single models (the reference) first, then ensembles by size, each without flip first.
+    rows.sort(key=lambda r: (r.arch.startswith("ensemble"), r.arch.count(","), r.arch, r.precision))
+    table = "\n".join([HEADER, *(r.line() for r in rows)])
+    cmds = "\n".join(f"# {r.name}\n" + "\n".join(r.commands) for r in rows)
+    return f"{table}\n\n```bash\n{cmds}\n```" if rows else table
 
 
 def comparison_markdown(root: Path, latency_file: Path | None, notes: str = "") -> str:
@@ -202,6 +227,9 @@ def comparison_markdown(root: Path, latency_file: Path | None, notes: str = "") 
         + "[`training/teachers/`](../training/teachers/README.md); figures from their manifests,\n"
         + "measured on the artifact file (PublicTest, 3,589 faces), same selection rule.\n\n"
         + teachers_table()
+        + "\n\n### Ensembles (fused into one graph; not shipped)\n\n"
+        + ENSEMBLES_INTRO
+        + ensembles_table()
         + "\n\n"
         + (notes + "\n\n" if notes else "")
         + REPRO

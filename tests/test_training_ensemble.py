@@ -1,0 +1,163 @@
+"""training.ensemble: contract models fused into one ONNX graph (weighted mean, flip TTA),
+metadata, refusal of mismatched members, INT8 quantization of the fused graph, evaluate/record
+and the generated docs table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from tiny_model import build_tiny_model
+
+from calibration.quantize import QuantSettings, quantize_model
+from ferfast.contract import EMOTIONS, KEY_EMOTIONS, KEY_INPUT_SCALE, parse_metadata
+from ferfast.runtime import OrtRunner
+from training.ensemble import (
+    KEY_ARCH,
+    KEY_ENSEMBLE,
+    EnsembleRow,
+    fuse,
+    load_members,
+    main,
+    write_fused,
+)
+from training.teacher import fp16_weights
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory) -> list[Path]:
+    """Three tiny contract models; the third stores fp16 weights behind Casts (teacher form)."""
+    tmp = tmp_path_factory.mktemp("members")
+    paths = [build_tiny_model(tmp / f"tiny{i}.onnx", seed=i) for i in range(3)]
+    onnx.save(fp16_weights(onnx.load(str(paths[2]))), str(paths[2]))
+    return paths
+
+
+def _faces(n: int = 9, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, 1, 48, 48), dtype=np.float32)
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    return OrtRunner(path, threads=1).run(np.ascontiguousarray(x))
+
+
+def _meta(path: Path) -> dict[str, str]:
+    return {e.key: e.value for e in onnx.load(str(path)).metadata_props}
+
+
+def test_fused_output_is_the_weighted_mean_of_the_members(members, tmp_path):
+    x = _faces()
+    out = write_fused(members, tmp_path / "ens.onnx", weights=[1.0, 2.0, 3.0])
+    expected = sum(w * _run(p, x) for w, p in zip((1, 2, 3), members, strict=True)) / 6
+    got = _run(out, x)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+    equal = write_fused(members[:2], tmp_path / "eq.onnx")
+    np.testing.assert_allclose(
+        _run(equal, x), (_run(members[0], x) + _run(members[1], x)) / 2, atol=1e-5
+    )
+
+
+def test_flip_averages_the_face_and_its_mirror_image(members, tmp_path):
+    x = _faces(5)
+    mirror = x[..., ::-1]
+    out = write_fused(members[:2], tmp_path / "flip.onnx", flip=True)
+    views = [_run(p, v) for p in members[:2] for v in (x, mirror)]
+    got = _run(out, x)
+    np.testing.assert_allclose(got, np.mean(views, axis=0), atol=1e-5)
+    assert not np.allclose(_run(members[0], x), _run(members[0], mirror), atol=1e-4)
+    np.testing.assert_allclose(_run(out, x[:1]), got[:1], atol=1e-6)  # batch 1 (2 views)
+    one = write_fused(members[:1], tmp_path / "one_flip.onnx", flip=True)
+    ref = (_run(members[0], x) + _run(members[0], mirror)) / 2
+    np.testing.assert_allclose(_run(one, x), ref, atol=1e-5)
+
+
+def test_fused_graph_carries_the_contract_metadata(members, tmp_path):
+    out = write_fused(members[:2], tmp_path / "ens.onnx", flip=True, command="python -m x")
+    meta = _meta(out)
+    assert parse_metadata(meta, 7, str(out)) == (EMOTIONS, 1.0 / 255.0, 0.0)
+    assert meta[KEY_ARCH] == "ensemble(tiny0,tiny1)+flip"
+    doc = json.loads(meta[KEY_ENSEMBLE])
+    assert [m["name"] for m in doc["members"]] == ["tiny0", "tiny1"]
+    assert doc["weights"] == [0.5, 0.5] and doc["flip"] and doc["command"] == "python -m x"
+    runner = OrtRunner(out)
+    assert runner.emotions == EMOTIONS and runner.num_classes == 7
+    graph = onnx.load(str(out)).graph
+    tensors = [o for n in graph.node for o in n.output] + [t.name for t in graph.initializer]
+    assert len(tensors) == len(set(tensors))
+    assert all(t.startswith(("m0/", "m1/", "ens/")) for t in tensors if t != "probs")
+    weighted = fuse(load_members(members[:2]), weights=[3, 1])
+    assert {e.key: e.value for e in weighted.metadata_props}[
+        KEY_ARCH
+    ] == "ensemble(tiny0:3,tiny1:1)"
+
+
+def test_mismatched_members_are_refused(members, tmp_path):
+    order = ",".join(reversed(EMOTIONS))
+    cases = {
+        "emotions": build_tiny_model(tmp_path / "order.onnx", metadata={KEY_EMOTIONS: order}),
+        "input normalisation": build_tiny_model(
+            tmp_path / "scale.onnx", metadata={KEY_INPUT_SCALE: "1.0"}
+        ),
+        "emotions ": build_tiny_model(tmp_path / "six.onnx", k=6),  # 6 classes, no disgust
+    }
+    for what, bad in cases.items():
+        with pytest.raises(ValueError, match=what.strip()):
+            load_members([members[0], bad])
+    with pytest.raises(ValueError, match="expected one input named 'input'"):
+        load_members([members[0], build_tiny_model(tmp_path / "x.onnx", input_name="x")])
+    ok = load_members(members[:2])
+    with pytest.raises(ValueError, match="3 weights for 2 members"):
+        fuse(ok, weights=[1, 2, 3])
+    with pytest.raises(ValueError, match="positive"):
+        fuse(ok, weights=[1, 0])
+    with pytest.raises(ValueError, match="at least one member"):
+        fuse([])
+
+
+def test_fused_graph_quantizes_to_int8_and_keeps_the_mean_in_float(members, tmp_path):
+    fp32 = write_fused(members, tmp_path / "ens.onnx", weights=[1, 1, 2], flip=True)
+    int8 = tmp_path / "ens_int8.onnx"
+    calib = _faces(64, seed=1)
+    report = quantize_model(fp32, int8, calib, QuantSettings(method="minmax"), progress=False)
+    # Every member's layer runs in int8 (pre-processing fuses MatMul + Add into Gemm).
+    assert report.quantized_ops.get("Gemm") == 3
+    for op in ("Softmax", "Div", "Sum", "Reshape", "ReduceSum"):
+        assert op in report.float_ops, report
+    runner = OrtRunner(int8)
+    assert runner.emotions == EMOTIONS and _meta(int8)["ferfast.precision"] == "int8"
+    x = _faces(16, seed=2)
+    got, ref = runner.run(x), _run(fp32, x)
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+    assert np.abs(got - ref).max() < 0.05
+    # The mean of float probabilities, not a multiple of an int8 step.
+    assert not np.allclose(got * 127, np.round(got * 127), atol=1e-3)
+
+
+def test_cli_fuse_evaluate_record_and_table(members, tmp_path, capsys):
+    from _training_helpers import write_folder
+
+    from training.tables import ensembles_table
+
+    fer = write_folder(tmp_path / "fer", n_train=8, n_test=24, corrupt=False)
+    out = tmp_path / "cli.onnx"
+    assert main(["fuse", str(members[0]), str(members[1]), "--flip", "--out", str(out)]) == 0
+    assert "ensemble(tiny0,tiny1)+flip" in capsys.readouterr().out
+    record = tmp_path / "rows" / "cli.json"
+    args = ["evaluate", str(out), "--record", str(record), "--data", str(fer)]
+    args += ["--cache", str(tmp_path / "cache"), "--repeats", "3", "--repeats-b64", "2"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    row = EnsembleRow.read(record)
+    assert row.line() in printed and row.publictest["n"] == 24
+    assert (row.arch, row.precision) == ("ensemble(tiny0,tiny1)+flip", "fp32")
+    assert row.latency["b1_ms"] > 0 and row.latency["b64_ms_per_face"] > 0
+    assert row.commands[0].startswith("python -m training.ensemble fuse ")
+    assert "--flip" in row.commands[0] and row.commands[-1].startswith(
+        "python -m training.ensemble evaluate "
+    )
+    table = ensembles_table(record.parent)
+    assert row.line() in table and row.commands[0] in table
