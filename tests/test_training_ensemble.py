@@ -22,8 +22,10 @@ from training.ensemble import (
     fuse,
     load_members,
     main,
+    rebuild_commands,
     write_fused,
 )
+from training.paths import repo_relative
 from training.teacher import fp16_weights
 
 
@@ -119,7 +121,8 @@ def test_mismatched_members_are_refused(members, tmp_path):
 
 
 def test_fused_graph_quantizes_to_int8_and_keeps_the_mean_in_float(members, tmp_path):
-    fp32 = write_fused(members, tmp_path / "ens.onnx", weights=[1, 1, 2], flip=True)
+    fuse_cmd = "python -m training.ensemble fuse a b c --out ens.onnx --flip"
+    fp32 = write_fused(members, tmp_path / "ens.onnx", [1, 1, 2], flip=True, command=fuse_cmd)
     int8 = tmp_path / "ens_int8.onnx"
     calib = _faces(64, seed=1)
     report = quantize_model(fp32, int8, calib, QuantSettings(method="minmax"), progress=False)
@@ -135,6 +138,12 @@ def test_fused_graph_quantizes_to_int8_and_keeps_the_mean_in_float(members, tmp_
     assert np.abs(got - ref).max() < 0.05
     # The mean of float probabilities, not a multiple of an int8 step.
     assert not np.allclose(got * 127, np.round(got * 127), atol=1e-3)
+    assert rebuild_commands(int8, _meta(int8)) == [
+        fuse_cmd,
+        f"python -m calibration --fp32 ens.onnx --out {repo_relative(int8)} "
+        "--method minmax --no-eval",
+    ]
+    assert rebuild_commands(members[0], _meta(members[0])) == []  # not fused here
 
 
 def test_cli_fuse_evaluate_record_and_table(members, tmp_path, capsys):

@@ -320,14 +320,15 @@ class EnsembleRow:
 
 
 def rebuild_commands(path: str | Path, meta: dict[str, str]) -> list[str]:
-    """The commands that made ``path``: the recorded ``fuse`` command and, for an INT8 file, the
-    ``python -m calibration`` call whose recipe matches its ``ferfast.calibration`` metadata."""
+    """The commands that made a fused ``path``: the recorded ``fuse`` command and, for an INT8
+    file, the ``python -m calibration`` call whose recipe matches its ``ferfast.calibration``
+    metadata. None for a model that was not fused here."""
     from calibration.quantize import METHODS, QuantSettings
 
     doc = json.loads(meta.get(KEY_ENSEMBLE, "{}"))
     cmds = [doc["command"]] if doc.get("command") else []
     recipe = meta.get("ferfast.calibration")
-    if recipe is not None:
+    if recipe is not None and cmds:
         method = next((m for m in METHODS if QuantSettings(method=m).describe() == recipe), None)
         fp32 = shlex.split(doc.get("command", ""))
         src = fp32[fp32.index("--out") + 1] if "--out" in fp32 else "FUSED_FP32.onnx"
