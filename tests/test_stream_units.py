@@ -17,7 +17,14 @@ from ferfast.stream.annotate import color_of, draw_faces, draw_fps
 from ferfast.stream.cli import build_parser, main
 from ferfast.stream.events import JsonlWriter, face_event, frame_event
 from ferfast.stream.kiosk import BACKGROUND, primary_face, render_kiosk
-from ferfast.stream.sources import FrameSource, SourceError, SourceKind, parse_source
+from ferfast.stream.sources import (
+    FrameSource,
+    SourceError,
+    SourceKind,
+    default_decode_threads,
+    open_capture,
+    parse_source,
+)
 from ferfast.stream.stats import STAGES, RunStats, process_age
 from ferfast.stream.tracking import IouTracker, iou
 
@@ -177,6 +184,32 @@ def test_frame_source_validates_arguments() -> None:
         FrameSource(spec, max_reconnects=-1)
     with pytest.raises(SourceError, match="not found"):
         FrameSource(parse_source("/nonexistent/clip.mp4")).start()
+
+
+def test_decode_threads(tmp_path, monkeypatch) -> None:
+    """A file opens with the asked-for FFmpeg decoder threads (0: FFmpeg's choice); a file FFmpeg
+    cannot open fails as without them; 1 thread is the default on up to 3 CPUs."""
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    one = open_capture(parse_source(str(clip)), decode_threads=1)
+    assert one.get(cv2.CAP_PROP_N_THREADS) == 1 and one.read()[0]
+    one.release()
+    auto = open_capture(parse_source(str(clip)))
+    assert auto.read()[0]
+    auto.release()
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    with pytest.raises(SourceError, match="no frame could be read|cannot open file source"):
+        FrameSource(parse_source(str(text)), decode_threads=1).open()
+    with pytest.raises(ValueError, match="decode_threads"):
+        FrameSource(parse_source(str(clip)), decode_threads=-1)
+    for cpus, want in ((1, 1), (2, 1), (3, 1), (4, 0), (16, 0)):
+        monkeypatch.setattr("os.sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
+        assert default_decode_threads() == want
+    assert build_parser().parse_args(["--source", "0"]).decode_threads is None
 
 
 # --- tracking ----------------------------------------------------------------------------
@@ -435,6 +468,7 @@ def test_cli_help_and_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
         ["--source", "0", "--max-missed", "-2"],
         ["--source", "0", "--backend", "gpu"],
         ["--source", "0", "--timeout", "0"],
+        ["--source", "0", "--decode-threads", "-1"],
     ):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args(bad)

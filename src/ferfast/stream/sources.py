@@ -82,23 +82,54 @@ def has_gstreamer() -> bool:
     return match is not None and match.group(1).upper() != "NO"
 
 
+def default_decode_threads() -> int:
+    """FFmpeg decoder threads for files and URLs: 1 on up to 3 CPUs, else 0 (FFmpeg's choice).
+
+    The stream's capture, detector and classification threads already keep three cores busy;
+    with fewer cores, FFmpeg's frame threads only add hand-overs between threads (measured on
+    2 cores, docs/stream.md: 8-11 % less CPU per frame and a fifth of the context switches
+    with 1 thread, at the same frame rate).
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return 1 if cpus <= 3 else 0
+
+
 def open_capture(
     spec: SourceSpec,
     *,
     timeout_s: float = 5.0,
     size: tuple[int, int] | None = None,
+    decode_threads: int = 0,
 ) -> cv2.VideoCapture:
-    """Open ``spec`` with OpenCV; raise :class:`SourceError` with the reason when it fails."""
+    """Open ``spec`` with OpenCV; raise :class:`SourceError` with the reason when it fails.
+
+    ``decode_threads``: FFmpeg's decoder threads for a file or URL (0: FFmpeg's choice).
+    """
+    if decode_threads < 0:
+        raise ValueError(f"decode_threads must be >= 0, got {decode_threads}")
     ms = int(timeout_s * 1000)
     timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    threads = [cv2.CAP_PROP_N_THREADS, decode_threads] if decode_threads else []
     if spec.kind is SourceKind.FILE:
         if not os.path.isfile(spec.text):
             raise SourceError(f"video file not found: {spec.text}")
         if os.path.getsize(spec.text) == 0:
             raise SourceError(f"source file is empty: {spec.text}")
-        cap = cv2.VideoCapture(spec.text)
+        cap = None
+        if threads:
+            # FFmpeg takes the thread count when it opens the file only; a file FFmpeg cannot
+            # open goes through OpenCV's other backends as without it.
+            cap = cv2.VideoCapture(spec.text, cv2.CAP_FFMPEG, threads)
+            if not cap.isOpened():
+                cap.release()
+                cap = None
+        if cap is None:
+            cap = cv2.VideoCapture(spec.text)
     elif spec.kind is SourceKind.URL:
-        cap = cv2.VideoCapture(spec.text, cv2.CAP_FFMPEG, timeouts)
+        cap = cv2.VideoCapture(spec.text, cv2.CAP_FFMPEG, timeouts + threads)
     elif spec.kind is SourceKind.GSTREAMER:
         if not has_gstreamer():
             raise SourceError("this OpenCV build has no GStreamer support; cannot open pipeline")
@@ -182,7 +213,8 @@ class FrameSource:
     opened, or if a file yields no frame at all), then the thread reads until the file ends,
     ``stop()`` is called or a live source cannot be reopened within ``max_reconnects`` attempts.
     ``realtime`` paces a file at its own frame rate (as a camera would deliver it); it still
-    never drops frames.
+    never drops frames. ``decode_threads``: FFmpeg's decoder threads for a file or URL (0:
+    FFmpeg's choice; see :func:`default_decode_threads`).
     """
 
     def __init__(
@@ -195,6 +227,7 @@ class FrameSource:
         timeout_s: float = 5.0,
         size: tuple[int, int] | None = None,
         realtime: bool = False,
+        decode_threads: int = 0,
         opener: Callable[..., cv2.VideoCapture] = open_capture,
     ) -> None:
         if buffer < 1:
@@ -207,8 +240,10 @@ class FrameSource:
         self._backoff = backoff
         self._max_reconnects = max_reconnects
         self._realtime = realtime and not spec.live
+        if decode_threads < 0:
+            raise ValueError(f"decode_threads must be >= 0, got {decode_threads}")
         self._open: Callable[[], cv2.VideoCapture] = lambda: opener(
-            spec, timeout_s=timeout_s, size=size
+            spec, timeout_s=timeout_s, size=size, decode_threads=decode_threads
         )
         # Live: keep only the newest frame; file: a small FIFO that blocks the reader when full.
         self._box: _Mailbox[Frame] = _Mailbox(1 if spec.live else buffer, drop=spec.live)
