@@ -164,9 +164,18 @@ def test_cli_fuse_evaluate_record_and_table(members, tmp_path, capsys):
     assert row.line() in printed and row.publictest["n"] == 24
     assert (row.arch, row.precision) == ("ensemble(tiny0,tiny1)+flip", "fp32")
     assert row.latency["b1_ms"] > 0 and row.latency["b64_ms_per_face"] > 0
+    assert row.latency["load_1min"] >= 0
     assert row.commands[0].startswith("python -m training.ensemble fuse ")
     assert "--flip" in row.commands[0] and row.commands[-1].startswith(
         "python -m training.ensemble evaluate "
     )
     table = ensembles_table(record.parent)
     assert row.line() in table and row.commands[0] in table
+
+
+def test_comparison_doc_lists_the_recorded_ensembles():
+    from training.paths import REPO
+    from training.tables import ensembles_table
+
+    doc = (REPO / "docs" / "comparison.md").read_text()
+    assert ensembles_table() in doc  # docs/comparison.md was regenerated from the records
