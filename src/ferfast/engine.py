@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,6 +100,14 @@ def _is_detections(boxes: Any) -> bool:
 
 def _as_scores(scores: Any, n: int) -> list[float]:
     """Caller scores -> n finite floats."""
+    if (
+        isinstance(scores, list)
+        and len(scores) == n
+        and all(type(v) is float and math.isfinite(v) for v in scores)
+    ):
+        # Detections' scores (a stream classifies at them every frame): already finite floats,
+        # so the array round trip below is skipped.
+        return list(scores)
     try:
         arr = np.asarray(scores, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
