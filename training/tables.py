@@ -165,9 +165,9 @@ each member also sees the mirrored face, in the same batch), quantized by `pytho
 (the shipped recipe: entropy, the recorded 1,001-face calibration set); the shipped `fast` model and
 the teacher `t1` alone for reference. No row is the accurate model, and none is shipped: the strong
 teachers are still to be trained. Latency: median of `OrtRunner.run` (2 intra-op threads) on the
-shared 2-core AMD EPYC while a training job and other benchmarks ran (Load: 1-minute load average,
-about 5 on 2 cores): several times the quiet figures (the shipped INT8 model measures 0.10 ms/face
-at batch 64 quiet, 0.58 here), so compare rows with each other, not with the budget.
+2-core AMD EPYC with the background training job paused (Load: the 1-minute load average, which
+still lags the paused job; the shipped INT8 model's 0.154 / 0.114 ms here matches
+`benchmarks/test_bench_int8.py` in the same window, 0.152 / 0.103).
 
 """
 
