@@ -5,6 +5,8 @@ INTER_AREA to 48×48, astype(float32) / 255, stacked to (N, 1, 48, 48). ferfast 
 ferfast.preprocess call writing into a reused (N, 1, 48, 48) buffer. Each case (1, 4 and 16 faces
 from a BGR frame; 4 faces from a gray frame) is its own benchmark group with its own OpenCV
 baseline, so ``pytest benchmarks/`` prints every ratio in the "speedup" section at the end.
+Both paths use the machine's cores as they do for users: OpenCV its thread pool (cvtColor), ferfast
+its helper threads for calls this large (``FERFAST_PREPROCESS_THREADS=1`` times one thread).
 """
 
 from __future__ import annotations
