@@ -195,7 +195,7 @@ def _run_fer(python: Path, video: Path) -> dict:
 
 
 def test_vs_fer(video: Path, models: dict[str, Path], tmp_path) -> None:
-    """ferfast-stream (defaults, the fast INT8 model, YuNet at 320) and fer on the same file, alternating."""
+    """ferfast-stream (defaults, fast INT8 model, YuNet at 320) and fer on one file, alternating."""
     path = _model(models, "fast")
     python = _fer_python()
     summary_path = tmp_path / "summary.json"
