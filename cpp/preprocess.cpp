@@ -21,16 +21,20 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
 
-#if defined(__linux__)
+#if !defined(_WIN32)
 #include <pthread.h>
+#endif
+#if defined(__linux__)
 #include <sched.h>
 #endif
 
@@ -780,19 +784,29 @@ inline void cpu_relax() {
 }
 
 // Helper threads for calls with enough pixels to pay for the hand-off. The calling thread works
-// too and claims units from the same counter, so a helper that wakes late only means the caller
-// does more: a call is never slower than running alone by more than one wake-up signal. Helpers
-// spin briefly after a job (back-to-back calls skip the wake-up), then sleep on a condition
-// variable. One call uses the pool at a time; concurrent callers run alone.
+// too and claims units from the same counter, so a helper that wakes late only leaves more units
+// to the caller. A helper that is preempted after claiming a unit delays the call until it runs
+// again: on a loaded machine this lengthens the slowest calls (FERFAST_PREPROCESS_THREADS=1 avoids
+// it). Helpers spin briefly after a job (back-to-back calls skip the wake-up), then sleep on a
+// condition variable. One call uses the pool at a time; concurrent callers run alone.
 class Pool {
  public:
+  // The process's pool, or nullptr when threading is off or no helper could start.
   static Pool* get();
 
-  // Runs units [0, units) of job with the helpers; false when another call holds the pool.
+  // Runs units [0, units) of job with the helpers; false when another call holds the pool. An
+  // exception from a unit (std::bad_alloc) is rethrown here once every claimed unit has finished,
+  // so no helper touches the caller's buffers after the call returns.
   bool run(const Job& job, int64_t units) {
     if (busy_.exchange(true, std::memory_order_acquire)) return false;
+    struct Release {
+      std::atomic<bool>& busy;
+      ~Release() { busy.store(false, std::memory_order_release); }
+    } release{busy_};
     Scratch& s = scratch();
-    for (int64_t first = 0; first < units; first += kMaxUnits) {
+    error_ = nullptr;
+    failed_.store(false, std::memory_order_relaxed);
+    for (int64_t first = 0; first < units && error_ == nullptr; first += kMaxUnits) {
       const uint64_t count = static_cast<uint64_t>(std::min<int64_t>(units - first, kMaxUnits));
       job_ = job;
       job_.first = job.first + first;
@@ -813,15 +827,11 @@ class Pool {
         }
       }
     }
-    busy_.store(false, std::memory_order_release);
+    if (error_ != nullptr) std::rethrow_exception(error_);
     return true;
   }
 
- private:
-  // state_: generation (24 bits) | units of the job (20 bits) | next unclaimed unit (20 bits).
-  static constexpr uint64_t kGenMask = (uint64_t{1} << 24) - 1;
-  static constexpr int64_t kMaxUnits = (int64_t{1} << 20) - 1;
-  static constexpr std::chrono::microseconds kSpin{20};
+  int helpers() const { return helpers_; }
 
   // Starts up to `helpers` threads; fewer when the system refuses more.
   explicit Pool(int helpers) {
@@ -831,7 +841,14 @@ class Pool {
     }
   }
 
-  // Claims and runs units of generation gen until none is left.
+ private:
+  // state_: generation (24 bits) | units of the job (20 bits) | next unclaimed unit (20 bits).
+  static constexpr uint64_t kGenMask = (uint64_t{1} << 24) - 1;
+  static constexpr int64_t kMaxUnits = (int64_t{1} << 20) - 1;
+  static constexpr std::chrono::microseconds kSpin{20};
+
+  // Claims and runs units of generation gen until none is left. After a failed unit the others
+  // are still claimed and counted (not run), so the caller's wait ends.
   void work(uint64_t gen, Scratch& s) {
     uint64_t st = state_.load(std::memory_order_acquire);
     for (;;) {
@@ -841,7 +858,15 @@ class Pool {
       // the caller waits for every claimed unit before it publishes the next job.
       if (state_.compare_exchange_weak(st, st + 1, std::memory_order_acq_rel,
                                        std::memory_order_acquire)) {
-        run_unit(job_, static_cast<int64_t>(next), s);
+        if (!failed_.load(std::memory_order_relaxed)) {
+          try {
+            run_unit(job_, static_cast<int64_t>(next), s);
+          } catch (...) {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            if (error_ == nullptr) error_ = std::current_exception();
+            failed_.store(true, std::memory_order_relaxed);
+          }
+        }
         done_.fetch_add(1, std::memory_order_release);
         st = state_.load(std::memory_order_acquire);
       }
@@ -875,53 +900,71 @@ class Pool {
   std::atomic<uint64_t> state_{0};
   std::atomic<uint64_t> done_{0};
   std::atomic<bool> busy_{false};
-  uint64_t gen_ = 0;  // written by the caller holding busy_
+  std::atomic<bool> failed_{false};  // a unit of the current call threw (cleared per call)
+  uint64_t gen_ = 0;                 // written by the caller holding busy_
   Job job_{};
+  std::exception_ptr error_;  // first exception of the current call (guarded by mutex_ when set)
   std::mutex mutex_;
   std::condition_variable wake_;
   int sleeping_ = 0;  // helpers waiting on wake_ (guarded by mutex_)
   int helpers_ = 0;
 };
 
-// Helper threads: FERFAST_PREPROCESS_THREADS - 1 if set (1 turns threading off), else one per further CPU
-// this process may run on, at most 3 (a few faces do not split further usefully).
+// CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (containers).
+int usable_cpus() {
+  int cpus = static_cast<int>(std::thread::hardware_concurrency());
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
+  if (std::FILE* f = std::fopen("/sys/fs/cgroup/cpu.max", "r")) {
+    long quota = 0, period = 0;
+    if (std::fscanf(f, "%ld %ld", &quota, &period) == 2 && quota > 0 && period > 0) {
+      cpus = std::min(cpus, static_cast<int>(std::max(1L, (quota + period - 1) / period)));
+    }
+    std::fclose(f);  // "max <period>" (no quota) does not parse as two numbers
+  }
+#endif
+  return std::max(1, cpus);
+}
+
+// Helper threads: FERFAST_PREPROCESS_THREADS - 1 if set (1 turns threading off), else one per
+// further usable CPU, at most 3 (a few faces do not split further usefully).
 int helper_count() {
   if (const char* env = std::getenv("FERFAST_PREPROCESS_THREADS")) {
     const long v = std::strtol(env, nullptr, 10);
     return v > 1 ? static_cast<int>(std::min(v, 64L)) - 1 : 0;
   }
-  int cpus = static_cast<int>(std::thread::hardware_concurrency());
-#if defined(__linux__)
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
-#endif
-  return std::max(0, std::min(cpus, 4) - 1);
+  return std::min(usable_cpus(), 4) - 1;
 }
 
-std::atomic<Pool*> g_pool{nullptr};
-std::once_flag g_pool_once;
+// The pool is made once per process (nullptr when off) and never destroyed: helpers may still
+// sleep in it at exit. A forked child starts without the parent's threads, so it makes its own.
+struct PoolSlot {
+  std::once_flag once;
+  Pool* pool = nullptr;
+};
+std::atomic<PoolSlot*> g_slot{new PoolSlot};
 
-// The pool lives for the whole process (never destroyed: helpers may still sleep in it at exit).
-// A forked child starts without the parent's threads, so it makes its own pool on first use.
 Pool* Pool::get() {
-  std::call_once(g_pool_once, [] {
-#if defined(__linux__)
-    pthread_atfork(nullptr, nullptr, [] { g_pool.store(nullptr); });
+  static const bool registered = [] {
+#if !defined(_WIN32)
+    pthread_atfork(nullptr, nullptr, [] { g_slot.store(new PoolSlot); });
 #endif
-  });
-  Pool* p = g_pool.load(std::memory_order_acquire);
-  if (p != nullptr) return p;
-  static std::mutex create;
-  const std::lock_guard<std::mutex> lock(create);
-  p = g_pool.load(std::memory_order_acquire);
-  if (p == nullptr) {
+    return true;
+  }();
+  (void)registered;
+  PoolSlot* slot = g_slot.load(std::memory_order_acquire);
+  std::call_once(slot->once, [slot] {
     const int helpers = helper_count();
-    if (helpers == 0) return nullptr;
-    p = new Pool(helpers);
-    if (p->helpers_ == 0) return nullptr;  // no thread could start (kept: nothing refers to it)
-    g_pool.store(p, std::memory_order_release);
-  }
-  return p;
+    if (helpers == 0) return;
+    auto* p = new Pool(helpers);
+    if (p->helpers() == 0) {
+      delete p;  // no thread started, so nothing refers to it
+      return;
+    }
+    slot->pool = p;
+  });
+  return slot->pool;
 }
 
 // Source bytes read for a call, as the measure of whether threading pays (stops counting at limit).

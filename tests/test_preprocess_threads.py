@@ -7,7 +7,6 @@ outputs for the parent to compare bit for bit.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -108,23 +107,83 @@ def test_concurrent_callers_get_their_own_results() -> None:
         np.testing.assert_array_equal(got, expected[i % len(calls)])
 
 
-def _child(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    frame, boxes = frame_and_boxes()
-    queue.put(ferfast.preprocess(frame, boxes))
+# The parent makes its helpers, forks, and the child preprocesses without them (run in a child
+# process with threading forced on, so the check does not depend on this machine's CPU count).
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import multiprocessing, sys
+    import numpy as np
+    import ferfast
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    boxes = np.array([[300, 200, 150, 190], [820, 340, 180, 230], [1250, 150, 200, 250]], "f4")
+
+    def child(queue):
+        queue.put(ferfast.preprocess(frame, boxes))
+
+    expected = ferfast.preprocess(frame, boxes)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    got = queue.get(timeout=60)
+    proc.join(timeout=60)
+    assert proc.exitcode == 0, proc.exitcode
+    assert np.array_equal(got, expected)
+    print("ok")
+    """
+)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
 def test_a_forked_child_preprocesses_without_the_parents_threads() -> None:
-    frame, boxes = frame_and_boxes()
-    expected = ferfast.preprocess(frame, boxes)  # the parent's helpers exist now
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_child, args=(queue,))
-    child.start()
-    got = queue.get(timeout=60)
-    child.join(timeout=60)
-    assert child.exitcode == 0
-    np.testing.assert_array_equal(got, expected)
+    env = {**os.environ, "FERFAST_PREPROCESS_THREADS": "2"}
+    run = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["ok"]
+
+
+# Scratch memory that cannot be allocated (address-space limit) fails the call with MemoryError,
+# whichever thread hits it, and the process goes on.
+OOM_SCRIPT = textwrap.dedent(
+    """
+    import resource
+    import numpy as np
+    import ferfast
+
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    ferfast.preprocess(frame, np.array([[100, 100, 200, 200]] * 4, np.float32))  # helpers up
+    huge = np.array([[-14000, -14000, 30000, 30000]] * 4, np.float32)  # MBs of scratch each
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        used = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + (1 << 20), hard))
+    try:
+        ferfast.preprocess(frame, huge)
+        print("no-error")
+    except MemoryError:
+        print("MemoryError")
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    print(ferfast.preprocess(frame, huge).shape)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc")
+@pytest.mark.skipif(
+    "asan" in os.environ.get("LD_PRELOAD", ""), reason="ASan reserves more address space"
+)
+@pytest.mark.parametrize("threads", [1, 4])
+def test_allocation_failure_raises_memory_error_not_abort(threads: int) -> None:
+    env = {**os.environ, "FERFAST_PREPROCESS_THREADS": str(threads)}
+    run = subprocess.run(
+        [sys.executable, "-c", OOM_SCRIPT], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["MemoryError", "(4,", "1,", "48,", "48)"]
 
 
 def test_helper_pool_is_free_of_data_races(tmp_path: Path) -> None:
