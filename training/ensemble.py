@@ -323,7 +323,7 @@ class EnsembleRow:
 def rebuild_commands(path: str | Path, meta: dict[str, str]) -> list[str]:
     """The commands that made a fused ``path``: the recorded ``fuse`` command and, for an INT8
     file, the ``python -m calibration`` call whose recipe matches its ``ferfast.calibration``
-    metadata. None for a model that was not fused here."""
+    metadata. Empty for a model that was not fused here."""
     from calibration.quantize import METHODS, QuantSettings
 
     doc = json.loads(meta.get(KEY_ENSEMBLE, "{}"))
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--cache", default=str(CACHE))
     ev.add_argument("--repeats", type=int, default=100, help="timed runs at batch 1")
     ev.add_argument("--repeats-b64", type=int, default=20, help="timed runs at batch 64")
-    ev.add_argument("--threads", type=int, default=None, help="intra-op threads (default 2)")
+    ev.add_argument("--threads", type=int, default=None, help="intra-op threads (default: 2, or fewer CPUs)")
     a = ap.parse_args(argv)
     if a.cmd == "fuse":
         args = [*a.members, "--out", repo_relative(a.out)]

@@ -121,7 +121,7 @@ def open_capture(
         cap = None
         if threads:
             # FFmpeg takes the thread count when it opens the file only; a file FFmpeg cannot
-            # open goes through OpenCV's other backends as without it.
+            # open goes through OpenCV's other backends.
             cap = cv2.VideoCapture(spec.text, cv2.CAP_FFMPEG, threads)
             if not cap.isOpened():
                 cap.release()

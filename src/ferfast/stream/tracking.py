@@ -52,8 +52,8 @@ def appearance(crops: np.ndarray) -> np.ndarray:
     if c.ndim != 3 or c.shape[1:] != (48, 48):
         raise ValueError(f"crops must have shape (N, 48, 48) or (N, 1, 48, 48), got {c.shape}")
     n, g = c.shape[0], APPEARANCE_GRID
-    # Block means as two small matrix products (rows, then columns): the same averages as a
-    # reshape-and-mean, in half the time for the one or two crops of a stream frame.
+    # Block means as two small matrix products (rows, then columns): for the one or two crops of
+    # a stream frame this is cheaper than a reshape-and-mean.
     v = np.matmul(np.matmul(_BLOCKS, c), _BLOCKS.T).reshape(n, g * g)
     v -= v.mean(axis=1, keepdims=True)
     norm = np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
