@@ -440,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--cache", default=str(CACHE))
     ev.add_argument("--repeats", type=int, default=100, help="timed runs at batch 1")
     ev.add_argument("--repeats-b64", type=int, default=20, help="timed runs at batch 64")
-    ev.add_argument("--threads", type=int, default=None, help="intra-op threads (default: 2, or fewer CPUs)")
+    ev.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads (default: 2, or fewer CPUs)"
+    )
     a = ap.parse_args(argv)
     if a.cmd == "fuse":
         args = [*a.members, "--out", repo_relative(a.out)]
