@@ -99,3 +99,47 @@ def test_params_and_flops_counts():
     assert count_params(FerNet("a3")) < 5_000_000
     # stem 1->32 stride 2 at 24x24 = 24*24*9*32 MACs
     assert count_macs("a3") - count_macs("a") == 3 * 3 * 9 * 128 * 256 + 256 * 7 - 128 * 7
+
+
+def test_onnx_round_trip_gives_a_trainable_net(tmp_path):
+    """``load_onnx_net`` inverts the export: the same function in eval mode, and batch statistics
+    close to the folded model's in train mode."""
+    from training.export import load_onnx_net
+
+    net = _trained_like("tiny")
+    path = export_onnx(net, tmp_path / "m.onnx")
+    faces = synthetic_faces(256)[0]
+    back = load_onnx_net(path, faces)
+    assert back.arch == "tiny" and back.num_classes == 7
+    x = torch.from_numpy(faces[:64].astype(np.float32) / 255.0).unsqueeze(1)
+    with torch.no_grad():
+        ref = torch.softmax(net(x), 1).numpy()
+        got = torch.softmax(back(x), 1).numpy()
+        np.testing.assert_allclose(got, ref, atol=1e-5)
+        # a training-mode forward uses the batch's statistics; they were measured on this data
+        back.train()
+        for bn in (m for m in back.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.momentum = 0.0  # keep the running statistics as loaded
+        drift = torch.softmax(back(x), 1).numpy()
+    assert np.abs(drift - ref).max() < 0.1
+    # the exported file of the round-tripped net is the original's function again
+    again = export_onnx(back.eval(), tmp_path / "again.onnx")
+    np.testing.assert_allclose(OrtRunner(again).run(x.numpy()), ref, atol=1e-5)
+
+
+def test_onnx_round_trip_refuses_other_files(tmp_path):
+    from training.export import load_onnx_net
+
+    path = export_onnx(_trained_like("tiny"), tmp_path / "m.onnx")
+    m = onnx.load(str(path))
+    for p in m.metadata_props:
+        if p.key == "ferfast.arch":
+            p.value = "resnet9000"
+    onnx.save(m, str(tmp_path / "bad_arch.onnx"))
+    with pytest.raises(ValueError, match="not a training arch"):
+        load_onnx_net(tmp_path / "bad_arch.onnx", synthetic_faces(8)[0])
+    m = onnx.load(str(path))
+    m.graph.initializer[0].name = "renamed"
+    onnx.save(m, str(tmp_path / "renamed.onnx"))
+    with pytest.raises(ValueError, match="no initializer"):
+        load_onnx_net(tmp_path / "renamed.onnx", synthetic_faces(8)[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 from _training_helpers import tiny_train_config, write_folder
 
@@ -49,3 +50,28 @@ def test_fixed_step_budget_cycles_small_sets(tmp_path):
     r = train(cfg)
     assert r.train_size < 6 * 8 and r.steps == 6
     assert r.history[0]["train_loss"] > 0
+
+
+def test_init_from_an_exported_onnx(tmp_path):
+    """A run can start from a ferfast ONNX file (the shipped form of a model): it trains the
+    file's weights, and an arch that does not fit is refused."""
+    import onnx
+    from onnx import numpy_helper
+
+    from training.export import export_onnx, load_checkpoint_net
+
+    write_folder(tmp_path / "fer")
+    first = train(tiny_train_config(tmp_path, "first", epochs=1))
+    net, _ = load_checkpoint_net(first.out + "/last.pt")
+    path = export_onnx(net, tmp_path / "first.onnx")
+    # lr 0: the weights stay as loaded (only BatchNorm statistics move with the data)
+    cont = train(tiny_train_config(tmp_path, "cont", epochs=1, lr=0.0, init_from=str(path)))
+    got, _ = load_checkpoint_net(cont.out + "/last.pt")
+    folded = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    convs = [m for m in got.features if isinstance(m, torch.nn.Conv2d)]
+    for k, conv in enumerate(convs):
+        want = folded[f"net.features.{2 * k}.weight"]
+        assert torch.equal(conv.weight.detach(), torch.from_numpy(want))
+    assert torch.equal(got.fc.weight.detach(), torch.from_numpy(folded["net.fc.weight"]))
+    with pytest.raises(ValueError, match="arch tiny, not a3"):
+        train(tiny_train_config(tmp_path, "bad", arch="a3", init_from=str(path)))

@@ -15,7 +15,7 @@ import torch
 from ferfast.contract import INPUT_NAME, OUTPUT_NAME, metadata_props
 
 from .data import EMOTIONS
-from .model import FerNet, ProbsWrapper, fold_bn
+from .model import ARCHS, FerNet, ProbsWrapper, fold_bn
 from .paths import CACHE, FER2013
 
 OPSET = 17
@@ -121,6 +121,74 @@ def load_checkpoint_net(ckpt_path: str | os.PathLike) -> tuple[FerNet, dict]:
     net = FerNet(cfg["arch"], num_classes=ck["num_classes"], dropout=cfg.get("dropout", 0.3))
     net.load_state_dict(ck.get("best_state") or ck["model"])
     return net.eval(), ck
+
+
+def load_onnx_net(path: str | os.PathLike, images: np.ndarray) -> FerNet:
+    """Rebuild a trainable net from a ferfast fp32 ONNX file that ``export_onnx`` wrote.
+
+    The file's BatchNorm is folded into its convolutions, so each BatchNorm is given back as the
+    statistics of its convolution's output on up to 2,048 of ``images`` (uint8 (N,48,48), Training
+    faces): running mean m and variance v, weight sqrt(v + eps), bias m + the folded bias. In eval
+    mode that is exactly the file's function whatever m and v are; with m and v measured on the
+    data, training-mode batch statistics start close to them, so fine-tuning does not start by
+    rescaling every layer.
+    """
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    arch = meta.get("ferfast.arch", "")
+    if arch not in ARCHS:
+        raise ValueError(f"{path}: ferfast.arch {arch!r} is not a training arch {sorted(ARCHS)}")
+    tensors = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+    def weight(name: str) -> torch.Tensor:
+        if name in tensors:
+            return torch.from_numpy(tensors[name].astype(np.float32))
+        if f"{name}_fp16" in tensors:  # a teacher artifact: fp16 weights cast up in the graph
+            return torch.from_numpy(tensors[f"{name}_fp16"].astype(np.float32))
+        raise ValueError(f"{path}: no initializer {name!r}; not a file export_onnx wrote")
+
+    net = FerNet(arch, num_classes=len(EMOTIONS), dropout=0.0)
+    convs = [i for i, m in enumerate(net.features) if isinstance(m, torch.nn.Conv2d)]
+    biases: dict[int, torch.Tensor] = {}
+    with torch.no_grad():
+        for k, i in enumerate(convs):  # the folded graph holds Conv, ReLU pairs: conv k is 2k
+            w = weight(f"net.features.{2 * k}.weight")
+            if w.shape != net.features[i].weight.shape:
+                raise ValueError(f"{path}: layer {i} weight {tuple(w.shape)} does not fit {arch}")
+            net.features[i].weight.copy_(w)
+            biases[i] = weight(f"net.features.{2 * k}.bias")
+            bn = net.features[i + 1]
+            bn.weight.fill_(1.0)
+            bn.running_var.fill_(1.0 - bn.eps)
+            bn.running_mean.zero_()
+            bn.bias.copy_(biases[i])  # identity BN: the folded network exactly, in eval mode
+        net.fc.weight.copy_(weight("net.fc.weight"))
+        net.fc.bias.copy_(weight("net.fc.bias"))
+        stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def record(i: int):
+            def hook(_m: torch.nn.Module, _x: object, y: torch.Tensor) -> None:
+                stats[i] = torch.var_mean(y, dim=(0, 2, 3), unbiased=False)
+
+            return hook
+
+        hooks = [net.features[i].register_forward_hook(record(i)) for i in convs]
+        # a seeded sample, since image-folder data arrive sorted by class
+        pick = np.random.default_rng(0).permutation(len(images))[:2048]
+        x = torch.from_numpy(np.asarray(images)[np.sort(pick)]).float().div_(255.0).unsqueeze(1)
+        net.eval()(x)
+        for h in hooks:
+            h.remove()
+        for i in convs:
+            bn = net.features[i + 1]
+            v, m = stats[i]
+            bn.running_mean.copy_(m)
+            bn.running_var.copy_(v)
+            bn.weight.copy_(torch.sqrt(v + bn.eps))
+            bn.bias.copy_(m + biases[i])
+    return net.eval()
 
 
 def main() -> None:

@@ -63,7 +63,9 @@ class TrainConfig:
     limit_train: int = 0  # use a random subset of Training (tests / quick runs)
     limit_eval: int = 0
     progress: bool = True
-    init_from: str = ""  # start from these weights (a checkpoint's best) instead of random init
+    # start from these weights instead of random init: a checkpoint's best, or a ferfast fp32 ONNX
+    # of the same arch (its folded BatchNorm given back from Training statistics)
+    init_from: str = ""
     steps_per_epoch: int = 0  # fixed optimizer steps per epoch (0: one pass over the train set)
     stop_after: int = 0  # end this invocation after N epochs (time slicing; resume later)
     # distil from ferfast ONNX models or teacher artifacts (a folder, a name in training/teachers,
@@ -201,7 +203,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
     ts, xva, yva = prepare(cfg)
     torch.manual_seed(cfg.seed)
     net = FerNet(cfg.arch, num_classes=ts.num_outputs, dropout=cfg.dropout)
-    if cfg.init_from:
+    if cfg.init_from.endswith(".onnx"):
+        from .export import load_onnx_net
+
+        start = load_onnx_net(cfg.init_from, ts.images)
+        if start.arch != cfg.arch or start.num_classes != ts.num_outputs:
+            raise ValueError(f"--init-from {cfg.init_from}: arch {start.arch}, not {cfg.arch}")
+        net.load_state_dict(start.state_dict())
+    elif cfg.init_from:
         init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
         net.load_state_dict(init.get("best_state") or init["model"])
     if cfg.channels_last:
