@@ -198,7 +198,15 @@ def ensembles_table(root: Path | None = None) -> str:
 
     rows = [EnsembleRow.read(p) for p in sorted(Path(root or ENSEMBLES).glob("*.json"))]
     # Single models (the reference) first, then ensembles by size, each without flip first.
-    rows.sort(key=lambda r: (r.arch.startswith("ensemble"), r.arch.count(","), r.arch, r.precision))
+    rows.sort(
+        key=lambda r: (
+            r.arch.startswith("ensemble"),
+            r.arch.count(","),
+            r.arch,
+            r.name,
+            r.precision,
+        )
+    )
     table = "\n".join([HEADER, *(r.line() for r in rows)])
     cmds = "\n".join(f"# {r.name}, {r.precision}\n" + "\n".join(r.commands) for r in rows)
     return f"{table}\n\n```bash\n{cmds}\n```" if rows else table
