@@ -100,3 +100,33 @@ def test_augment_deterministic_and_in_range():
     assert a.min() >= 0 and a.max() <= 1 and not torch.equal(a, x)
     ident = AugConfig(shift=0, rotate=0, scale=0, flip=0, brightness=0, contrast=0, erase=0)
     torch.testing.assert_close(augment(x, ident, torch.Generator()), x, atol=1e-5, rtol=0)
+
+
+def test_seeds_table_ranks_strategies_by_their_mean_over_seeds(tmp_path):
+    """The longer-budget strategy table: one row per strategy with a finished run, each seed's
+    figures, the means, and the rank of the mean (accuracy + macro-F1)/2."""
+    import json
+
+    from training.compare import run_name
+    from training.tables import seeds_table
+
+    def put(strategy: str, seed: int, acc: float, f1: float, disgust: float) -> None:
+        out = tmp_path / run_name(strategy, seed)
+        out.mkdir()
+        metrics = {"accuracy": acc, "macro_f1": f1, "disgust_recall": disgust}
+        (out / "result.json").write_text(json.dumps({"best_metrics": metrics, "epochs_run": 30}))
+
+    assert run_name("sqrt") == "strategy_sqrt" and run_name("sqrt", 1) == "strategy_sqrt_seed1"
+    put("none", 0, 0.66, 0.60, 0.0)
+    put("none", 1, 0.64, 0.58, 0.1)
+    put("sqrt", 0, 0.65, 0.64, 0.5)
+    put("sqrt", 1, 0.65, 0.62, 0.4)
+    put("focal", 0, 0.60, 0.55, 0.2)  # its second seed has not finished
+    rows = seeds_table(tmp_path).splitlines()
+    assert len(rows) == 5 and "Seed 0: acc / F1 / disgust" in rows[0]
+    body = {r.split(" | ")[1]: r for r in rows[2:]}
+    assert body["sqrt class weights (n/(k·n_j))^0.5"].startswith("| 1 |")
+    assert "| 0.6500 | 0.6300 | 0.450 |" in body["sqrt class weights (n/(k·n_j))^0.5"]
+    assert body["none (plain cross-entropy)"].startswith("| 2 |")
+    assert "0.6600 / 0.6000 / 0.000 | 0.6400 / 0.5800 / 0.100" in body["none (plain cross-entropy)"]
+    assert body["focal loss, γ = 2"].startswith("| 3 |") and "not run" in body["focal loss, γ = 2"]

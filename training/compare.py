@@ -24,6 +24,11 @@ ROOT = RUNS / "compare"
 SIZE_ARCHS = ("a", "a3", "f")
 
 
+def run_name(strategy: str, seed: int = 0) -> str:
+    """Folder of a strategy run under the root: ``strategy_<s>``, ``strategy_<s>_seed<n>``."""
+    return f"strategy_{strategy}" + (f"_seed{seed}" if seed else "")
+
+
 def _base(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         arch=a.arch,
@@ -32,7 +37,7 @@ def _base(a: argparse.Namespace) -> TrainConfig:
         data=a.data,
         cache=a.cache,
         progress=a.progress,
-        seed=0,
+        seed=a.seed,
         steps_per_epoch=a.steps_per_epoch,
     )
 
@@ -58,7 +63,7 @@ def run_strategies(a: argparse.Namespace) -> None:
     base = _base(a)
     for s in a.only or STRATEGIES:
         # Strategies carry their own balancing; keep the loss otherwise identical.
-        _run(replace(base, strategy=s), f"strategy_{s}", Path(a.root))
+        _run(replace(base, strategy=s), run_name(s, a.seed), Path(a.root))
 
 
 def run_sizes(a: argparse.Namespace) -> None:
@@ -118,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arch", default="a3")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--seed", type=int, default=0, help="initialisation, batch order, augmentation")
     ap.add_argument("--root", default=str(ROOT), help="where the strategy runs go")
     ap.add_argument("--data", default=str(FER2013))
     ap.add_argument("--cache", default=str(CACHE))

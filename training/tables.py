@@ -72,6 +72,47 @@ def strategy_table(root: Path, classical: bool = True) -> str:
     return "\n".join(lines)
 
 
+def seeds_table(root: Path, seeds: Sequence[int] = (0, 1)) -> str:
+    """Strategies run with several seeds under ``root`` (``training.compare strategies --seed``):
+    each seed's best accuracy / macro-F1 / disgust recall, the means, and the rank by the mean
+    selection score (accuracy + macro-F1)/2."""
+    from .compare import run_name
+
+    found: list[tuple[str, dict[int, dict]]] = []
+    for s in STRATEGIES:
+        runs = {seed: r for seed in seeds if (r := _read(root / run_name(s, seed))) is not None}
+        if runs:
+            found.append((s, runs))
+    mean = {
+        s: {k: sum(r["best_metrics"][k] for r in runs.values()) / len(runs) for k in _KEYS}
+        for s, runs in found
+    }
+    order = sorted(mean, key=lambda s: -(mean[s]["accuracy"] + mean[s]["macro_f1"]))
+    head = " | ".join(f"Seed {seed}: acc / F1 / disgust" for seed in seeds)
+    lines = [
+        f"| Rank | Method | Epochs | {head} | Mean accuracy | Mean macro-F1 | Mean disgust |",
+        "|---:|---|---:|" + "---|" * len(seeds) + "---:|---:|---:|",
+    ]
+    for s, runs in found:
+        cells = [
+            f"{m['accuracy']:.4f} / {m['macro_f1']:.4f} / {m['disgust_recall']:.3f}"
+            if (m := runs[seed]["best_metrics"] if seed in runs else None)
+            else "not run"
+            for seed in seeds
+        ]
+        epochs = max(r["epochs_run"] for r in runs.values())
+        lines.append(
+            f"| {order.index(s) + 1} | {STRATEGY_NAMES[s]} | {epochs} | "
+            + " | ".join(cells)
+            + f" | {mean[s]['accuracy']:.4f} | {mean[s]['macro_f1']:.4f} "
+            f"| {mean[s]['disgust_recall']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+_KEYS = ("accuracy", "macro_f1", "disgust_recall")
+
+
 def size_table(
     root: Path,
     latency: dict[str, dict],
