@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             a.card,
             "int8",
             _card_section(best, ref, len(cset), cset.seed, a.out, a.fp32),
-            heading="## ferfast_int8.onnx",
+            heading="## fast: ferfast_int8.onnx",
         )
         print(f"shipped {paths[best.variant]} -> {a.out}; card section in {a.card}")
     return 0

@@ -90,10 +90,10 @@ def check(ok: bool, what: str) -> None:
 for mod in (ferfast, ferfast._core):
     check(venv in Path(mod.__file__).resolve().parents, f"{mod.__name__} from the venv")
 files = {str(f) for f in md.files("ferfast") or ()}
-for rel in ("models/ferfast_int8.onnx", "models/ferfast_fp32.onnx", "models/MODEL_CARD.md"):
+for rel in [f"models/{m.file}" for m in ferfast.list_models()] + ["models/MODEL_CARD.md"]:
     check(f"ferfast/{rel}" in files, f"wheel holds ferfast/{rel}")
 check(any(f.endswith("licenses/LICENSE") for f in files), "wheel holds the LICENSE")
-for name in ("fast", "fast-fp32"):
+for name in [m.name for m in ferfast.list_models()]:
     installed = ferfast.model_path(name)
     same = (
         hashlib.sha256(installed.read_bytes()).digest()

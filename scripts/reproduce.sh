@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Set up a fresh machine and reproduce ferfast's shipped models and comparison tables
 # (README "Main job"). Every step is resumable: rerun the script after an interruption.
-#   1. train the first teacher (a3) on FER2013 Training, selecting on PublicTest  (runs/main)
-#   2. a3 again, distilled from 1, weight EMA                                     (runs/kd)
-#   3. the shipped f, distilled from the mean of 1 and 2, weight EMA              (runs/kd_f)
-#      evaluation report (metrics JSON, confusion, curves, sample grid: runs/kd_f/report) and
-#      ONNX export with the PyTorch parity check -> src/ferfast/models/ferfast_fp32.onnx
-#   4. INT8 Q/DQ calibration, method comparison   -> src/ferfast/models/ferfast_int8.onnx, docs/int8.md
-#   5. balancing strategies, model sizes, classical baselines -> docs/comparison.md
+#
+# Default: from the committed artifacts (about two hours on 2 CPU cores)
+#   1. f v1, the first fast network: its committed file, taken from git history (sha256 checked)
+#   2. fast (f v2): v1 fine-tuned, taught by the committed teacher training/teachers/t1_90 and v1
+#      (runs/kd_f2); evaluation report (runs/kd_f2/report); ONNX export with the PyTorch parity
+#      check -> src/ferfast/models/ferfast_fp32.onnx; INT8 calibration, method comparison
+#      -> src/ferfast/models/ferfast_int8.onnx, docs/int8.md
+#   3. accurate: fast + t1_90 fused into one graph -> ferfast_accurate_fp32.onnx; INT8 (entropy)
+#      -> ferfast_accurate_int8.onnx; the accuracy/latency records of both (training/ensembles)
+#   4. balancing strategies (5 epochs), model sizes, classical baselines -> docs/comparison.md
+# FERFAST_FULL=1: also retrain what the artifacts stand for (about ten more hours):
+#   the teacher t1_90 (90 epochs, ~3 h; its artifact is re-exported over the committed one), f v1
+#   and its two a3 teachers (three 90-epoch runs), and the longer strategy comparisons (12 epochs;
+#   30 epochs with two seeds).
 # Data: ../shared/data/fer2013 (image folders) or FERFAST_DATA=path/to/fer2013.csv.
 # Python: a virtual environment in .venv (shared with scripts/test.sh, reused); FERFAST_PYTHON=current
 # uses ${PYTHON:-python3} itself (scripts/python-env.sh).
@@ -15,25 +22,65 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/python-env.sh
 DATA=${FERFAST_DATA:-../shared/data/fer2013}
-EPOCHS=${FERFAST_EPOCHS:-90}
+FULL=${FERFAST_FULL:-0}
+MODELS=src/ferfast/models
+# f v1 as shipped before the fine-tune: the commit and the file's sha256.
+V1_COMMIT=50b91f3
+V1_SHA256=1df3c1df8dc8aba06ddaaaf7ebeec3f333bea813574e1923c10adac16b9e0653
 
 "$PY" -m pip install -q torch==2.13.0
 "$PY" -m pip install -q ".[train]"
 
-KD=(--strategy sqrt --epochs "$EPOCHS" --distill-alpha 0.5 --distill-temp 3 --ema 0.999 --resume)
-"$PY" -m training.train --data "$DATA" --out runs/main --arch a3 --strategy sqrt \
-  --epochs "$EPOCHS" --threads 1 --resume
-"$PY" -m training.export --data "$DATA" runs/main/best.pt runs/main/teacher.onnx
-"$PY" -m training.train --data "$DATA" --out runs/kd --arch a3 --threads 2 \
-  --teacher runs/main/teacher.onnx "${KD[@]}"
-"$PY" -m training.export --data "$DATA" runs/kd/best.pt runs/kd/student.onnx
-"$PY" -m training.train --data "$DATA" --out runs/kd_f --arch f --threads 2 \
-  --teacher runs/main/teacher.onnx,runs/kd/student.onnx "${KD[@]}"
-"$PY" -m training.evaluate --data "$DATA" runs/kd_f/best.pt --out runs/kd_f/report
-"$PY" -m training.export --data "$DATA" runs/kd_f/best.pt src/ferfast/models/ferfast_fp32.onnx
-"$PY" -m calibration.compare --fp32 src/ferfast/models/ferfast_fp32.onnx --ship
+KD=(--strategy sqrt --distill-alpha 0.5 --distill-temp 3 --ema 0.999 --resume)
+mkdir -p runs/v1
+if [ "$FULL" = 1 ]; then
+  # The strong teacher, then f v1 from its two a3 teachers.
+  "$PY" -m training.train --data "$DATA" --out runs/t1_90 --arch t1 --strategy sqrt --epochs 90 \
+    --threads 2 --resume
+  "$PY" -m training.teacher export --data "$DATA" runs/t1_90/best.pt training/teachers/t1_90
+  "$PY" -m training.train --data "$DATA" --out runs/main --arch a3 --strategy sqrt --epochs 90 \
+    --threads 1 --resume
+  "$PY" -m training.export --data "$DATA" runs/main/best.pt runs/main/teacher.onnx
+  "$PY" -m training.train --data "$DATA" --out runs/kd --arch a3 --threads 2 --epochs 90 \
+    --teacher runs/main/teacher.onnx "${KD[@]}"
+  "$PY" -m training.export --data "$DATA" runs/kd/best.pt runs/kd/student.onnx
+  "$PY" -m training.train --data "$DATA" --out runs/kd_f --arch f --threads 2 --epochs 90 \
+    --teacher runs/main/teacher.onnx,runs/kd/student.onnx "${KD[@]}"
+  "$PY" -m training.export --data "$DATA" runs/kd_f/best.pt runs/v1/ferfast_fp32.onnx
+else
+  git show "$V1_COMMIT:$MODELS/ferfast_fp32.onnx" > runs/v1/ferfast_fp32.onnx
+  echo "$V1_SHA256  runs/v1/ferfast_fp32.onnx" | sha256sum -c --quiet
+fi
+"$PY" -m training.teacher verify training/teachers/t1_90
+
+# fast: v1 fine-tuned by the mean of t1_90 and v1 itself.
+"$PY" -m training.train --data "$DATA" --out runs/kd_f2 --arch f --threads 2 --epochs 35 \
+  --lr 0.01 --warmup-epochs 1 --init-from runs/v1/ferfast_fp32.onnx \
+  --teacher t1_90,runs/v1/ferfast_fp32.onnx "${KD[@]}"
+"$PY" -m training.evaluate --data "$DATA" runs/kd_f2/best.pt --out runs/kd_f2/report
+"$PY" -m training.export --data "$DATA" runs/kd_f2/best.pt "$MODELS/ferfast_fp32.onnx"
+"$PY" -m calibration.compare --fp32 "$MODELS/ferfast_fp32.onnx" --ship --test-data "$DATA"
+
+# accurate: fast + t1_90 in one graph, INT8 by the method that agrees best with its float model.
+"$PY" -m training.ensemble fuse "$MODELS/ferfast_fp32.onnx" t1_90 \
+  --out "$MODELS/ferfast_accurate_fp32.onnx"
+"$PY" -m calibration --fp32 "$MODELS/ferfast_accurate_fp32.onnx" \
+  --out "$MODELS/ferfast_accurate_int8.onnx" --method entropy --no-eval
+for p in fp32 int8; do
+  "$PY" -m training.ensemble evaluate --data "$DATA" "$MODELS/ferfast_$p.onnx" \
+    --name 'fast (shipped f v2)' --record "training/ensembles/fast_$p.json"
+  "$PY" -m training.ensemble evaluate --data "$DATA" "$MODELS/ferfast_accurate_$p.onnx" \
+    --name 'accurate (shipped: fast + t1_90)' --record "training/ensembles/accurate_$p.json"
+done
 
 "$PY" -m training.compare strategies --data "$DATA" --epochs 5
+if [ "$FULL" = 1 ]; then
+  "$PY" -m training.compare strategies --data "$DATA" --epochs 12 --root runs/compare_long
+  for seed in 0 1; do
+    "$PY" -m training.compare strategies --data "$DATA" --epochs 30 --root runs/compare_30 \
+      --only sqrt none focal --seed "$seed"
+  done
+fi
 "$PY" -m training.compare sizes --data "$DATA" --epochs 5
 "$PY" -m training.compare classical --data "$DATA"
 "$PY" -m training.compare table

@@ -78,8 +78,7 @@ def test_engine_commands_take_a_bundled_model_name(tiny_model: Path, tmp_path: P
     """build-engine MODEL and wrap-engine --model: a bundled model name or an .onnx path."""
     for name, same in (("fast", "INT8"), ("fast-fp32", "FP32")):
         assert resolve_onnx_model(name) == resolve_onnx_model(same) == model_path(name)
-    with pytest.raises(ValueError, match="'accurate' is not bundled"):
-        resolve_onnx_model("accurate")
+    assert resolve_onnx_model("accurate") == model_path("accurate")
     assert resolve_onnx_model(str(tiny_model)) == tiny_model
     with pytest.raises(ValueError, match="'foo' is neither a bundled model name"):
         resolve_onnx_model("foo")

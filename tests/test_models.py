@@ -34,6 +34,8 @@ def test_names_and_aliases_resolve_to_the_same_file() -> None:
     assert [(m.name, m.family, m.precision, m.aliases) for m in CATALOG] == [
         ("fast", "fast", "int8", ("int8",)),
         ("fast-fp32", "fast", "fp32", ("fp32",)),
+        ("accurate", "accurate", "int8", ()),
+        ("accurate-fp32", "accurate", "fp32", ()),
     ]
     assert ALIASES == {"int8": "fast", "fp32": "fast-fp32"}
     for alias, name in ALIASES.items():
@@ -43,19 +45,13 @@ def test_names_and_aliases_resolve_to_the_same_file() -> None:
     assert ferfast.model_info is model_info and ferfast.model_path is model_path
 
 
-def test_unknown_and_unbundled_names_are_clear_errors() -> None:
-    listing = "fast, fast-fp32; aliases int8 = fast, fp32 = fast-fp32"
-    with pytest.raises(ValueError, match=re.escape(f"model 'int4' (expected one of {listing})")):
-        model_path("int4")
-    for name in ("accurate", "Accurate-FP32"):
-        message = re.escape(
-            f"model {name!r} is not bundled in ferfast {ferfast.__version__} (bundled: {listing})"
-        )
-        for resolve in (model_path, model_info, resolve_model):
+def test_unknown_names_are_clear_errors() -> None:
+    listing = "fast, fast-fp32, accurate, accurate-fp32; aliases int8 = fast, fp32 = fast-fp32"
+    for name in ("int4", "accurate-int4", "fast_fp32"):
+        message = re.escape(f"model {name!r} (expected one of {listing})")
+        for resolve in (model_path, model_info):
             with pytest.raises(ValueError, match=message):
                 resolve(name)
-        with pytest.raises(ValueError, match=message):
-            ferfast.Engine(model=name, detector=None)
     with pytest.raises(
         ValueError, match=re.escape(f"'foo' is neither a bundled model name ({listing})")
     ):
@@ -92,3 +88,32 @@ def test_catalog_figures_match_publictest(shared_dir) -> None:
         assert m.accuracy == pytest.approx(info.accuracy, abs=5e-4), info.name
         assert m.macro_f1 == pytest.approx(info.macro_f1, abs=5e-4), info.name
         assert m.disgust_recall == pytest.approx(info.disgust_recall, abs=5e-4), info.name
+
+
+def test_accurate_model_is_the_mean_of_its_committed_members() -> None:
+    """accurate-fp32 is a fused graph whose members are files of this repository: the shipped
+    fast-fp32 model and a committed teacher artifact. Its probabilities equal the weighted mean
+    of theirs (test_catalog_figures_match_publictest measures the INT8 file)."""
+    import json
+    from pathlib import Path
+
+    import onnx
+
+    from ferfast.assets import sha256_file
+    from ferfast.runtime import OrtRunner
+
+    info = model_info("accurate-fp32")
+    meta = {
+        p.key: p.value for p in onnx.load(str(info.path), load_external_data=False).metadata_props
+    }
+    doc = json.loads(meta["ferfast.ensemble"])
+    root = Path(__file__).resolve().parents[1]
+    files = [root / m["file"] for m in doc["members"]]
+    assert model_path("fast-fp32") in files
+    for m, f in zip(doc["members"], files, strict=True):
+        assert sha256_file(f) == m["sha256"], f
+    faces = np.random.default_rng(0).integers(0, 256, (32, 1, 48, 48)).astype(np.float32) / 255
+    fused = OrtRunner(info.path).run(faces)
+    members = [OrtRunner(f).run(faces) for f in files]
+    expected = sum(w * p for w, p in zip(doc["weights"], members, strict=True))
+    np.testing.assert_allclose(fused, expected, atol=1e-5)

@@ -311,7 +311,7 @@ def test_single_image_is_one_frame(tiny_model: Path, tmp_path: Path, capsys) -> 
     assert [e["frame"] for e in read_jsonl(jsonl)] == [0]
 
 
-@pytest.mark.parametrize("name", ["fast", "int8"])
+@pytest.mark.parametrize("name", ["fast", "int8", "accurate"])
 def test_bundled_model_names(name: str, tmp_path: Path, capsys) -> None:
     assert build_parser().parse_args(["--source", "0", "--model", name]).model == name
     assert build_parser().parse_args(["--source", "0"]).model == "fast"
@@ -326,8 +326,10 @@ def test_bundled_model_names(name: str, tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--model", "foo"], "model 'foo' is neither a bundled model name (fast, fast-fp32;"),
-        (["--model", "accurate"], "model 'accurate' is not bundled in ferfast"),
+        (
+            ["--model", "foo"],
+            "model 'foo' is neither a bundled model name (fast, fast-fp32, accurate,",
+        ),
         (["--model", "absent.onnx"], "model file not found: absent.onnx (--model / model=)"),
         (["--backend", "tensorrt"], "backend 'tensorrt' (--backend / backend=) needs ONNX Runtime"),
         (["--summary-json", "no/such/dir/s.json"], "directory for --summary-json does not exist"),

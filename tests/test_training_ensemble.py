@@ -146,6 +146,21 @@ def test_fused_graph_quantizes_to_int8_and_keeps_the_mean_in_float(members, tmp_
     assert rebuild_commands(members[0], _meta(members[0])) == []  # not fused here
 
 
+def test_rebuild_commands_of_teachers_and_bundled_models():
+    from ferfast.models import model_path
+    from training.paths import REPO
+    from training.teacher import TeacherManifest
+
+    teacher = REPO / "training" / "teachers" / "t1_90"
+    assert rebuild_commands(teacher / "teacher.onnx", {}) == [
+        TeacherManifest.read(teacher).command,
+        "python -m training.teacher export runs/t1_90/best.pt training/teachers/t1_90",
+    ]
+    assert rebuild_commands(model_path("fast"), {}) == [
+        "bash scripts/reproduce.sh  # trains, exports and calibrates ferfast_int8.onnx"
+    ]
+
+
 def test_cli_fuse_evaluate_record_and_table(members, tmp_path, capsys):
     from _training_helpers import write_folder
 

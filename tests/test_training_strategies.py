@@ -124,6 +124,7 @@ def test_seeds_table_ranks_strategies_by_their_mean_over_seeds(tmp_path):
     put("focal", 0, 0.60, 0.55, 0.2)  # its second seed has not finished
     rows = seeds_table(tmp_path).splitlines()
     assert len(rows) == 5 and "Seed 0: acc / F1 / disgust" in rows[0]
+    assert [r.split(" | ")[0] for r in rows[2:]] == ["| 1", "| 2", "| 3"]  # in rank order
     body = {r.split(" | ")[1]: r for r in rows[2:]}
     assert body["sqrt class weights (n/(k·n_j))^0.5"].startswith("| 1 |")
     assert "| 0.6500 | 0.6300 | 0.450 |" in body["sqrt class weights (n/(k·n_j))^0.5"]

@@ -321,11 +321,24 @@ class EnsembleRow:
 
 
 def rebuild_commands(path: str | Path, meta: dict[str, str]) -> list[str]:
-    """The commands that made a fused ``path``: the recorded ``fuse`` command and, for an INT8
-    file, the ``python -m calibration`` call whose recipe matches its ``ferfast.calibration``
-    metadata. Empty for a model that was not fused here."""
+    """The commands that made ``path``: for a fused file, the recorded ``fuse`` command and, for
+    an INT8 one, the ``python -m calibration`` call whose recipe matches its
+    ``ferfast.calibration`` metadata; for a teacher artifact, its manifest's training command and
+    the export; for a bundled single network, ``scripts/reproduce.sh``. Empty otherwise."""
     from calibration.quantize import METHODS, QuantSettings
+    from ferfast.models import MODELS_DIR
 
+    path = Path(path)
+    if KEY_ENSEMBLE not in meta:
+        if (path.parent / "manifest.json").is_file():
+            from .teacher import TeacherManifest
+
+            m = TeacherManifest.read(path.parent)
+            folder = repo_relative(path.parent)
+            return [m.command, f"python -m training.teacher export runs/{m.name}/best.pt {folder}"]
+        if path.resolve().parent == MODELS_DIR:
+            return [f"bash scripts/reproduce.sh  # trains, exports and calibrates {path.name}"]
+        return []
     doc = json.loads(meta.get(KEY_ENSEMBLE, "{}"))
     cmds = [doc["command"]] if doc.get("command") else []
     recipe = meta.get("ferfast.calibration")

@@ -20,8 +20,8 @@ ARCHS: dict[str, list[tuple[int, int]]] = {
     "e": [(32, 2), (32, 1), (64, 2), (64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (256, 2)],
     "d": [(32, 2), (48, 1), (96, 2), (96, 1), (192, 2), (192, 1)],
     "c": [(24, 2), (48, 1), (64, 2), (96, 1), (128, 2), (192, 1), (256, 1)],
-    # Teachers (distillation only, never shipped): VGG-style depth and width at 24x24 and below,
-    # one narrow full-resolution layer first; fp16 weights stay under 10 MB.
+    # Teachers (distillation, and a member of the accurate ensemble): VGG-style depth and width at
+    # 24x24 and below, one narrow full-resolution layer first; fp16 weights stay under 10 MB.
     "t1": [
         (32, 1),
         (64, 2),

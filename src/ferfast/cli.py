@@ -536,12 +536,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     width = max(len(m.name) for m in models)
     aliases = {m.name: "alias " + ", ".join(m.aliases) if m.aliases else "" for m in models}
     alias_width = max(len(a) for a in aliases.values())
+    file_width = max(len(m.file) for m in models)
     for m in models:
         present = "" if m.path.is_file() else "  [file missing]"
         lines.append(
-            f"  {m.name:<{width}} {aliases[m.name]:<{alias_width}} {m.file:<18} {m.precision:<4} "
-            f"{m.params / 1e6:.2f}M params "
-            f"{m.mflops:.1f} MFLOPs  accuracy {m.accuracy:.4f}  macro-F1 {m.macro_f1:.4f}  "
+            f"  {m.name:<{width}} {aliases[m.name]:<{alias_width}} {m.file:<{file_width}} "
+            f"{m.precision:<4} {m.params / 1e6:5.2f}M params "
+            f"{m.mflops:5.1f} MFLOPs  accuracy {m.accuracy:.4f}  macro-F1 {m.macro_f1:.4f}  "
             f"disgust recall {m.disgust_recall:.3f}{present}"
         )
     print("\n".join(lines))

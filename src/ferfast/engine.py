@@ -130,8 +130,9 @@ def _as_landmarks(landmarks: Any) -> np.ndarray:
 class Engine:
     """Facial-emotion recognition engine.
 
-    ``model``: a bundled model, "fast" (INT8) or "fast-fp32" ("int8" and "fp32" are aliases;
-    ``ferfast.list_models()``), or a path to an .onnx or .engine file. ``backend``:
+    ``model``: a bundled model, "fast" or "accurate" (INT8), "fast-fp32" or "accurate-fp32"
+    ("int8" and "fp32" are aliases of the fast pair; ``ferfast.list_models()``), or a path to an
+    .onnx or .engine file. ``backend``:
     "auto" (an .engine file: the native TensorRT runtime; an .onnx model: ONNX Runtime's CUDA
     provider when onnxruntime-gpu has it and an NVIDIA GPU is present, else the CPU), "cpu"
     (ONNX Runtime on the CPU; "onnxruntime" is an alias), "cuda" (ONNX Runtime's CUDA provider:

@@ -261,9 +261,9 @@ class OrtRunner:
 
 
 def resolve_model(model: PathLike, suffixes: tuple[str, ...] = (".onnx", ".engine")) -> Path:
-    """Path of ``model``: a bundled model name ("fast", "fast-fp32", or an alias: "int8",
-    "fp32") or the path of a file ending in one of ``suffixes`` (lower case; default .onnx or
-    .engine).
+    """Path of ``model``: a bundled model name ("fast", "accurate", "fast-fp32",
+    "accurate-fp32", or an alias: "int8", "fp32") or the path of a file ending in one of
+    ``suffixes`` (lower case; default .onnx or .engine).
 
     Raises TypeError for a value that is neither a str nor a path, ValueError for a name or
     suffix that is neither (or a model this version does not bundle), FileNotFoundError for a

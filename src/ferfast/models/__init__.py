@@ -1,7 +1,8 @@
-"""Bundled ONNX models by name ("fast", "fast-fp32"; aliases "int8", "fp32"); see MODEL_CARD.md.
+"""Bundled ONNX models by name ("fast", "accurate", their "-fp32" sources; aliases "int8",
+"fp32"); see MODEL_CARD.md.
 
-A model family ("fast", "accurate") ships as an INT8 Q/DQ model named after the family and its fp32
-source named ``<family>-fp32``.
+A model family ("fast", "accurate") ships as an INT8 Q/DQ model named after the family and its
+float source named ``<family>-fp32``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from typing import TypeGuard
 
 MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = "fast"
-# Every family's INT8 and fp32 names are reserved, so a family that is not in CATALOG yet is
-# reported as not bundled rather than as an unknown name or a path.
-FAMILIES: tuple[str, ...] = ("fast", "accurate")
 
 
 @dataclass(frozen=True)
@@ -46,17 +44,30 @@ class ModelInfo:
 # The default comes first.
 CATALOG: tuple[ModelInfo, ...] = (
     ModelInfo(
-        "fast", "ferfast_int8.onnx", "int8", 1_174_439, 58.7, 0.6826, 0.6677, 0.661, ("int8",)
+        "fast", "ferfast_int8.onnx", "int8", 1_174_439, 58.7, 0.6893, 0.6744, 0.643, ("int8",)
     ),
     ModelInfo(
-        "fast-fp32", "ferfast_fp32.onnx", "fp32", 1_174_439, 58.7, 0.6838, 0.6685, 0.661, ("fp32",)
+        "fast-fp32", "ferfast_fp32.onnx", "fp32", 1_174_439, 58.7, 0.6913, 0.6774, 0.643, ("fp32",)
+    ),
+    # fast + the teacher t1_90 in one graph (the mean of their probabilities).
+    ModelInfo(
+        "accurate", "ferfast_accurate_int8.onnx", "int8", 5_144_206, 333.4, 0.6996, 0.6954, 0.696
+    ),
+    ModelInfo(
+        "accurate-fp32",
+        "ferfast_accurate_fp32.onnx",
+        "fp32",
+        5_144_206,
+        333.4,
+        0.6982,
+        0.6930,
+        0.696,
     ),
 )
 BUNDLED: dict[str, str] = {m.name: m.file for m in CATALOG}  # canonical name -> file
 ALIASES: dict[str, str] = {a: m.name for m in CATALOG for a in m.aliases}  # alias -> name
 _BY_NAME: dict[str, ModelInfo] = {m.name: m for m in CATALOG}
-_RESERVED: frozenset[str] = frozenset(n for f in FAMILIES for n in (f, f"{f}-fp32"))
-_NAMES: frozenset[str] = _RESERVED | BUNDLED.keys() | ALIASES.keys()
+_NAMES: frozenset[str] = frozenset(BUNDLED.keys() | ALIASES.keys())
 
 
 def list_models() -> list[ModelInfo]:
@@ -71,15 +82,14 @@ def names_text() -> str:
 
 
 def is_model_name(name: object) -> TypeGuard[str]:
-    """Whether ``name`` is a model name (bundled, an alias, or a family not bundled here)."""
+    """Whether ``name`` is a bundled model's name or alias (any case)."""
     return isinstance(name, str) and name.lower() in _NAMES
 
 
 def model_info(name: str) -> ModelInfo:
     """The catalog entry of ``name`` (a name or an alias, any case).
 
-    Raises ValueError naming the accepted names, for an unknown name and for a model that this
-    version does not bundle.
+    Raises ValueError naming the accepted names for an unknown name.
     """
     if not isinstance(name, str):
         raise TypeError(f"model name must be a str, got {type(name).__name__}")
@@ -87,17 +97,11 @@ def model_info(name: str) -> ModelInfo:
     info = _BY_NAME.get(ALIASES.get(key, key))
     if info is not None:
         return info
-    if key in _RESERVED:
-        from ferfast import __version__
-
-        raise ValueError(
-            f"model {name!r} is not bundled in ferfast {__version__} (bundled: {names_text()})"
-        )
     raise ValueError(f"unknown bundled model {name!r} (expected one of {names_text()})")
 
 
 def model_path(name: str) -> Path:
-    """Path of the bundled model ``name`` (e.g. "fast", "fast-fp32", or an alias).
+    """Path of the bundled model ``name`` (e.g. "fast", "accurate-fp32", or an alias).
 
     Raises ValueError as ``model_info`` does, and FileNotFoundError (naming the file) when the
     model is not present in this installation.
