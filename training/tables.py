@@ -202,7 +202,7 @@ Runs write `runs/compare/<name>/{last.pt,best.pt,history.json,result.json}` and 
 FULL_RUNS = [
     ("a3", RUNS / "main", "sqrt weights (teacher 1)"),
     ("a3", RUNS / "kd", "sqrt + distilled from 1 + EMA (teacher 2)"),
-    ("f", RUNS / "kd_f", "sqrt + distilled from mean(1, 2) + EMA, shipped"),
+    ("f", RUNS / "kd_f", "sqrt + distilled from mean(1, 2) + EMA (f v1, then fine-tuned)"),
 ]
 
 
