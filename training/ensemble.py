@@ -33,6 +33,7 @@ import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -44,6 +45,9 @@ from ferfast.contract import INPUT_NAME, OUTPUT_NAME, SIDE, metadata_props
 from ferfast.sysinfo import cpu_info
 
 from .paths import CACHE, FER2013, REPO, repo_relative
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 ENSEMBLES = REPO / "training" / "ensembles"  # recorded rows of the docs table
 KEY_ARCH = "ferfast.arch"
@@ -339,7 +343,7 @@ def rebuild_commands(path: str | Path, meta: dict[str, str]) -> list[str]:
         if path.resolve().parent == MODELS_DIR:
             return [f"bash scripts/reproduce.sh  # trains, exports and calibrates {path.name}"]
         return []
-    doc = json.loads(meta.get(KEY_ENSEMBLE, "{}"))
+    doc = json.loads(meta[KEY_ENSEMBLE])
     cmds = [doc["command"]] if doc.get("command") else []
     recipe = meta.get("ferfast.calibration")
     if recipe is not None and cmds:
@@ -393,23 +397,46 @@ def evaluate(
         arch=meta.get(KEY_ARCH, "?"),
         precision=meta.get("ferfast.precision", "fp32"),
         sha256=sha256_file(path),
-        publictest={
-            "accuracy": round(m.accuracy, 4),
-            "macro_f1": round(m.macro_f1, 4),
-            "disgust_recall": round(m.disgust_recall, 4),
-            "n": len(y),
-        },
-        latency={
-            "b1_ms": round(b1.median_ms, 4),
-            "b64_ms_per_face": round(b64.median_ms_per_face, 4),
-            "threads": runner.threads,
-            "repeats": [b1.repeats, b64.repeats],
-            "load_1min": round(load, 2),
-        },
+        publictest=publictest_scores(m, len(y)),
+        latency=latency_record(
+            b1.median_ms,
+            b64.median_ms_per_face,
+            runner.threads,
+            [b1.repeats, b64.repeats],
+            load,
+        ),
         commands=rebuild_commands(path, meta),
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        date=utc_now(),
         machine=f"{cpu_info().model}, ORT {_ort_version()}",
     )
+
+
+def publictest_scores(m: Metrics, n: int) -> dict:
+    """The ``publictest`` field of a row: accuracy, macro-F1, disgust recall, face count."""
+    return {
+        "accuracy": round(m.accuracy, 4),
+        "macro_f1": round(m.macro_f1, 4),
+        "disgust_recall": round(m.disgust_recall, 4),
+        "n": n,
+    }
+
+
+def latency_record(
+    b1_ms: float, b64_ms_per_face: float, threads: int, repeats: list[int], load_1min: float
+) -> dict:
+    """The ``latency`` field of a row: medians at batch 1 and 64, and how they were taken."""
+    return {
+        "b1_ms": round(b1_ms, 4),
+        "b64_ms_per_face": round(b64_ms_per_face, 4),
+        "threads": threads,
+        "repeats": repeats,
+        "load_1min": round(load_1min, 2),
+    }
+
+
+def utc_now() -> str:
+    """The ``date`` field of a row."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _ort_version() -> str:

@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import numpy as np
 from ferfast.sysinfo import cpu_info
 
 from .data import load
-from .ensemble import EnsembleRow
+from .ensemble import EnsembleRow, latency_record, publictest_scores, utc_now
 from .metrics import compute_metrics
 from .paths import CACHE, FER2013, REPO, repo_relative
 
@@ -81,23 +80,14 @@ def peer_row(
         arch="fer (TFLite)",
         precision="int8",
         sha256=timing["sha256"],
-        publictest={
-            "accuracy": round(m.accuracy, 4),
-            "macro_f1": round(m.macro_f1, 4),
-            "disgust_recall": round(m.disgust_recall, 4),
-            "n": len(labels),
-        },
-        latency={
-            "b1_ms": round(timing["b1_ms"], 4),
-            # fer classifies the faces of a frame one call at a time.
-            "b64_ms_per_face": round(timing["b64_ms_per_face"], 4),
-            "threads": 2,
-            "repeats": timing["repeats"],
-            "load_1min": round(load_1min, 2),
-        },
+        publictest=publictest_scores(m, len(labels)),
+        # fer classifies the faces of a frame one call at a time: batch 64 is 64 calls.
+        latency=latency_record(
+            timing["b1_ms"], timing["b64_ms_per_face"], 2, timing["repeats"], load_1min
+        ),
         commands=[command],
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=f"{cpu_info().model}, TFLite (tensorflow-cpu) in {FER_VENV.name}",
+        date=utc_now(),
+        machine=f"{cpu_info().model}, TFLite (tensorflow-cpu)",
     )
 
 
