@@ -23,8 +23,6 @@ import pytest
 from ferfast.models import CATALOG
 from ferfast.runtime import OrtRunner
 
-REPO = Path(__file__).resolve().parents[1]
-
 PATHS = {m.name: m.path for m in CATALOG}  # bundled model name -> file
 PATHS["fast"] = Path(os.environ.get("FERFAST_BENCH_INT8", PATHS["fast"]))
 PATHS["fast-fp32"] = Path(os.environ.get("FERFAST_BENCH_FP32", PATHS["fast-fp32"]))
