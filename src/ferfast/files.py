@@ -19,6 +19,7 @@ import numpy as np
 
 from ferfast._types import PathLike
 from ferfast.engine import Engine, FaceResult
+from ferfast.video import FrameReader
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -59,12 +60,15 @@ class FramePrediction:
     """The faces of one image or video frame, or why the file could not be read."""
 
     source: str  # the file's path as found
-    frame: int  # 0 for an image; the frame index (from 0) in a video
+    frame: int  # 0 for an image; the frame's position (from 0) in a video
     faces: list[FaceResult] = field(default_factory=list)
     error: str | None = None  # set when the file could not be read
     image: np.ndarray | None = field(default=None, repr=False)  # BGR, with keep_images=True
     # The input it came from, its kind as decoded ("image" or "video"); None for a missing path.
     input: InputFile | None = field(default=None, repr=False)
+    # Video frames that could not be decoded and were skipped since the previous prediction of
+    # this video (a damaged stretch of the file): the gap in ``frame`` they leave.
+    undecodable: int = 0
 
     def rows(self) -> list[dict[str, Row]]:
         """One flat dict per face: source, frame, face, x, y, w, h, score, emotion, confidence,
@@ -153,39 +157,43 @@ def frame_count(item: InputFile, every: int = 1) -> int:
     return max(0, -(-n // every))
 
 
-def _frames(
-    item: InputFile, every: int
-) -> Iterator[tuple[InputFile, int, np.ndarray | None, str | None]]:
-    """(input as decoded, frame index, frame, error) for each frame of ``item`` to process."""
+@dataclass(frozen=True)
+class _Frame:
+    """A frame of an input to process, or why the input could not be read."""
+
+    input: InputFile  # as decoded
+    index: int
+    image: np.ndarray | None
+    error: str | None
+    undecodable: int = 0  # video frames skipped just before this one
+
+
+def _frames(item: InputFile, every: int) -> Iterator[_Frame]:
+    """Each frame of ``item`` to process (every ``every``-th video frame, by position)."""
     if item.kind in ("image", "unknown"):
         image = _read_image(item.path)
         if image is not None:
-            yield replace(item, kind="image"), 0, image, None
+            yield _Frame(replace(item, kind="image"), 0, image, None)
             return
         if item.kind == "image":
-            yield item, 0, None, "not a readable image"
+            yield _Frame(item, 0, None, "not a readable image")
             return
     video = replace(item, kind="video")
     cap = cv2.VideoCapture(str(item.path))
     try:
         if not cap.isOpened():
-            yield item, 0, None, "not a readable image or video"
+            yield _Frame(item, 0, None, "not a readable image or video")
             return
-        index = 0
+        reader = FrameReader(cap)
         read_any = False
-        while True:
-            if index % every == 0:
-                ok, frame = cap.read()
-            else:
-                ok, frame = cap.grab(), None
-            if not ok:
-                break
-            if frame is not None:
-                read_any = True
-                yield video, index, frame, None
-            index += 1
+        reported = 0  # undecodable frames already attached to a yielded frame
+        while (got := reader.next(decode=lambda i: i % every == 0)) is not None:
+            read_any = True
+            if got.image is not None:
+                yield _Frame(video, got.index, got.image, None, reader.skipped - reported)
+                reported = reader.skipped
         if not read_any:
-            yield item, 0, None, "no frame could be decoded"
+            yield _Frame(item, 0, None, "no frame could be decoded")
     finally:
         cap.release()
 
@@ -212,7 +220,9 @@ def predict_files(
     Yields:
         First one :class:`FramePrediction` with ``error`` set per path that does not exist (or
         an empty folder), then one per image or processed video frame in input order (the
-        folder walk is sorted), with ``error`` set for a file that cannot be read.
+        folder walk is sorted), with ``error`` set for a file that cannot be read. A video's
+        frames that do not decode are skipped (:class:`ferfast.video.FrameReader`): ``frame``
+        is the position in the video, and ``undecodable`` counts the frames skipped before it.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -237,29 +247,36 @@ def predict_files(
 
         total = sum(frame_count(item, every) for item in inputs)
         bar = tqdm(total=total or None, unit="frame", desc="ferfast predict", leave=False)
-    pending: list[tuple[InputFile, int, np.ndarray]] = []
+    pending: list[_Frame] = []
     pixels = 0
 
     def flush() -> Iterator[FramePrediction]:
         nonlocal pixels
-        results = engine.predict_batch([frame for _, _, frame in pending])
-        for (src, index, frame), faces in zip(pending, results, strict=True):
+        frames = [f.image for f in pending if f.image is not None]
+        for f, frame, faces in zip(pending, frames, engine.predict_batch(frames), strict=True):
             image = frame if keep_images else None
-            yield FramePrediction(str(src.path), index, faces, image=image, input=src)
+            yield FramePrediction(
+                str(f.input.path),
+                f.index,
+                faces,
+                image=image,
+                input=f.input,
+                undecodable=f.undecodable,
+            )
         pending.clear()
         pixels = 0
 
     try:
         for item in inputs:
-            for src, index, frame, error in _frames(item, every):
+            for got in _frames(item, every):
                 if bar is not None:
                     bar.update(1)
-                if frame is None:
+                if got.image is None:
                     yield from flush()
-                    yield FramePrediction(str(item.path), index, error=error, input=item)
+                    yield FramePrediction(str(item.path), got.index, error=got.error, input=item)
                     continue
-                pending.append((src, index, frame))
-                pixels += frame.shape[0] * frame.shape[1]
+                pending.append(got)
+                pixels += got.image.shape[0] * got.image.shape[1]
                 if len(pending) >= _BATCH_FRAMES or pixels >= _BATCH_PIXELS:
                     yield from flush()
         yield from flush()

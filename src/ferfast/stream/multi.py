@@ -102,6 +102,7 @@ class MultiStreamLoop:
         per_source = tuple(
             lane.stats.summary(
                 frames_read=lane.source.frames_read,
+                undecodable=lane.source.undecodable,
                 dropped=lane.source.dropped,
                 reconnects=lane.source.reconnects,
             )
@@ -109,6 +110,7 @@ class MultiStreamLoop:
         )
         total = self.stats.summary(
             frames_read=sum(s.frames_read for s in per_source),
+            undecodable=sum(s.undecodable for s in per_source),
             dropped=sum(s.dropped for s in per_source),
             reconnects=sum(s.reconnects for s in per_source),
         )

@@ -133,6 +133,7 @@ class StreamLoop:
         error = str(self.source.error) if reason == "source-failed" else None
         summary = self.stats.summary(
             frames_read=self.source.frames_read,
+            undecodable=self.source.undecodable,
             dropped=self.source.dropped,
             reconnects=self.source.reconnects,
         )

@@ -2,7 +2,8 @@
 
 Live sources (camera, device, URL, GStreamer) keep only the newest frame when inference falls
 behind (older frames are dropped and counted) and reconnect with exponential backoff when they
-fail. File sources never drop a frame and end at the end of the file.
+fail. File sources never drop a frame and end at the end of the file. Both skip frames that do
+not decode (:class:`ferfast.video.FrameReader`, counted in ``undecodable``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Generic, TypeVar
 
 import cv2
 import numpy as np
+
+from ferfast.video import FrameReader, VideoFrame
 
 log = logging.getLogger("ferfast.stream")
 
@@ -155,7 +158,8 @@ def open_capture(
 class Frame:
     """One decoded frame."""
 
-    index: int  # 0-based count of frames read from the source (across reconnects)
+    # 0-based position in the source, across reconnects: frames read, dropped or undecodable
+    index: int
     image: np.ndarray  # BGR uint8 (H, W, 3)
     captured: float  # time.perf_counter() when the frame was decoded
     read_s: float  # seconds spent in VideoCapture.read()
@@ -212,9 +216,13 @@ class FrameSource:
     ``start()`` opens the source synchronously (raising :class:`SourceError` if it cannot be
     opened, or if a file yields no frame at all), then the thread reads until the file ends,
     ``stop()`` is called or a live source cannot be reopened within ``max_reconnects`` attempts.
-    ``realtime`` paces a file at its own frame rate (as a camera would deliver it); it still
-    never drops frames. ``decode_threads``: FFmpeg's decoder threads for a file or URL (0:
-    FFmpeg's choice; see :func:`default_decode_threads`).
+    Frames that do not decode are skipped and counted (:attr:`undecodable`; they leave gaps in
+    :attr:`Frame.index`): a file ends after :data:`~ferfast.video.MAX_FAILED_READS` failed
+    reads in a row, a live source is lost after as many or after ``timeout_s`` of them, and a
+    reconnect succeeds only when a frame decodes. ``realtime`` paces a file at its own frame
+    rate (as a camera would deliver it); it still never drops frames. ``decode_threads``:
+    FFmpeg's decoder threads for a file or URL (0: FFmpeg's choice; see
+    :func:`default_decode_threads`).
     """
 
     def __init__(
@@ -236,9 +244,12 @@ class FrameSource:
             raise ValueError(f"backoff must satisfy 0 < initial <= maximum, got {backoff}")
         if max_reconnects is not None and max_reconnects < 0:
             raise ValueError(f"max_reconnects must be >= 0 or None, got {max_reconnects}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         self.spec = spec
         self._backoff = backoff
         self._max_reconnects = max_reconnects
+        self._timeout_s = timeout_s
         self._realtime = realtime and not spec.live
         if decode_threads < 0:
             raise ValueError(f"decode_threads must be >= 0, got {decode_threads}")
@@ -250,32 +261,41 @@ class FrameSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cap: cv2.VideoCapture | None = None
-        self._first: tuple[np.ndarray, float] | None = None  # a file's probed first frame
+        self._reader: FrameReader | None = None
+        # A frame read before the thread took over (a file's probe, a reconnect's first frame).
+        self._first: VideoFrame | None = None
+        self._base = 0  # positions in the source before the current connection
         self.frames_read = 0
+        self.undecodable = 0  # frames skipped because they did not decode
         self.reconnects = 0
         self.reconnecting = False  # True while a live source is being reopened
         self.error: SourceError | None = None
         self.fps = 0.0
         self.frame_count = 0
 
+    def _reader_for(self, cap: cv2.VideoCapture) -> FrameReader:
+        # A live source whose reads fail for timeout_s in a row is lost (a dead connection, a
+        # server sending garbage); a file's end is a run of failed reads, each one quick.
+        return FrameReader(cap, max_failed_s=self._timeout_s if self.spec.live else None)
+
     def open(self) -> FrameSource:
         """Open the source now; raise :class:`SourceError` when it cannot be opened."""
         if self._cap is None:
             cap = self._open()
+            reader = self._reader_for(cap)
             if not self.spec.live:
                 # A file that opens but decodes to nothing (a text file named .jpg, a truncated
                 # video) is an error now, before the engine loads, not a run of 0 frames.
-                t0 = time.perf_counter()
-                ok, image = cap.read()
-                if not ok or image is None:
+                first = reader.next()
+                if first is None:
                     cap.release()
                     raise SourceError(
                         f"no frame could be read from {self.spec.text}: {_UNDECODABLE}"
                     )
-                self._first = (image, time.perf_counter() - t0)
+                self._first = first
                 self.frame_count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
             self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-            self._cap = cap
+            self._cap, self._reader = cap, reader
         return self
 
     def start(self) -> FrameSource:
@@ -309,46 +329,63 @@ class FrameSource:
         elif self._cap is not None:
             self._cap.release()
             self._cap = None
+        self._reader = None
         self._first = None
         self._box.close()
 
     def _run(self) -> None:
-        cap = self._cap
+        cap, reader = self._cap, self._reader
         period = 1.0 / self.fps if self._realtime and self.fps > 0 else 0.0
         t_start = time.perf_counter()
         try:
             while not self._stop.is_set():
-                assert cap is not None
+                assert cap is not None and reader is not None
                 if period:
-                    ahead = t_start + self.frames_read * period - time.perf_counter()
+                    due = t_start + (self.frames_read + self.undecodable) * period
+                    ahead = due - time.perf_counter()
                     if ahead > 0 and self._stop.wait(ahead):
                         return
-                t0 = time.perf_counter()
-                if self._first is not None:  # stamped now: the probe ran before the engine loaded
-                    (image, read_s), self._first = self._first, None
-                    ok, t0 = True, time.perf_counter() - read_s
+                if self._first is not None:  # stamped now: it was read before the thread ran
+                    got, self._first = self._first, None
                 else:
-                    ok, image = cap.read()
+                    got = reader.next(cancelled=self._stop.is_set)
                 t1 = time.perf_counter()
-                if ok and image is not None:
-                    frame = Frame(self.frames_read, image, t1, t1 - t0)
+                if got is not None and got.image is not None:
+                    if got.skipped:
+                        log.debug(
+                            "skipped %d undecodable frame(s) before frame %d: %s",
+                            got.skipped,
+                            self._base + got.index,
+                            self.spec.text,
+                        )
+                    self.undecodable += got.skipped
                     self.frames_read += 1
+                    frame = Frame(self._base + got.index, got.image, t1, got.read_s)
                     self._box.put(frame, self._stop)
                     continue
                 cap.release()
                 cap = None
+                self._base += reader.position
+                if self._stop.is_set():
+                    return
                 if not self.spec.live:
-                    log.info("end of file after %d frames: %s", self.frames_read, self.spec.text)
+                    log.info(
+                        "end of file after %d frames (%d undecodable skipped): %s",
+                        self.frames_read,
+                        self.undecodable,
+                        self.spec.text,
+                    )
                     return
-                cap = self._reconnect()
-                if cap is None:
+                reopened = self._reconnect()
+                if reopened is None:
                     return
+                cap, reader = reopened
         finally:
             if cap is not None:
                 cap.release()
             self._box.close()
 
-    def _reconnect(self) -> cv2.VideoCapture | None:
+    def _reconnect(self) -> tuple[cv2.VideoCapture, FrameReader] | None:
         """Reopen a live source with exponential backoff; None when stopped or out of attempts."""
         self.reconnecting = True
         try:
@@ -356,7 +393,7 @@ class FrameSource:
         finally:
             self.reconnecting = False
 
-    def _reconnect_loop(self) -> cv2.VideoCapture | None:
+    def _reconnect_loop(self) -> tuple[cv2.VideoCapture, FrameReader] | None:
         delay = self._backoff[0]
         attempt = 0
         log.warning("source lost: %s; reconnecting", self.spec.text)
@@ -377,7 +414,23 @@ class FrameSource:
                 log.warning("reconnect attempt %d failed: %s", attempt, exc)
                 delay = min(delay * 2.0, self._backoff[1])
                 continue
+            # Connected is not enough: a server that sends only undecodable data would otherwise
+            # reconnect forever, each attempt a "success", and never reach max_reconnects.
+            reader = self._reader_for(cap)
+            first = reader.next(cancelled=self._stop.is_set)
+            if first is None:
+                cap.release()
+                if self._stop.is_set():
+                    return None
+                log.warning(
+                    "reconnect attempt %d failed: connected, but no frame decoded: %s",
+                    attempt,
+                    self.spec.text,
+                )
+                delay = min(delay * 2.0, self._backoff[1])
+                continue
+            self._first = first
             self.reconnects += 1
             log.warning("reconnected after %d attempt(s): %s", attempt, self.spec.text)
-            return cap
+            return cap, reader
         return None

@@ -39,6 +39,7 @@ class RunSummary:
 
     frames: int  # frames processed (inference + events)
     frames_read: int  # frames decoded from the source
+    undecodable: int  # frames of the source that did not decode and were skipped
     dropped: int  # frames discarded by a live source because inference was behind
     reconnects: int  # successful reconnects of a live source
     faces: int  # face results over all processed frames
@@ -58,9 +59,9 @@ class RunSummary:
         """Human-readable multi-line summary."""
         first = "n/a" if self.first_result_s is None else f"{self.first_result_s:.2f} s"
         lines = [
-            f"frames {self.frames} processed / {self.frames_read} read, dropped {self.dropped}, "
-            f"reconnects {self.reconnects}, faces {self.faces}, detector runs "
-            f"{self.detections} ({self.redetects} early)",
+            f"frames {self.frames} processed / {self.frames_read} read, undecodable "
+            f"{self.undecodable}, dropped {self.dropped}, reconnects {self.reconnects}, faces "
+            f"{self.faces}, detector runs {self.detections} ({self.redetects} early)",
             f"fps {self.fps:.1f} over {self.elapsed_s:.2f} s ({self.cpu_ms_per_frame:.2f} ms CPU "
             f"per frame), first result after {first}",
             "stage latency (ms):   p50      p95     mean",
@@ -160,8 +161,10 @@ class RunStats:
         elapsed = self.last_result - self.started
         return self.frames / elapsed if elapsed > 0 else 0.0
 
-    def summary(self, *, frames_read: int, dropped: int, reconnects: int) -> RunSummary:
-        """Freeze the counters into a :class:`RunSummary`."""
+    def summary(
+        self, *, frames_read: int, dropped: int, reconnects: int, undecodable: int = 0
+    ) -> RunSummary:
+        """Freeze the counters into a :class:`RunSummary` (with the source's counts)."""
         stages = []
         for name in STAGES:
             data = np.fromiter(self._samples[name], dtype=np.float64) * 1000.0
@@ -181,6 +184,7 @@ class RunStats:
         return RunSummary(
             frames=self.frames,
             frames_read=frames_read,
+            undecodable=undecodable,
             dropped=dropped,
             reconnects=reconnects,
             faces=self.faces,
