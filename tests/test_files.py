@@ -160,7 +160,7 @@ def test_cli_predict_table_jsonl_and_annotate(
     events = [json.loads(line) for line in out.splitlines()]
     assert events and set(events[0]["probs"]) == set(ferfast.EMOTIONS)
     assert events[0]["source"].endswith("a.jpg") and len(events[0]["box"]) == 4
-    drawn = cv2.imread(str(ann / "a.jpg"))
+    drawn = cv2.imread(str(ann / "a.ferfast.jpg"))
     original = cv2.imread(str(photo_dir / "a.jpg"))
     assert drawn is not None and drawn.shape == original.shape
     assert np.abs(drawn.astype(int) - original.astype(int)).sum() > 0  # boxes were drawn
@@ -201,7 +201,7 @@ def test_cli_annotates_every_frame_of_a_video_with_an_unknown_suffix(
     )
     assert code == 0
     assert sorted(p.name for p in ann.iterdir()) == [
-        "clip_000000.jpg",
-        "clip_000002.jpg",
-        "clip_000004.jpg",
+        "clip_000000.ferfast.jpg",
+        "clip_000002.ferfast.jpg",
+        "clip_000004.ferfast.jpg",
     ]

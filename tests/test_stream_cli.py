@@ -181,7 +181,7 @@ def test_engine_and_display_errors_are_clear(
 def test_ctrl_c_ends_cleanly_and_first_result_is_fast(
     face_video: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
-    """SIGINT mid-run: exit 0, summary printed, every JSON line complete; first result < 3 s."""
+    """SIGINT mid-run: exit 130, summary printed, every JSON line complete; first result < 3 s."""
     events = tmp_path / "ev.jsonl"
     cmd = cli_command("--source", face_video, *engine_args(tiny_model), "--realtime")
     cmd += ["--jsonl", str(events)]
@@ -196,7 +196,7 @@ def test_ctrl_c_ends_cleanly_and_first_result_is_fast(
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err
     assert "stopped (interrupted)" in err and "fps" in err and "p50" in err
     lines = read_jsonl(events)  # raises if any line is incomplete or invalid
     assert 10 <= len(lines) < N_FRAMES
@@ -332,8 +332,6 @@ def test_bundled_model_names(name: str, tmp_path: Path, capsys) -> None:
         ),
         (["--model", "absent.onnx"], "model file not found: absent.onnx (--model / model=)"),
         (["--backend", "tensorrt"], "backend 'tensorrt' (--backend / backend=) needs ONNX Runtime"),
-        (["--summary-json", "no/such/dir/s.json"], "directory for --summary-json does not exist"),
-        (["--save-crops", "/proc/crops"], "cannot create the --save-crops directory /proc/crops"),
     ],
 )
 def test_cli_errors_name_the_flag(

@@ -36,6 +36,7 @@ def test_unit_restarts_on_failure_and_stops_with_sigint(tmp_path: Path) -> None:
     service = unit["Service"]
     assert service["Restart"] == "on-failure"
     assert service["KillSignal"] == "SIGINT"  # ferfast-stream's clean stop
+    assert service["SuccessExitStatus"].split() == ["130", "143"]  # its exit status then
     assert service["ExecStart"].endswith("/deploy/jetson/ferfast-kiosk.sh")
     assert unit["Install"]["WantedBy"] == "graphical.target"
     assert os.access(LAUNCHER, os.X_OK)

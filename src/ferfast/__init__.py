@@ -10,13 +10,46 @@ frame -> detect -> preprocess -> run -> results::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from ferfast.engine import Engine, FaceResult
-from ferfast.files import FramePrediction, predict_files
-from ferfast.labels import EMOTIONS
-from ferfast.models import ModelInfo, list_models, model_info, model_path
-from ferfast.preprocess import preprocess
+if TYPE_CHECKING:
+    from ferfast.engine import Engine, FaceResult
+    from ferfast.files import FramePrediction, predict_files
+    from ferfast.labels import EMOTIONS
+    from ferfast.models import ModelInfo, list_models, model_info, model_path
+    from ferfast.preprocess import preprocess
+
+# Names load on first use (PEP 562): ``import ferfast`` and the command lines start without
+# importing NumPy, OpenCV and ONNX Runtime, so an early Ctrl-C meets the CLI's own handler.
+_LAZY = {
+    "EMOTIONS": "ferfast.labels",
+    "Engine": "ferfast.engine",
+    "FaceResult": "ferfast.engine",
+    "FramePrediction": "ferfast.files",
+    "ModelInfo": "ferfast.models",
+    "list_models": "ferfast.models",
+    "model_info": "ferfast.models",
+    "model_path": "ferfast.models",
+    "predict_files": "ferfast.files",
+    "preprocess": "ferfast.preprocess",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ferfast' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "EMOTIONS",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_engine_arguments",
     "below_one",
+    "detector_fallback_note",
     "engine_from_args",
     "fraction",
     "non_negative_int",
@@ -133,6 +134,22 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
         detector_size=args.detector_size,
         score_threshold=args.score_threshold,
         threads=args.threads,
+    )
+
+
+def detector_fallback_note(engine: Engine, requested: str) -> str | None:
+    """A line for the run summary when ``requested`` "auto" fell back to the Haar cascade.
+
+    The fallback's warning is printed when the engine loads; repeated in the summary, it is
+    not lost above a long table.
+    """
+    from ferfast.detect import HaarDetector
+
+    if requested != "auto" or not isinstance(engine.detector, HaarDetector):
+        return None
+    return (
+        "detector: the Haar fallback, YuNet could not be had (finds fewer faces; give a local "
+        "YuNet file with --detector-model, FERFAST_YUNET or 'ferfast download --from FILE')"
     )
 
 

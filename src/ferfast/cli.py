@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .argtypes import (
     add_engine_arguments,
+    detector_fallback_note,
     engine_from_args,
     non_negative_int,
     plain_warnings,
@@ -22,7 +25,8 @@ if TYPE_CHECKING:
     from .files import FramePrediction, InputFile
     from .tensorrt.header import EngineHeader
 
-EXIT_OK, EXIT_ERROR, EXIT_UNAVAILABLE = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE = 0, 1, 2, 2
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def _shape(h: EngineHeader) -> str:
@@ -290,7 +294,16 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--every", type=positive_int, default=1, metavar="N", help="in videos, every N-th frame"
     )
     p.add_argument(
-        "--annotate", metavar="DIR", help="write annotated copies of the images and frames to DIR"
+        "--annotate",
+        metavar="DIR",
+        help="write annotated copies of the images and frames to DIR, named <name>.ferfast.<ext> "
+        "(video frames <name>_<frame>.ferfast.jpg) so that they never replace an input",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --output file and earlier annotated copies (inputs are never "
+        "replaced)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_arguments(p.add_argument_group("engine"))
@@ -298,17 +311,41 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 _TABLE_COLUMNS = ("source", "frame", "face", "box", "score", "emotion", "conf")
+_SOURCE_WIDTH = 40
+
+
+def _cell_width(text: str) -> int:
+    """Terminal columns of ``text``: East Asian wide and fullwidth characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _fit_left(text: str, width: int) -> str:
+    """``text`` padded to ``width`` columns; a longer one keeps its end behind an ellipsis."""
+    if _cell_width(text) > width:
+        kept: list[str] = []
+        room = width - 1  # the ellipsis takes one column
+        for c in reversed(text):
+            room -= _cell_width(c)
+            if room < 0:
+                break
+            kept.append(c)
+        text = "\u2026" + "".join(reversed(kept))
+    return text + " " * (width - _cell_width(text))
 
 
 def _table_line(values: Sequence[str], emotions: Sequence[str]) -> str:
     """One aligned table line: the fixed columns, then one 5-wide column per emotion."""
     source, frame, face, box, score, emotion, conf = values[:7]
-    head = f"{source[-40:]:<40} {frame:>6} {face:>4} {box:<19} {score:>5} {emotion:<8} {conf:>5}"
+    head = (
+        f"{_fit_left(source, _SOURCE_WIDTH)} {frame:>6} {face:>4} {box:<19} {score:>5} "
+        f"{emotion:<8} {conf:>5}"
+    )
     return head + "".join(f" {v:>5}" for v in values[7 : 7 + len(emotions)])
 
 
 class _RowWriter:
-    """Writes face rows as an aligned table, CSV or JSON Lines, to an open text stream."""
+    """Writes face rows as an aligned table, CSV or JSON Lines, to an open text stream; each
+    frame's rows are flushed together, so a killed run leaves every finished frame readable."""
 
     def __init__(self, stream: Any, fmt: str, emotions: Sequence[str]) -> None:
         self.stream, self.fmt, self.emotions = stream, fmt, tuple(emotions)
@@ -320,6 +357,7 @@ class _RowWriter:
             fields = ["source", "frame", "face", "x", "y", "w", "h", "score", "emotion"]
             self._csv = csv.DictWriter(stream, fields + ["confidence", *self.emotions])
             self._csv.writeheader()
+            stream.flush()
 
     def _write(self, line: str) -> None:
         from tqdm import tqdm
@@ -330,7 +368,11 @@ class _RowWriter:
     def write(self, pred: FramePrediction) -> None:
         if self.fmt == "csv":
             self._csv.writerows(pred.rows())
-            return
+        else:
+            self._write_lines(pred)
+        self.stream.flush()
+
+    def _write_lines(self, pred: FramePrediction) -> None:
         for i, face in enumerate(pred.faces):
             if self.fmt == "jsonl":
                 event = {"source": pred.source, "frame": pred.frame, "face": i}
@@ -362,22 +404,69 @@ class _RowWriter:
 
 
 def _annotated_path(root: Path, item: InputFile, frame: int) -> Path:
-    """Where --annotate writes a frame of ``item``: the input's path below its folder argument
-    (a video's frames as <name>_<frame>.jpg; an image in a format OpenCV cannot write, as .png)."""
-    from .files import IMAGE_EXTENSIONS
+    """Where --annotate writes a frame of ``item``: the input's path below its folder argument,
+    named as an annotated copy (files.annotated_name; a video's frames as
+    <name>_<frame>.ferfast.jpg), so that it cannot be an input's name."""
+    from .files import ANNOTATED_MARK, annotated_name
 
     rel = item.relative
     if item.kind == "video":
-        rel = rel.with_name(f"{rel.stem}_{frame:06d}.jpg")
-    elif rel.suffix.lower() not in IMAGE_EXTENSIONS:
-        rel = rel.with_name(rel.name + ".png")
-    return root / rel
+        return root / rel.with_name(f"{rel.stem}_{frame:06d}{ANNOTATED_MARK}.jpg")
+    return root / rel.with_name(annotated_name(rel.name))
+
+
+def _check_annotate(folder: str, inputs: Sequence[InputFile], force: bool) -> Path:
+    """The --annotate folder, after checking that no copy would replace an input or (unless
+    ``force``) an existing file, and that no two inputs map to one copy."""
+    from .files import ANNOTATED_MARK
+    from .outpaths import OutputPathError, check_dir, same_file
+
+    root = check_dir(folder, "--annotate")
+    planned: dict[Path, Path] = {}
+    existing: list[Path] = []
+    for item in inputs:
+        targets = []
+        if item.kind in ("image", "unknown"):
+            targets.append(_annotated_path(root, item, 0))
+        if item.kind in ("video", "unknown"):
+            rel = item.relative
+            frames = (root / rel).parent.glob(f"{glob.escape(rel.stem)}_*{ANNOTATED_MARK}.jpg")
+            existing.extend(frames)
+        for out in targets:
+            if out in planned:
+                raise OutputPathError(
+                    f"--annotate: {planned[out]} and {item.path} would both be written to {out}; "
+                    "annotate them in separate runs or folders"
+                )
+            planned[out] = item.path
+            if any(same_file(out, i.path) for i in inputs):
+                raise OutputPathError(f"--annotate: {out} is an input of this run")
+            if out.exists() or out.is_symlink():
+                existing.append(out)
+    if existing and not force:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise OutputPathError(
+            f"--annotate: {existing[0]}{more} exist(s) from an earlier run; use --force to "
+            "replace annotated copies"
+        )
+    return root
+
+
+def _summary(counts: dict[str, int], notes: Sequence[str]) -> str:
+    line = (
+        f"ferfast predict: {counts['frames']} images/frames, {counts['faces']} faces, "
+        f"{counts['errors']} unreadable"
+    )
+    if counts["undecodable"]:
+        line += f", {counts['undecodable']} undecodable video frames skipped"
+    return "; ".join([line, *notes])
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
     from .files import collect_inputs, predict_files
+    from .outpaths import OutputError, OutputPathError, check_file, open_text
     from .stream.annotate import draw_faces
 
     fmt = args.format
@@ -385,13 +474,32 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         suffix = Path(args.output).suffix.lower() if args.output else ""
         fmt = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "table")
     inputs, missing = collect_inputs(args.paths)
+    # Every output is checked before anything is read or loaded: a bad path costs nothing.
+    try:
+        if args.output:
+            check_file(args.output, "-o", inputs=[i.path for i in inputs], force=args.force)
+        annotate = _check_annotate(args.annotate, inputs, args.force) if args.annotate else None
+    except OutputPathError as exc:
+        print(f"ferfast predict: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     for pred in missing:
         print(f"ferfast predict: skipped {pred.source}: {pred.error}", file=sys.stderr)
-    counts = {"frames": 0, "faces": 0, "errors": len(missing)}
-    annotate = Path(args.annotate) if args.annotate else None
+    counts = {"frames": 0, "faces": 0, "errors": len(missing), "undecodable": 0}
+    notes: list[str] = []
+    small: list[str] = []
+    failure: str | None = None
+    interrupted = False
     if inputs:
         engine = engine_from_args(args)  # only when there is something to read: loading costs
-        stream = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+        fallback = detector_fallback_note(engine, args.detector)
+        if fallback:
+            notes.append(fallback)
+        try:
+            stream = open_text(args.output, "-o", force=args.force) if args.output else sys.stdout
+        except OutputPathError as exc:
+            print(f"ferfast predict: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        target = args.output or "standard output"
         try:
             writer = _RowWriter(stream, fmt, engine.emotions)
             preds = predict_files(
@@ -408,25 +516,61 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                     continue
                 counts["frames"] += 1
                 counts["faces"] += len(pred.faces)
+                counts["undecodable"] += pred.undecodable
+                if not pred.faces and pred.size is not None and min(pred.size) < MIN_IMAGE_SIDE:
+                    small.append(f"{pred.source} ({pred.size[0]}x{pred.size[1]})")
                 writer.write(pred)
                 if annotate is not None and pred.image is not None and pred.input is not None:
                     out = _annotated_path(annotate, pred.input, pred.frame)
-                    out.parent.mkdir(parents=True, exist_ok=True)
                     draw_faces(pred.image, pred.faces, engine.emotions)
-                    if not cv2.imwrite(str(out), pred.image):
-                        raise OSError(f"cannot write annotated image {out} (--annotate)")
+                    _write_image(out, pred.image, cv2)
+        except KeyboardInterrupt:
+            interrupted = True
+        except OutputError as exc:
+            failure = str(exc)
+        except OSError as exc:  # the -o stream itself: disk full, file-size limit, I/O error
+            failure = f"cannot write {target}: {exc.strerror or exc}"
         finally:
             if stream is not sys.stdout:
-                stream.close()
-    print(
-        f"ferfast predict: {counts['frames']} images/frames, {counts['faces']} faces, "
-        f"{counts['errors']} unreadable",
-        file=sys.stderr,
-    )
+                try:
+                    stream.close()
+                except OSError as exc:
+                    failure = failure or f"cannot write {target}: {exc.strerror or exc}"
+    if small:
+        more = f" and {len(small) - 1} more" if len(small) > 1 else ""
+        notes.append(
+            f"{small[0]}{more}: too small for the face detector (images under {MIN_IMAGE_SIDE} "
+            "px a side hold no face it can find)"
+        )
+    print(_summary(counts, notes), file=sys.stderr)
+    if interrupted:
+        print("ferfast predict: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if failure is not None:
+        print(f"ferfast predict: error: {failure}", file=sys.stderr)
+        return EXIT_ERROR
     if counts["frames"] == 0:
         print("ferfast predict: error: nothing could be processed", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
+
+
+# Smaller images hold no face the detectors can find (YuNet's smallest anchor is 10 px at the
+# detector's input size; FER2013's 48 px faces are found, a few pixels are not a face).
+MIN_IMAGE_SIDE = 24
+
+
+def _write_image(path: Path, image: Any, cv2: Any) -> None:
+    """Write an annotated copy; OutputError naming the file when it cannot be written."""
+    from .outpaths import OutputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok = cv2.imwrite(str(path), image)
+    except (OSError, cv2.error) as exc:
+        raise OutputError(f"cannot write the annotated image {path}: {exc}") from exc
+    if not ok:
+        raise OutputError(f"cannot write the annotated image {path} (disk full or no permission?)")
 
 
 def _add_download(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -585,6 +729,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"ferfast {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"ferfast {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return code
 
 

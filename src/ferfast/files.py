@@ -22,16 +22,22 @@ from ferfast.engine import Engine, FaceResult
 from ferfast.video import FrameReader
 
 __all__ = [
+    "ANNOTATED_MARK",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "FramePrediction",
     "InputFile",
+    "annotated_name",
     "collect_inputs",
+    "is_annotated",
     "predict_files",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+# Marks the copies that ``ferfast predict --annotate`` writes: they cannot take an input's name,
+# and a folder scan passes over them, so annotating into the input folder is safe to repeat.
+ANNOTATED_MARK = ".ferfast"
 
 Row = str | int | float  # a value in FramePrediction.rows()
 
@@ -69,6 +75,7 @@ class FramePrediction:
     # Video frames that could not be decoded and were skipped since the previous prediction of
     # this video (a damaged stretch of the file): the gap in ``frame`` they leave.
     undecodable: int = 0
+    size: tuple[int, int] | None = None  # (width, height) of the image or frame, when decoded
 
     def rows(self) -> list[dict[str, Row]]:
         """One flat dict per face: source, frame, face, x, y, w, h, score, emotion, confidence,
@@ -92,6 +99,20 @@ class FramePrediction:
             row.update({name: round(float(p), 4) for name, p in probs})
             out.append(row)
         return out
+
+
+def annotated_name(name: str) -> str:
+    """The file name of an annotated copy of image ``name`` (``photo.jpg`` ->
+    ``photo.ferfast.jpg``); a suffix OpenCV cannot write becomes ``<name>.ferfast.png``."""
+    stem, suffix = os.path.splitext(name)
+    if suffix.lower() not in IMAGE_EXTENSIONS:
+        return f"{name}{ANNOTATED_MARK}.png"
+    return f"{stem}{ANNOTATED_MARK}{suffix}"
+
+
+def is_annotated(path: Path) -> bool:
+    """Whether ``path`` is named as an annotated copy (such files in a folder are not inputs)."""
+    return Path(path.stem).suffix == ANNOTATED_MARK
 
 
 def _kind(path: Path) -> str | None:
@@ -120,6 +141,7 @@ def collect_inputs(paths: Iterable[PathLike]) -> tuple[list[InputFile], list[Fra
                 for p in path.rglob("*")
                 if p.is_file()
                 and _kind(p) is not None
+                and not is_annotated(p)
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
@@ -255,12 +277,14 @@ def predict_files(
         frames = [f.image for f in pending if f.image is not None]
         for f, frame, faces in zip(pending, frames, engine.predict_batch(frames), strict=True):
             image = frame if keep_images else None
+            size = (frame.shape[1], frame.shape[0])
             yield FramePrediction(
                 str(f.input.path),
                 f.index,
                 faces,
                 image=image,
                 input=f.input,
+                size=size,
                 undecodable=f.undecodable,
             )
         pending.clear()

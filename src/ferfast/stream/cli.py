@@ -1,9 +1,11 @@
 """``ferfast-stream``: emotion recognition on camera, file and network streams.
 
-Exit status: 0 when the file ended, --max-frames was reached, the window was closed or the run
-was interrupted (Ctrl-C / SIGTERM); 1 when the source or the engine could not be opened, a file
-source yielded no frame at all (not a video or image OpenCV can decode), a live source could not
-be reconnected, or an output failed; 2 for bad arguments.
+Exit status: 0 when the file ended, --max-frames was reached or the window was closed; 130 after
+Ctrl-C (SIGINT) and 143 after SIGTERM, as shells report a command stopped by those signals (the
+outputs are complete up to the last frame either way); 1 when the source or the engine could not
+be opened, a file source yielded no frame at all (not a video or image OpenCV can decode), a
+live source could not be reconnected, or an output failed; 2 for bad arguments, output paths
+included.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..argtypes import (
     add_engine_arguments,
     below_one,
+    detector_fallback_note,
     engine_from_args,
     fraction,
     non_negative_int,
@@ -31,11 +34,12 @@ from ..argtypes import (
     seconds,
     size,
 )
-from .stats import RunStats, launch_perf_counter
-from .tracking import DEFAULT_APPEARANCE_THRESHOLD, DEFAULT_DETECT_EVERY, IouTracker
 
 if TYPE_CHECKING:
-    from .sources import FrameSource  # imports OpenCV: deferred at run time
+    # Deferred at run time (NumPy, OpenCV): the process reaches main(), and its Ctrl-C
+    # handling, within milliseconds of starting.
+    from .sources import FrameSource
+    from .tracking import IouTracker
 
 log = logging.getLogger("ferfast.stream")
 
@@ -52,6 +56,8 @@ def _fourcc(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ferfast-stream``."""
+    from .tracking import DEFAULT_APPEARANCE_THRESHOLD, DEFAULT_DETECT_EVERY
+
     p = argparse.ArgumentParser(
         prog="ferfast-stream",
         description="Facial-emotion recognition on a camera, video file or network stream.",
@@ -112,8 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up after N failed reconnect attempts in a row (default: never)",
     )
 
-    out = p.add_argument_group("output")
+    out = p.add_argument_group(
+        "output",
+        "with none of --jsonl, --output, --display and --save-crops, the JSON Lines "
+        "records go to standard output",
+    )
     out.add_argument("--jsonl", metavar="FILE|-", help="write one JSON object per frame")
+    out.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing output files (--jsonl, --output, --summary-json) and crops in "
+        "--save-crops; inputs are never replaced",
+    )
+    out.add_argument(
+        "--append", action="store_true", help="add to an existing --jsonl file instead"
+    )
     out.add_argument(
         "--output",
         metavar="OUT.mp4",
@@ -194,10 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Interrupts:
-    """SIGINT / SIGTERM set a stop event (a second SIGINT raises KeyboardInterrupt)."""
+    """SIGINT / SIGTERM set a stop event (a second SIGINT raises KeyboardInterrupt); ``signum``
+    is the first signal received."""
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
+        self.signum: int | None = None
         self._saved: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupts:
@@ -210,7 +231,13 @@ class _Interrupts:
         if self.stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         log.info("%s received, stopping", signal.Signals(signum).name)
+        if self.signum is None:
+            self.signum = signum
         self.stop.set()
+
+    def exit_status(self) -> int:
+        """128 + the signal number, as a shell reports a command stopped by that signal."""
+        return 128 + (self.signum or signal.SIGINT)
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._saved.items():
@@ -262,6 +289,8 @@ def _open_source(args: argparse.Namespace, text: str, index: int | None = None) 
 
 def _make_tracker(args: argparse.Namespace, emotions: Sequence[str]) -> IouTracker:
     """The tracker the tracking flags of ``args`` ask for."""
+    from .tracking import IouTracker
+
     return IouTracker(
         emotions,
         iou_threshold=args.iou_threshold,
@@ -277,47 +306,99 @@ def _write_summary(path: str, data: dict[str, object]) -> bool:
     try:
         Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
-        _error(f"cannot write --summary-json: {exc}")
+        _error(f"cannot write --summary-json {path}: {exc.strerror or exc}")
         return False
     return True
 
 
-def _main_many(args: argparse.Namespace, launched: float) -> int:
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Check every output path before a source opens (OutputPathError names the problem).
+
+    With no output chosen the records go to standard output.
+    """
+    from ..outpaths import OutputPathError, check_file
+
+    if not (args.jsonl or args.output or args.display or args.fullscreen or args.save_crops):
+        args.jsonl = "-"
+    inputs = [text for text in args.source if Path(text).is_file()]
+    files = [
+        ("--jsonl", args.jsonl if args.jsonl != "-" else None),
+        ("--output", args.output),
+        ("--summary-json", args.summary_json),
+    ]
+    seen: dict[Path, str] = {}
+    for option, path in files:
+        if not path:
+            continue
+        append = args.append if option == "--jsonl" else None
+        check_file(path, option, inputs=inputs, force=args.force, append=append)
+        key = Path(path).resolve()
+        if key in seen:
+            raise OutputPathError(f"{seen[key]} and {option} name the same file {path}")
+        seen[key] = option
+    if args.append and not (args.jsonl and args.jsonl != "-"):
+        raise OutputPathError("--append adds to a --jsonl file; give --jsonl FILE")
+    if args.save_crops:
+        from .crops import CropWriter
+
+        CropWriter(args.save_crops, force=args.force)  # creates the folder, refuses old crops
+
+
+def _notes(engine: Any, args: argparse.Namespace) -> list[str]:
+    """Lines that the final summary repeats (the detector fallback)."""
+    note = detector_fallback_note(engine, args.detector)
+    return [note] if note else []
+
+
+def _close(outputs: Any, failure: str | None) -> str | None:
+    """Close the outputs; the first failure (the run's own, else a close's)."""
+    from ..outpaths import OutputError
+
+    try:
+        outputs.close()
+    except OutputError as exc:
+        return failure or str(exc)
+    return failure
+
+
+def _main_many(args: argparse.Namespace, launched: float, interrupts: _Interrupts) -> int:
     """Several sources in one process (:class:`MultiStreamLoop`); returns the exit status."""
     from .events import JsonlWriter
     from .multi import Lane, MultiStreamLoop
+    from .stats import RunStats
 
-    stop = threading.Event()
     sources: list[FrameSource] = []
     jsonl = None
+    notes: list[str] = []
     try:
-        with _Interrupts(stop):
-            for i, text in enumerate(args.source):
-                sources.append(_open_source(args, text, i))
-            engine = engine_from_args(args)
-            emotions = tuple(engine.emotions)
-            lanes = [
-                Lane(source.start(), _make_tracker(args, emotions), RunStats(launched))
-                for source in sources
-            ]
-            if args.jsonl:
-                jsonl = JsonlWriter(args.jsonl, emotions)
-            loop = MultiStreamLoop(
-                engine,
-                lanes,
-                jsonl,
-                max_frames=args.max_frames,
-                stats=RunStats(launched),
-                stop=stop,
-                detect_every=args.detect_every,
-                redetect_threshold=args.appearance_threshold,
-            )
-            result = loop.run()
+        for i, text in enumerate(args.source):
+            sources.append(_open_source(args, text, i))
+        engine = engine_from_args(args)
+        notes = _notes(engine, args)
+        emotions = tuple(engine.emotions)
+        lanes = [
+            Lane(source.start(), _make_tracker(args, emotions), RunStats(launched))
+            for source in sources
+        ]
+        if args.jsonl:
+            jsonl = JsonlWriter(args.jsonl, emotions, force=args.force, append=args.append)
+        loop = MultiStreamLoop(
+            engine,
+            lanes,
+            jsonl,
+            max_frames=args.max_frames,
+            stats=RunStats(launched),
+            stop=interrupts.stop,
+            detect_every=args.detect_every,
+            redetect_threshold=args.appearance_threshold,
+        )
+        result = loop.run()
     finally:
         for source in sources:
             source.stop()
-        if jsonl is not None:
-            jsonl.close()
+    failure = result.error
+    if jsonl is not None:
+        failure = _close(jsonl, failure)
 
     print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
     for i, (summary, error) in enumerate(zip(result.sources, result.errors, strict=True)):
@@ -327,6 +408,8 @@ def _main_many(args: argparse.Namespace, launched: float) -> int:
             print(f"  error: {error}", file=sys.stderr)
     print(f"all {len(result.sources)} sources:", file=sys.stderr)
     print("  " + result.summary.format().replace("\n", "\n  "), file=sys.stderr)
+    for note in notes:
+        print(f"  {note}", file=sys.stderr)
     if args.summary_json:
         data = result.summary.as_dict() | {"reason": result.reason}
         data["sources"] = [
@@ -335,93 +418,108 @@ def _main_many(args: argparse.Namespace, launched: float) -> int:
         ]
         if not _write_summary(args.summary_json, data):
             return 1
+    if failure:
+        return _error(failure)
     failed = [f"#{i}: {err}" for i, err in enumerate(result.errors) if err]
     if failed:
         return _error(f"source {'; '.join(failed)}")
+    if result.reason == "interrupted":
+        return interrupts.exit_status()
     return 0
 
 
-def _main_one(args: argparse.Namespace, launched: float) -> int:
+def _main_one(args: argparse.Namespace, launched: float, interrupts: _Interrupts) -> int:
     """One source (:class:`StreamLoop`, with every output); returns the exit status."""
     from .crops import CropWriter
     from .events import JsonlWriter
     from .kiosk import Window, display_available, require_gui, x_display_reachable
     from .pipeline import Outputs, StreamLoop, progress_bar
     from .recorder import VideoRecorder
+    from .stats import RunStats
 
-    stop = threading.Event()
     outputs = Outputs()
     source: FrameSource | None = None
+    notes: list[str] = []
     try:
-        with _Interrupts(stop):
-            source = _open_source(args, args.source[0])
-            if args.display or args.fullscreen:
-                require_gui()  # before the model loads: a headless OpenCV cannot open windows
-                if not display_available():
-                    raise RuntimeError("--display needs a graphical session; DISPLAY is not set")
-                if not x_display_reachable():
-                    raise RuntimeError(f"cannot connect to X display {os.environ['DISPLAY']}")
-            engine = engine_from_args(args)
-            emotions = tuple(engine.emotions)
-            tracker = _make_tracker(args, emotions)
-            if args.jsonl:
-                outputs.jsonl = JsonlWriter(args.jsonl, emotions)
-            if args.output:
-                outputs.video = VideoRecorder(args.output, source.fps, fourcc=args.fourcc)
-            if args.save_crops:
-                try:
-                    outputs.crops = CropWriter(args.save_crops)
-                except OSError as exc:
-                    raise OSError(
-                        f"cannot create the --save-crops directory {args.save_crops}: "
-                        f"{exc.strerror or exc}"
-                    ) from exc
-            if args.display or args.fullscreen:
-                outputs.window = Window(fullscreen=args.fullscreen, size=args.kiosk_size)
-                if args.fullscreen:
-                    outputs.kiosk_size = outputs.window.size
-            total = source.frame_count
-            if args.max_frames is not None:
-                total = min(total, args.max_frames) if total else args.max_frames
-            outputs.progress = progress_bar(
-                total, not source.spec.live and not args.no_progress and sys.stderr.isatty()
+        source = _open_source(args, args.source[0])
+        if args.display or args.fullscreen:
+            require_gui()  # before the model loads: a headless OpenCV cannot open windows
+            if not display_available():
+                raise RuntimeError("--display needs a graphical session; DISPLAY is not set")
+            if not x_display_reachable():
+                raise RuntimeError(f"cannot connect to X display {os.environ['DISPLAY']}")
+        engine = engine_from_args(args)
+        notes = _notes(engine, args)
+        emotions = tuple(engine.emotions)
+        tracker = _make_tracker(args, emotions)
+        if args.jsonl:
+            outputs.jsonl = JsonlWriter(args.jsonl, emotions, force=args.force, append=args.append)
+        if args.output:
+            outputs.video = VideoRecorder(
+                args.output, source.fps, fourcc=args.fourcc, force=args.force
             )
-            loop = StreamLoop(
-                engine,
-                source.start(),
-                tracker,
-                outputs,
-                max_frames=args.max_frames,
-                stats=RunStats(launched),
-                stop=stop,
-                detect_every=args.detect_every,
-                redetect_threshold=args.appearance_threshold,
-            )
-            result = loop.run()
+        if args.save_crops:
+            # Checked (and created) before the source opened; crops of this run are welcome.
+            outputs.crops = CropWriter(args.save_crops, force=True)
+        if args.display or args.fullscreen:
+            outputs.window = Window(fullscreen=args.fullscreen, size=args.kiosk_size)
+            if args.fullscreen:
+                outputs.kiosk_size = outputs.window.size
+        total = source.frame_count
+        if args.max_frames is not None:
+            total = min(total, args.max_frames) if total else args.max_frames
+        outputs.progress = progress_bar(
+            total, not source.spec.live and not args.no_progress and sys.stderr.isatty()
+        )
+        loop = StreamLoop(
+            engine,
+            source.start(),
+            tracker,
+            outputs,
+            max_frames=args.max_frames,
+            stats=RunStats(launched),
+            stop=interrupts.stop,
+            detect_every=args.detect_every,
+            redetect_threshold=args.appearance_threshold,
+        )
+        result = loop.run()
+    except BaseException:
+        _close(outputs, None)  # the error in flight is the one to report
+        raise
     finally:
         if source is not None:
             source.stop()
-        outputs.close()
+    failure = _close(outputs, result.error)
 
     print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
     print(result.summary.format(), file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
     if args.summary_json:
         data = result.summary.as_dict() | {"reason": result.reason}
         if not _write_summary(args.summary_json, data):
             return 1
-    if result.error:
-        return _error(result.error)
+    if failure:
+        return _error(failure)
+    if result.reason == "interrupted":
+        return interrupts.exit_status()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ferfast-stream``; returns the exit status."""
-    with plain_warnings(log.warning):
-        return _run(argv)
+    try:
+        with plain_warnings(log.warning):
+            return _run(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the handlers are in place, or a second one
+        print("ferfast-stream: interrupted", file=sys.stderr)
+        return 130
 
 
 def _run(argv: Sequence[str] | None) -> int:
     """Parse the arguments, run the stream(s), print the summary; returns the exit status."""
+    from .stats import launch_perf_counter
+
     # Time to first result: from process launch for the console script, else from this call.
     launched = launch_perf_counter() if argv is None else time.perf_counter()
     parser = build_parser()
@@ -437,23 +535,30 @@ def _run(argv: Sequence[str] | None) -> int:
     )
     if args.reconnect_max_delay < args.reconnect_delay:
         args.reconnect_max_delay = args.reconnect_delay
-    if args.summary_json and not Path(args.summary_json).parent.is_dir():
-        # Checked now: the summary is written after the run, too late to find out.
-        parent = Path(args.summary_json).parent
-        return _error(f"directory for --summary-json does not exist: {parent}")
+
+    from ..outpaths import OutputPathError
+
+    # Every output path is checked before a source or the model opens: a bad one costs nothing.
+    try:
+        _check_outputs(args)
+    except OutputPathError as exc:
+        print(f"ferfast-stream: error: {exc}", file=sys.stderr)
+        return 2
 
     import cv2  # deferred (like every heavy import here): --help and bad arguments stay fast
 
+    stop = threading.Event()
     # SourceError is a RuntimeError; every failure to open or run prints one line, no traceback.
     try:
-        if len(args.source) > 1:
-            return _main_many(args, launched)
-        return _main_one(args, launched)
+        with _Interrupts(stop) as interrupts:
+            if len(args.source) > 1:
+                return _main_many(args, launched, interrupts)
+            return _main_one(args, launched, interrupts)
+    except OutputPathError as exc:
+        print(f"ferfast-stream: error: {exc}", file=sys.stderr)
+        return 2
     except (OSError, ValueError, TypeError, RuntimeError, ImportError, cv2.error) as exc:
         return _error(exc)
-    except KeyboardInterrupt:
-        print("ferfast-stream: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

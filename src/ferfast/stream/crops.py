@@ -9,16 +9,28 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ferfast.outpaths import OutputError, OutputPathError, check_dir
+
 if TYPE_CHECKING:
     from ferfast.engine import FaceResult
 
 
 class CropWriter:
-    """Saves each tracked face as ``f<frame>_id<id>_<emotion>.jpg`` in ``directory``."""
+    """Saves each tracked face as ``f<frame>_id<id>_<emotion>.jpg`` in ``directory``.
 
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+    ``directory`` is created if needed; one that holds crops of an earlier run is refused unless
+    ``force`` (the new run would replace them by name).
+    """
+
+    def __init__(self, directory: str | Path, *, force: bool = False) -> None:
+        self.directory = check_dir(directory, "--save-crops")
+        if not force:
+            earlier = next(self.directory.glob("f*_id*_*.jpg"), None)
+            if earlier is not None:
+                raise OutputPathError(
+                    f"--save-crops {self.directory} holds crops of an earlier run ({earlier.name}"
+                    "); use --force to replace them, or another folder"
+                )
         self.written = 0
 
     def write(self, frame_index: int, image: np.ndarray, faces: Sequence[FaceResult]) -> None:
@@ -31,6 +43,11 @@ class CropWriter:
             if x1 <= x0 or y1 <= y0:
                 continue
             name = f"f{frame_index:07d}_id{face.track_id}_{face.emotion}.jpg"
-            if not cv2.imwrite(str(self.directory / name), image[y0:y1, x0:x1]):
-                raise OSError(f"cannot write crop {self.directory / name}")
+            path = self.directory / name
+            try:
+                ok = cv2.imwrite(str(path), image[y0:y1, x0:x1])
+            except cv2.error as exc:
+                raise OutputError(f"cannot write the crop {path}: {exc}") from exc
+            if not ok:
+                raise OutputError(f"cannot write the crop {path} (disk full or no permission?)")
             self.written += 1

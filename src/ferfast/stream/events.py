@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+
+from ferfast.outpaths import OutputError, check_file, open_text
 
 if TYPE_CHECKING:
     from ferfast.engine import FaceResult
@@ -47,20 +48,28 @@ class JsonlWriter:
     """Writes one JSON object per line to a file or stdout (``"-"``), flushing every line.
 
     Each line is written with a single ``write`` call and flushed, so an interrupted run leaves
-    only complete lines behind.
+    only complete lines behind. A file is opened under an advisory lock (another run writing it
+    is refused), new unless ``force`` (replace it) or ``append`` (add to it); a failed write
+    raises :class:`~ferfast.outpaths.OutputError` naming the file.
     """
 
-    def __init__(self, target: str | Path, emotions: Sequence[str]) -> None:
+    def __init__(
+        self,
+        target: str | Path,
+        emotions: Sequence[str],
+        *,
+        force: bool = False,
+        append: bool = False,
+    ) -> None:
         if not isinstance(target, (str, Path)):
             raise TypeError(f"jsonl target must be a path or '-', got {type(target).__name__}")
         self.emotions = tuple(emotions)
         self.lines = 0
         self._own = str(target) != "-"
+        self.name = str(target) if self._own else "standard output"
         if self._own:
-            path = Path(target)
-            if path.parent and not path.parent.exists():
-                raise ValueError(f"directory for --jsonl does not exist: {path.parent}")
-            self._fh: TextIO = open(path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+            check_file(target, "--jsonl", force=force, append=append)
+            self._fh: TextIO = open_text(target, "--jsonl", force=force, append=append)
         else:
             self._fh = sys.stdout
 
@@ -73,16 +82,21 @@ class JsonlWriter:
         try:
             self._fh.write(line + "\n")
             self._fh.flush()
-        except (BrokenPipeError, io.UnsupportedOperation, ValueError) as exc:
-            raise OSError(f"cannot write JSON Lines output: {exc}") from exc
+        except (OSError, ValueError) as exc:  # disk full, closed pipe, closed stream
+            why = getattr(exc, "strerror", None) or exc
+            raise OutputError(f"cannot write the JSON Lines output {self.name}: {why}") from exc
         self.lines += 1
 
     def close(self) -> None:
         """Close the file (stdout is only flushed)."""
-        if self._own:
-            self._fh.close()
-        else:
-            self._fh.flush()
+        try:
+            if self._own:
+                self._fh.close()
+            else:
+                self._fh.flush()
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise OutputError(f"cannot write the JSON Lines output {self.name}: {why}") from exc
 
     def __enter__(self) -> JsonlWriter:
         return self

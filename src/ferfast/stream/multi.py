@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ferfast.detect import Detection
+from ferfast.outpaths import OutputError
 
 from .cadence import Cadence, DetectAhead, FrameFaces, Plan, Staged
 from .events import JsonlWriter
@@ -49,7 +50,8 @@ class MultiRunResult:
     summary: RunSummary  # all sources together (frames, faces, fps over the run)
     sources: tuple[RunSummary, ...]
     errors: tuple[str | None, ...]
-    reason: str  # "end" | "max-frames" | "interrupted"
+    reason: str  # "end" | "max-frames" | "interrupted" | "output-failed"
+    error: str | None = None  # why an output failed (reason "output-failed")
 
 
 @dataclass
@@ -90,8 +92,12 @@ class MultiStreamLoop:
         """Process frames; return the summaries and the reason the loop ended."""
         for lane in self.lanes:
             lane.ahead = DetectAhead(lane.source, _cadence(lane).detect, self.detect_every).start()
+        error = None
         try:
-            reason = self._loop()
+            try:
+                reason = self._loop()
+            except OutputError as exc:  # the run ends; what was written stays (summary says)
+                reason, error = "output-failed", str(exc)
             self.stats.finish()
             for lane in self.lanes:
                 lane.stats.finish()
@@ -117,7 +123,7 @@ class MultiStreamLoop:
         errors = tuple(
             None if lane.source.error is None else str(lane.source.error) for lane in self.lanes
         )
-        return MultiRunResult(total, per_source, errors, reason)
+        return MultiRunResult(total, per_source, errors, reason, error)
 
     def _loop(self) -> str:
         t_wait = time.perf_counter()

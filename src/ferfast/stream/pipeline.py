@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ferfast.detect import Detection
+from ferfast.outpaths import OutputError
 
 from .annotate import draw_faces, draw_fps
 from .cadence import Cadence, DetectAhead, Staged
@@ -74,7 +75,8 @@ class RunResult:
     """Why the loop ended and what it did."""
 
     summary: RunSummary
-    reason: str  # "end" | "max-frames" | "interrupted" | "window-closed" | "source-failed"
+    # "end" | "max-frames" | "interrupted" | "window-closed" | "source-failed" | "output-failed"
+    reason: str
     error: str | None = None
 
 
@@ -125,12 +127,17 @@ class StreamLoop:
     def run(self) -> RunResult:
         """Process frames; return the summary and the reason the loop ended."""
         ahead = DetectAhead(self.source, self._cadence.detect, self.detect_every).start()
+        error = None
         try:
-            reason = self._loop(ahead)
+            try:
+                reason = self._loop(ahead)
+            except OutputError as exc:  # the run ends; what was written stays (summary says)
+                reason, error = "output-failed", str(exc)
             self.stats.finish()
         finally:
             ahead.stop()
-        error = str(self.source.error) if reason == "source-failed" else None
+        if reason == "source-failed":
+            error = str(self.source.error)
         summary = self.stats.summary(
             frames_read=self.source.frames_read,
             undecodable=self.source.undecodable,

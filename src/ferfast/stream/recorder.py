@@ -18,7 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ferfast.outpaths import OutputError, check_file, hold_lock
+
 log = logging.getLogger("ferfast.stream")
+
+# Free space is checked every this many frames, and kept above this margin (bytes).
+_SPACE_CHECK_EVERY = 10
+_SPACE_MARGIN = 1 << 20
 
 # Per suffix: (preferred codec, fallback codec that every OpenCV FFmpeg build can write).
 _CODECS = {
@@ -74,15 +80,21 @@ class VideoRecorder:
     (``mp4v`` / MJPG) instead; :attr:`fourcc` is the codec actually used.
     """
 
-    def __init__(self, path: str | Path, fps: float = 30.0, fourcc: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float = 30.0,
+        fourcc: str | None = None,
+        *,
+        force: bool = False,
+    ) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in _CODECS:
             raise ValueError(
                 f"--output must end in one of {sorted(_CODECS)}, got {self.path.name!r}"
             )
-        if not self.path.parent.exists():
-            raise ValueError(f"directory for --output does not exist: {self.path.parent}")
+        check_file(self.path, "--output", force=force)
         self.fps = fps if fps and 1.0 <= fps <= 240.0 else 30.0
         preferred, self._fallback = _CODECS[suffix]
         self.fourcc = preferred if fourcc is None else check_fourcc(fourcc)
@@ -91,6 +103,10 @@ class VideoRecorder:
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
+        # OpenCV's writer reports no write errors: the lock file descriptor also lets the
+        # recorder watch the file grow, and the free space is checked as it grows.
+        self._created = not self.path.exists()
+        self._lock = hold_lock(self.path, "--output")
 
     def _fall_back(self, reason: str) -> None:
         if self.fourcc == self._fallback:
@@ -126,9 +142,44 @@ class VideoRecorder:
             image = cv2.resize(image, self._size)
         self._writer.write(image)
         self.frames += 1
+        if self.frames % _SPACE_CHECK_EVERY == 0:
+            self._check_space()
+
+    def _check_space(self) -> None:
+        """OutputError when the disk is nearly full: stopping while the container's index
+        still fits keeps the frames written so far playable."""
+        try:
+            st = os.statvfs(self.path.parent)
+            size = self.path.stat().st_size
+        except OSError as exc:
+            raise OutputError(f"cannot write the video {self.path}: {exc.strerror}") from exc
+        free = st.f_bavail * st.f_frsize
+        per_frame = size / max(self.frames, 1)
+        # The index takes tens of bytes a frame; the encoder holds up to ~64 frames back.
+        need = _SPACE_MARGIN + 64 * self.frames + 64 * per_frame
+        if free < need:
+            raise OutputError(
+                f"cannot write the video {self.path}: the disk is nearly full "
+                f"({free / 1e6:.1f} MB free); stopped after {self.frames} frames"
+            )
 
     def close(self) -> None:
-        """Finish the file."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        """Finish the file; OutputError if it could not be finished into a readable video."""
+        if self._writer is None:  # no frame came: leave no empty file behind
+            if self._created and self.path.stat().st_size == 0:
+                self.path.unlink(missing_ok=True)
+            self._lock.release()
+            return
+        self._writer.release()
+        self._writer = None
+        self._lock.release()
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            readable = cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0
+        finally:
+            cap.release()
+        if not readable:
+            raise OutputError(
+                f"cannot write the video {self.path}: the file is not readable after "
+                f"{self.frames} frames (disk full or file-size limit?)"
+            )
