@@ -20,74 +20,112 @@
 # uses ${PYTHON:-python3} itself (scripts/python-env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/python-env.sh
 DATA=${FERFAST_DATA:-../shared/data/fer2013}
 FULL=${FERFAST_FULL:-0}
+# FERFAST_DRY_RUN=1: print the stages and their commands, run nothing.
+DRY=${FERFAST_DRY_RUN:-0}
+if [ "$DRY" = 1 ]; then
+  PY=python
+else
+  source scripts/python-env.sh
+fi
+run() {
+  if [ "$DRY" = 1 ]; then echo "  + $*"; else "$@"; fi
+}
+# stage WHAT ESTIMATE: the stage header, with its place among the stages and its expected time
+# on a 2-core CPU (every stage resumes, so a rerun skips what is done).
+STAGE=0
+STAGES=7
+stage() {
+  STAGE=$((STAGE + 1))
+  printf '\nreproduce: stage %d/%d: %s, about %s\n' "$STAGE" "$STAGES" "$1" "$2" >&2
+}
+if [ "$FULL" = 1 ]; then
+  echo "reproduce: $STAGES stages, about 12 h on a 2-core CPU (FERFAST_FULL=1)" >&2
+else
+  echo "reproduce: $STAGES stages, about 2 h on a 2-core CPU (FERFAST_FULL=1 retrains all)" >&2
+fi
 MODELS=src/ferfast/models
 # f v1 as shipped before the fine-tune: the commit and the file's sha256.
 V1_COMMIT=50b91f3
 V1_SHA256=1df3c1df8dc8aba06ddaaaf7ebeec3f333bea813574e1923c10adac16b9e0653
 
-"$PY" -m pip install -q torch==2.13.0
-"$PY" -m pip install -q ".[train]"
+stage "Python packages (torch CPU build, ferfast[train])" "1 min"
+run "$PY" -m pip install -q torch==2.13.0
+run "$PY" -m pip install -q ".[train]"
 
 KD=(--strategy sqrt --distill-alpha 0.5 --distill-temp 3 --ema 0.999 --resume)
-mkdir -p runs/v1
+run mkdir -p runs/v1
 if [ "$FULL" = 1 ]; then
+  stage "retrain the teacher t1_90, the a3 teachers and f v1 (four 90-epoch runs)" "10 h"
   # The strong teacher, then f v1 from its two a3 teachers.
-  "$PY" -m training.train --data "$DATA" --out runs/t1_90 --arch t1 --strategy sqrt --epochs 90 \
+  run "$PY" -m training.train --data "$DATA" --out runs/t1_90 --arch t1 --strategy sqrt --epochs 90 \
     --threads 2 --resume
-  "$PY" -m training.teacher export --data "$DATA" runs/t1_90/best.pt training/teachers/t1_90
-  "$PY" -m training.train --data "$DATA" --out runs/main --arch a3 --strategy sqrt --epochs 90 \
+  run "$PY" -m training.teacher export --data "$DATA" runs/t1_90/best.pt training/teachers/t1_90
+  run "$PY" -m training.train --data "$DATA" --out runs/main --arch a3 --strategy sqrt --epochs 90 \
     --threads 1 --resume
-  "$PY" -m training.export --data "$DATA" runs/main/best.pt runs/main/teacher.onnx
-  "$PY" -m training.train --data "$DATA" --out runs/kd --arch a3 --threads 2 --epochs 90 \
+  run "$PY" -m training.export --data "$DATA" runs/main/best.pt runs/main/teacher.onnx
+  run "$PY" -m training.train --data "$DATA" --out runs/kd --arch a3 --threads 2 --epochs 90 \
     --teacher runs/main/teacher.onnx "${KD[@]}"
-  "$PY" -m training.export --data "$DATA" runs/kd/best.pt runs/kd/student.onnx
-  "$PY" -m training.train --data "$DATA" --out runs/kd_f --arch f --threads 2 --epochs 90 \
+  run "$PY" -m training.export --data "$DATA" runs/kd/best.pt runs/kd/student.onnx
+  run "$PY" -m training.train --data "$DATA" --out runs/kd_f --arch f --threads 2 --epochs 90 \
     --teacher runs/main/teacher.onnx,runs/kd/student.onnx "${KD[@]}"
-  "$PY" -m training.export --data "$DATA" runs/kd_f/best.pt runs/v1/ferfast_fp32.onnx
+  run "$PY" -m training.export --data "$DATA" runs/kd_f/best.pt runs/v1/ferfast_fp32.onnx
 else
-  git show "$V1_COMMIT:$MODELS/ferfast_fp32.onnx" > runs/v1/ferfast_fp32.onnx
-  echo "$V1_SHA256  runs/v1/ferfast_fp32.onnx" | sha256sum -c --quiet
+  stage "f v1 from git history, sha256-checked" "a few seconds"
+  if [ "$DRY" = 1 ]; then
+    echo "  + git show $V1_COMMIT:$MODELS/ferfast_fp32.onnx > runs/v1/ferfast_fp32.onnx"
+  else
+    git show "$V1_COMMIT:$MODELS/ferfast_fp32.onnx" > runs/v1/ferfast_fp32.onnx
+    echo "$V1_SHA256  runs/v1/ferfast_fp32.onnx" | sha256sum -c --quiet
+  fi
 fi
-"$PY" -m training.teacher verify training/teachers/t1_90
+run "$PY" -m training.teacher verify training/teachers/t1_90
 
+stage "fast: fine-tune f v1 with the teacher t1_90 (35 epochs), evaluate, export, INT8" "75 min"
 # fast: v1 fine-tuned by the mean of t1_90 and v1 itself.
-"$PY" -m training.train --data "$DATA" --out runs/kd_f2 --arch f --threads 2 --epochs 35 \
+run "$PY" -m training.train --data "$DATA" --out runs/kd_f2 --arch f --threads 2 --epochs 35 \
   --lr 0.01 --warmup-epochs 1 --init-from runs/v1/ferfast_fp32.onnx \
   --teacher t1_90,runs/v1/ferfast_fp32.onnx "${KD[@]}"
-"$PY" -m training.evaluate --data "$DATA" runs/kd_f2/best.pt --out runs/kd_f2/report
-"$PY" -m training.export --data "$DATA" runs/kd_f2/best.pt "$MODELS/ferfast_fp32.onnx"
-"$PY" -m calibration.compare --fp32 "$MODELS/ferfast_fp32.onnx" --ship --test-data "$DATA"
+run "$PY" -m training.evaluate --data "$DATA" runs/kd_f2/best.pt --out runs/kd_f2/report
+run "$PY" -m training.export --data "$DATA" runs/kd_f2/best.pt "$MODELS/ferfast_fp32.onnx"
+run "$PY" -m calibration.compare --fp32 "$MODELS/ferfast_fp32.onnx" --ship --test-data "$DATA"
 
+stage "accurate: fast + t1_90 fused into one graph, INT8, accuracy and latency records" "5 min"
 # accurate: fast + t1_90 in one graph, INT8 by the method that agrees best with its float model.
-"$PY" -m training.ensemble fuse "$MODELS/ferfast_fp32.onnx" t1_90 \
+run "$PY" -m training.ensemble fuse "$MODELS/ferfast_fp32.onnx" t1_90 \
   --out "$MODELS/ferfast_accurate_fp32.onnx"
-"$PY" -m calibration --fp32 "$MODELS/ferfast_accurate_fp32.onnx" \
+run "$PY" -m calibration --fp32 "$MODELS/ferfast_accurate_fp32.onnx" \
   --out "$MODELS/ferfast_accurate_int8.onnx" --method entropy --no-eval
 for p in fp32 int8; do
-  "$PY" -m training.ensemble evaluate --data "$DATA" "$MODELS/ferfast_$p.onnx" \
+  run "$PY" -m training.ensemble evaluate --data "$DATA" "$MODELS/ferfast_$p.onnx" \
     --name 'fast (shipped f v2)' --record "training/ensembles/fast_$p.json"
-  "$PY" -m training.ensemble evaluate --data "$DATA" "$MODELS/ferfast_accurate_$p.onnx" \
+  run "$PY" -m training.ensemble evaluate --data "$DATA" "$MODELS/ferfast_accurate_$p.onnx" \
     --name 'accurate (shipped: fast + t1_90)' --record "training/ensembles/accurate_$p.json"
 done
 
+stage "the peer fer package's row (only where build/fer-venv exists)" "1 min"
 # The peer fer package's row, where its virtual environment exists (benchmarks/test_bench_stream.py
 # makes build/fer-venv).
 if [ -x build/fer-venv/bin/python ]; then
-  "$PY" -m training.peer --data "$DATA" --venv build/fer-venv \
+  run "$PY" -m training.peer --data "$DATA" --venv build/fer-venv \
     --record training/ensembles/peer_fer.json
 fi
 
-"$PY" -m training.compare strategies --data "$DATA" --epochs 5
 if [ "$FULL" = 1 ]; then
-  "$PY" -m training.compare strategies --data "$DATA" --epochs 12 --root runs/compare_long
+  stage "balancing strategies at 5, 12 and 30 epochs (two seeds)" "4 h"
+else
+  stage "balancing strategies, 5 epochs each" "25 min"
+fi
+run "$PY" -m training.compare strategies --data "$DATA" --epochs 5
+if [ "$FULL" = 1 ]; then
+  run "$PY" -m training.compare strategies --data "$DATA" --epochs 12 --root runs/compare_long
   for seed in 0 1; do
-    "$PY" -m training.compare strategies --data "$DATA" --epochs 30 --root runs/compare_30 \
+    run "$PY" -m training.compare strategies --data "$DATA" --epochs 30 --root runs/compare_30 \
       --only sqrt none focal --seed "$seed"
   done
 fi
-"$PY" -m training.compare sizes --data "$DATA" --epochs 5
-"$PY" -m training.compare classical --data "$DATA"
-"$PY" -m training.compare table
+stage "model sizes (5 epochs), classical baselines, comparison tables" "15 min"
+run "$PY" -m training.compare sizes --data "$DATA" --epochs 5
+run "$PY" -m training.compare classical --data "$DATA"
+run "$PY" -m training.compare table

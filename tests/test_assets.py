@@ -286,3 +286,23 @@ def test_download_command_hashes_a_present_file_once(
     monkeypatch.setenv("FERFAST_MODEL_URL", "http://127.0.0.1:9/unreachable")
     assert ferfast_main(["download"]) == 0
     assert hashed == [home / NAME] and "already present" in capsys.readouterr().out
+
+
+def test_download_from_a_local_file_verifies_and_caches_it(
+    yunet_path: Path, home: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("FERFAST_OFFLINE", "1")  # a local copy needs no network
+    assert ferfast_main(["download", "--from", str(yunet_path)]) == 0
+    assert f"yunet: {home / NAME}" in capsys.readouterr().out
+    assert assets.cached(assets.YUNET, home) == home / NAME
+    assert assets.fetch(assets.YUNET) == home / NAME  # used offline from now on
+
+    wrong = tmp_path / "not_yunet.onnx"
+    wrong.write_bytes(yunet_path.read_bytes()[:-1] + b"\0")
+    other = tmp_path / "other"
+    assert ferfast_main(["download", "--from", str(wrong), "--dir", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot take {NAME} from {wrong}" in err and "SHA-256" in err
+    assert not (other / NAME).exists()
+    assert ferfast_main(["download", "--from", str(tmp_path / "absent.onnx")]) == 1
+    assert "is neither a file nor a URL" in capsys.readouterr().err

@@ -118,5 +118,6 @@ def test_cli_new_id_at_the_cut(spliced_video: Path, tiny_model: Path, tmp_path: 
     ids = [[face["id"] for face in event["faces"]] for event in read_jsonl(events)]
     assert ids == [[1]] * HALF + [[2]] * HALF
 
-    assert main([*args, "--jsonl", str(events), "-q", "--appearance-threshold", "0"]) == 0
+    again = [*args, "--jsonl", str(events), "--force", "-q", "--appearance-threshold", "0"]
+    assert main(again) == 0
     assert [[f["id"] for f in e["faces"]] for e in read_jsonl(events)] == [[1]] * (2 * HALF)

@@ -11,6 +11,8 @@ frame -> detect -> preprocess -> run -> results::
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -36,6 +38,19 @@ _LAZY = {
     "predict_files": "ferfast.files",
     "preprocess": "ferfast.preprocess",
 }
+
+
+class _Package(types.ModuleType):
+    """Keeps ``ferfast.preprocess`` the function: importing the submodule of the same name would
+    otherwise set the package attribute to the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return  # the name stays lazy: __getattr__ gives the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -99,8 +99,8 @@ def cached(asset: Asset, directory: PathLike | None = None) -> Path | None:
 def how_to_fix(asset: Asset, directory: Path) -> str:
     """The ways to provide ``asset`` by hand, for error and warning messages."""
     return (
-        f"run `ferfast download` where the network is reachable, or place {asset.name} "
-        f"(from {asset.url}) in {directory}"
+        f"run `ferfast download` where the network is reachable, `ferfast download --from "
+        f"FILE` with a copy of {asset.name} (from {asset.url}), or place it in {directory}"
     )
 
 
@@ -191,3 +191,28 @@ def fetch(
         return _download(url, asset, folder, timeout)
     except AssetError as exc:
         raise AssetError(f"cannot fetch {asset.name}: {exc}; {how_to_fix(asset, folder)}") from exc
+
+
+def install_from(
+    asset: Asset, source: str, directory: PathLike | None = None, timeout: float = TIMEOUT_S
+) -> Path:
+    """Put ``asset`` into ``directory`` (default: the cache) from a local file or a URL.
+
+    ``source`` is a path (a copy made elsewhere, e.g. on a USB stick) or a URL (http, https,
+    file). The file is verified against the pinned size and SHA-256 before it takes its place;
+    AssetError names a wrong or unreadable file.
+    """
+    folder = Path(cache_dir() if directory is None else directory).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AssetError(f"cannot create the cache folder {folder}: {exc}") from exc
+    local = Path(source).expanduser()
+    url = local.resolve().as_uri() if local.is_file() else source
+    if "://" not in url:
+        raise AssetError(f"{source} is neither a file nor a URL")
+    try:
+        return _download(url, asset, folder, timeout)
+    except AssetError as exc:
+        raise AssetError(f"cannot take {asset.name} from {source}: {exc}") from exc
+

@@ -590,6 +590,13 @@ def _add_download(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="folder to download into (default: $FERFAST_HOME, else ~/.cache/ferfast)",
     )
     p.add_argument("--force", action="store_true", help="download again even if already valid")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="FILE_OR_URL",
+        help="take YuNet from a local file or a URL (http, https, file) instead of upstream; it "
+        "is verified (size, SHA-256) before it is cached",
+    )
     p.set_defaults(func=_cmd_download)
 
 
@@ -597,7 +604,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from . import assets
 
     folder = (args.dir or assets.cache_dir()).expanduser()
+    if args.source is not None:
+        path = assets.install_from(assets.YUNET, args.source, folder)
+        print(f"yunet: {path} ({assets.YUNET.size} bytes, SHA-256 verified, from {args.source})")
     for key, asset in assets.ASSETS.items():
+        if args.source is not None and asset is assets.YUNET:
+            continue
         present = None if args.force else assets.cached(asset, folder)
         # Not present (or --force): download without checking the cache again. AssetError (a
         # RuntimeError) names the cause and the fix; main() prints it, exit 1.
