@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from stream_support import read_jsonl, wait_for, write_video
 
+from ferfast.cli import main as cli_main
 from ferfast.files import predict_files
 from ferfast.stream.cli import main as stream_main
 from ferfast.stream.sources import Frame, FrameSource, SourceError, parse_source
@@ -110,6 +111,19 @@ def test_predict_files_reads_past_undecodable_frames(damaged: Damaged) -> None:
     halves = list(predict_files(damaged.path, NoFaces(), every=2))  # type: ignore[arg-type]
     assert [p.frame for p in halves] == [i for i in damaged.decodable if i % 2 == 0]
     assert sum(p.undecodable for p in halves) == damaged.lost
+
+
+def test_predict_cli_reports_undecodable_frames(
+    damaged: Damaged, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "faces.jsonl"
+    args = ["predict", str(damaged.path), "--model", str(tiny_model), "--detector", "haar"]
+    args += ["--every", "40", "--no-progress", "-o", str(out)]  # the detector: 0.1 s a frame
+    assert cli_main(args) == 0
+    err = capsys.readouterr().err
+    due = [i for i in damaged.decodable if i % 40 == 0]
+    assert f"{len(due)} images/frames" in err
+    assert f"{damaged.lost} undecodable video frames skipped" in err
 
 
 def drain(source: FrameSource, timeout: float = 20.0) -> list[Frame]:
