@@ -427,3 +427,42 @@ def test_check_file_refuses_a_read_only_folder(tmp_path: Path) -> None:
             check_file(disk / "x.csv", "-o")
         code = predict_main(["predict", sys.executable, "-o", str(disk / "x.csv")])
         assert code == 2
+
+
+# --- the engine and download commands -----------------------------------------------------------
+
+
+def test_engine_commands_check_their_output_before_any_work(
+    tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    (tmp_path / "out").mkdir()
+    cases = [
+        (["build-engine", str(tiny_model), "-o", str(tmp_path / "out")], "is a folder"),
+        (["build-engine", str(tiny_model), "-o", str(tiny_model), "--force"], "is an input"),
+        (
+            [
+                "build-engine",
+                str(tiny_model),
+                "-o",
+                str(tmp_path / "m.engine"),
+                "--timing-cache",
+                str(tmp_path / "out"),
+            ],
+            "--timing-cache",
+        ),
+    ]
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"plan")
+    old = tmp_path / "old.engine"
+    old.write_bytes(b"keep")
+    wrap = ["wrap-engine", str(plan), "--model", str(tiny_model), "--precision", "fp16"]
+    cases += [
+        ([*wrap, "--max-batch", "8", "-o", str(old)], "exists; use --force"),
+        ([*wrap, "--max-batch", "8", "-o", str(plan), "--force"], "is an input"),
+        (["download", "--dir", str(old)], "is a file; give a folder"),
+    ]
+    for args, message in cases:
+        assert predict_main(args) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert old.read_bytes() == b"keep" and plan.read_bytes() == b"plan"

@@ -50,6 +50,26 @@ _EPILOG = """examples:
 network streams: 'ferfast-stream --help'."""
 
 
+def _check_paths(
+    command: str,
+    outputs: Sequence[tuple[str, Path | None, bool]],
+    inputs: Sequence[Path],
+    force: bool,
+) -> int:
+    """Check (option, path, updated in place) output paths before any work; EXIT_USAGE after
+    printing the problem, else 0. A file updated in place (a cache) may exist already."""
+    from .outpaths import OutputPathError, check_file
+
+    try:
+        for option, path, in_place in outputs:
+            if path is not None:
+                check_file(path, option, inputs=inputs, force=force or in_place)
+    except OutputPathError as exc:
+        print(f"ferfast {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
 def resolve_onnx_model(value: str) -> Path:
     """The ONNX model of build-engine / wrap-engine: a bundled model name or a path.
 
@@ -109,6 +129,7 @@ def _add_build_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="builder workspace in MiB (default 1024)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="TensorRT verbose log")
+    p.add_argument("--force", action="store_true", help="replace an existing ENGINE file")
     p.set_defaults(func=_cmd_build_engine)
 
 
@@ -117,6 +138,14 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
     from .tensorrt._compat import require_tensorrt
 
     model = resolve_onnx_model(args.model)
+    problem = _check_paths(
+        "build-engine",
+        [("-o", args.output, False), ("--timing-cache", args.timing_cache, True)],
+        [model],
+        args.force,
+    )
+    if problem:
+        return problem
     try:
         require_tensorrt()
     except ImportError as exc:
@@ -180,15 +209,22 @@ def _add_wrap_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="X.Y.Z",
         help="TensorRT version that built the plan (default: read from libnvinfer)",
     )
+    p.add_argument("--force", action="store_true", help="replace an existing ENGINE file")
     p.set_defaults(func=_cmd_wrap_engine)
 
 
 def _cmd_wrap_engine(args: argparse.Namespace) -> int:
     from .tensorrt.wrap import wrap_plan
 
+    model = resolve_onnx_model(args.model)
+    problem = _check_paths(
+        "wrap-engine", [("-o", args.output, False)], [model, args.plan], args.force
+    )
+    if problem:
+        return problem
     h = wrap_plan(
         args.plan,
-        resolve_onnx_model(args.model),
+        model,
         args.output,
         precision=args.precision,
         max_batch=args.max_batch,
@@ -602,8 +638,14 @@ def _add_download(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _cmd_download(args: argparse.Namespace) -> int:
     from . import assets
+    from .outpaths import OutputPathError, check_dir
 
     folder = (args.dir or assets.cache_dir()).expanduser()
+    try:
+        check_dir(folder, "--dir")
+    except OutputPathError as exc:
+        print(f"ferfast download: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.source is not None:
         path = assets.install_from(assets.YUNET, args.source, folder)
         print(f"yunet: {path} ({assets.YUNET.size} bytes, SHA-256 verified, from {args.source})")
