@@ -345,8 +345,9 @@ class FrameSource:
                     ahead = due - time.perf_counter()
                     if ahead > 0 and self._stop.wait(ahead):
                         return
-                if self._first is not None:  # stamped now: it was read before the thread ran
-                    got, self._first = self._first, None
+                got: VideoFrame | None = self._first  # stamped now: read before the thread ran
+                if got is not None:
+                    self._first = None
                 else:
                     got = reader.next(cancelled=self._stop.is_set)
                 t1 = time.perf_counter()
