@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep Relu (default: identical LeakyRelu(0), one int8 op in ONNX Runtime)",
     )
+    p.add_argument(
+        "--quantize-head",
+        action="store_true",
+        help="quantize the classifier's last layer too (default: float logits; int8 logits lie"
+        " on a coarse grid, so two emotions can tie)",
+    )
     p.add_argument("--record", type=Path, default=RECORD_PATH, help="calibration-set record")
     p.add_argument("--resample", action="store_true", help="draw and record a new calibration set")
     p.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS)
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         percentile=a.percentile,
         quantize_bias=a.bias_int32,
         relu_as_leaky=not a.keep_relu,
+        float_head=not a.quantize_head,
         exclude_nodes=tuple(a.exclude),
         exclude_first_last=a.exclude_first_last,
     )
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Q/DQ: {r.n_quantize} Q, {r.n_dequantize} DQ; int8 ops {r.quantized_ops}")
     print(f"  float ops {r.float_ops}; weights {r.per_channel_weights} per-channel,")
     print(f"  {r.per_tensor_weights} per-tensor; zero points {r.zero_point_dtypes}")
-    print(f"  all zero points 0: {r.zero_points_all_zero}")
+    print(f"  all zero points 0: {r.zero_points_all_zero}; Softmax on int8 logits: {r.grid_logits}")
     if a.no_eval:
         return 0
     test = load_test(info.emotions, a.test_data, a.cache)

@@ -201,6 +201,10 @@ def _card_section(best: Row, ref: ModelEval, n: int, seed: int, out: Path, fp32:
     flags = " --exclude-first-last" if "excl" in best.variant else ""
     if "Relu kept" in best.variant:
         flags += " --keep-relu"
+    head = "head=float" in best.recipe
+    if not head:
+        flags += " --quantize-head"
+    floats = "the classifier's last layer (Gemm) and the Softmax stay" if head else "Softmax stays"
     zps = ", ".join(rep.zero_point_dtypes)
     return "\n".join(
         [
@@ -209,7 +213,7 @@ def _card_section(best: Row, ref: ModelEval, n: int, seed: int, out: Path, fp32:
             " `ferfast.fp32_sha256` metadata).",
             f"- Recipe: `{best.recipe}`: ONNX Runtime static quantization after"
             f" `quant_pre_process`; {rep.per_channel_weights} per-channel int8 weight tensors,"
-            f" every zero point 0 ({zps}); Softmax stays float.",
+            f" every zero point 0 ({zps}); {floats} float.",
             f"- Calibration: {n} Training faces, stratified per class, seed {seed}; file list in"
             " `calibration/calibration_set.json`. Rebuild:"
             f" `python -m calibration --method {best.variant.split()[0]}{flags}`.",

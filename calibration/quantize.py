@@ -40,6 +40,12 @@ METHODS: dict[str, CalibrationMethod] = {
 # Probabilities stay float: quantizing Softmax would snap every score to a multiple of 1/127.
 NOT_QUANTIZED_OPS = frozenset({"Softmax"})
 _QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+# Ops that may sit between a classifier's last Gemm/MatMul and its Softmax and only shift, scale
+# or reshape the logits (MatMul's bias Add, a temperature Div, a Reshape): they stay float with
+# the layer, or their int8 output would put the logits back on a grid.
+_LOGIT_OPS = frozenset(
+    {"Add", "Sub", "Mul", "Div", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class QuantSettings:
     per_channel: bool = True
     quantize_bias: bool = False
     relu_as_leaky: bool = True
+    float_head: bool = True
     exclude_nodes: tuple[str, ...] = ()
     exclude_first_last: bool = False
     chunk: int = 128
@@ -72,6 +79,8 @@ class QuantSettings:
         s += " bias=int32" if self.quantize_bias else " bias=float"
         if self.relu_as_leaky:
             s += " relu=LeakyRelu(0)"
+        if self.float_head:
+            s += " head=float"
         if self.exclude_first_last:
             s += " excl=first_conv+last_gemm"
         if self.exclude_nodes:
@@ -114,6 +123,48 @@ def sensitive_nodes(model: onnx.ModelProto) -> list[str]:
     if fcs:
         names.append(fcs[-1])
     return names
+
+
+def head_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Each classifier head, in graph order: the Gemm/MatMul whose output reaches a ``Softmax``
+    through logit-only ops (bias Add, Reshape...), and those ops.
+
+    Quantizing a head's output puts the logits on an int8 grid (steps of 0.06-0.075 for the
+    shipped models), so two emotions often get exactly the same probability; kept in float, the
+    logits have full resolution while the layer's input stays int8.
+    """
+    nodes = list(model.graph.node)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
+    consts = {i.name for i in model.graph.initializer}
+    consts |= {n.output[0] for n in nodes if n.op_type == "Constant"}
+    found: set[int] = set()
+    for sm in (n for n in nodes if n.op_type == "Softmax"):
+        path: list[int] = []
+        at = producer.get(sm.input[0])
+        while at is not None and nodes[at].op_type in _LOGIT_OPS:
+            data = [i for i in nodes[at].input if i and i not in consts]
+            if len(data) != 1:  # e.g. the sum of two activations: not a bias or a scale
+                break
+            path.append(at)
+            at = producer.get(data[0])
+        if at is not None and nodes[at].op_type in ("Gemm", "MatMul"):
+            found.update([*path, at])
+    return [nodes[i] for i in sorted(found)]
+
+
+def name_heads(model: onnx.ModelProto) -> list[str]:
+    """Names of the :func:`head_nodes`; unnamed ones are named in place, since
+    ``quantize_static`` excludes nodes by name."""
+    taken = {n.name for n in model.graph.node}
+    heads = head_nodes(model)
+    for n in heads:
+        if not n.name:
+            base = f"head/{n.op_type}"
+            n.name = next(
+                f"{base}_{k}" for k in range(len(taken) + 1) if f"{base}_{k}" not in taken
+            )
+            taken.add(n.name)
+    return [n.name for n in heads]
 
 
 def relu_to_leaky(model: onnx.ModelProto) -> int:
@@ -236,6 +287,13 @@ def quantize_model(
         exclude = list(settings.exclude_nodes)
         if settings.exclude_first_last:
             exclude += sensitive_nodes(onnx.load(str(prep)))
+        if settings.float_head:
+            m = onnx.load(str(prep))
+            unnamed = sum(not n.name for n in m.graph.node)
+            exclude += name_heads(m)
+            if sum(not n.name for n in m.graph.node) != unnamed:
+                onnx.save(m, str(prep))
+        exclude = list(dict.fromkeys(exclude))
         quantize_static(
             str(prep),
             str(out),
@@ -293,6 +351,7 @@ class QdqReport:
     per_tensor_weights: int
     int32_bias_dq: int
     float_ops: dict[str, int] = field(default_factory=dict)
+    grid_logits: int = 0  # Softmax nodes fed by a DequantizeLinear: logits on an int8 grid
 
     @property
     def symmetric_int8(self) -> bool:
@@ -347,6 +406,7 @@ def inspect_qdq(model: str | Path | onnx.ModelProto) -> QdqReport:
         bucket = quantized if ok else floating
         bucket[n.op_type] = bucket.get(n.op_type, 0) + 1
     count = {op: sum(n.op_type == op for n in model.graph.node) for op in _QDQ_OPS}
+    grid = sum(n.op_type == "Softmax" and from_dq(n.input[0]) for n in model.graph.node)
     return QdqReport(
         n_quantize=count["QuantizeLinear"],
         n_dequantize=count["DequantizeLinear"],
@@ -357,6 +417,7 @@ def inspect_qdq(model: str | Path | onnx.ModelProto) -> QdqReport:
         per_tensor_weights=per_t,
         int32_bias_dq=bias32,
         float_ops=floating,
+        grid_logits=grid,
     )
 
 

@@ -16,7 +16,9 @@ from calibration.pipeline import load_test, read_model_info
 from calibration.quantize import (
     QuantSettings,
     fold_bias_dequantize,
+    head_nodes,
     inspect_qdq,
+    name_heads,
     quantize_model,
     relu_to_leaky,
 )
@@ -177,8 +179,9 @@ def test_quantized_model_is_symmetric_per_channel_qdq(
     assert report.n_quantize > 0 and report.n_dequantize > report.n_quantize
     assert report.zero_points_all_zero and report.symmetric_int8
     assert report.zero_point_dtypes == ("int8",) and report.int32_bias_dq == 0  # float biases
-    assert (report.per_channel_weights, report.per_tensor_weights) == (3, 0)  # 2 Conv + Gemm
-    assert report.quantized_ops["Conv"] == 2 and report.quantized_ops["Gemm"] == 1
+    assert (report.per_channel_weights, report.per_tensor_weights) == (2, 0)  # 2 Conv
+    assert report.quantized_ops["Conv"] == 2 and "Gemm" not in report.quantized_ops
+    assert report.float_ops == {"Gemm": 1, "Softmax": 1} and report.grid_logits == 0
     assert "Relu" not in report.quantized_ops and report.quantized_ops["LeakyRelu"] == 2
     q = onnx.load(str(out))
     meta = {p.key: p.value for p in q.metadata_props}
@@ -219,10 +222,10 @@ def test_relu_rewrite_and_bias_folding_are_exact(
         progress=False,
     )
     rep = inspect_qdq(out)
-    assert rep.int32_bias_dq == 3 and rep.quantized_ops["Relu"] == 2
+    assert rep.int32_bias_dq == 2 and rep.quantized_ops["Relu"] == 2
     folded = fold_bias_dequantize(onnx.load(str(out)))
     assert inspect_qdq(folded).int32_bias_dq == 0
-    assert inspect_qdq(folded).per_channel_weights == 3
+    assert inspect_qdq(folded).per_channel_weights == 2
     onnx.checker.check_model(folded)
     onnx.save(folded, str(tmp_path / "folded.onnx"))
     np.testing.assert_allclose(
@@ -253,6 +256,58 @@ def test_settings_validate() -> None:
     with pytest.raises(ValueError, match="percentile"):
         QuantSettings(method="percentile", percentile=0.0)
     assert "excl=first_conv+last_gemm" in QuantSettings(exclude_first_last=True).describe()
+    assert "head=float" in QuantSettings().describe()
+    assert "head" not in QuantSettings(float_head=False).describe()
+
+
+def test_head_keeps_float_logits_unless_quantized(
+    cnn: Path, calib_x: np.ndarray, tmp_path: Path
+) -> None:
+    """The last Gemm runs in float on int8 features, so the logits have full resolution; with
+    ``float_head=False`` they come out of a DequantizeLinear, on a grid of its scale."""
+    assert [n.name for n in head_nodes(onnx.load(str(cnn)))] == ["fc"]
+    outs = {}
+    for head in (True, False):
+        out = tmp_path / f"int8_head_{head}.onnx"
+        settings = QuantSettings(method="minmax", float_head=head)
+        rep = quantize_model(cnn, out, calib_x, settings, progress=False)
+        assert rep.grid_logits == (0 if head else 1)
+        assert ("Gemm" in rep.float_ops) is head and ("Gemm" in rep.quantized_ops) is not head
+        q = onnx.load(str(out))
+        fc = next(n for n in q.graph.node if n.op_type == "Gemm")
+        assert (fc.input[1] == "fc_w") is head  # float weight, no DequantizeLinear
+        assert rep.quantized_ops["Conv"] == 2 and rep.quantized_ops["Flatten"] == 1
+        softmax = next(n for n in q.graph.node if n.op_type == "Softmax")
+        assert (softmax.input[0] == fc.output[0]) is head
+        outs[head] = (_probs(out, calib_x), q)
+    # log-probability differences are logit differences: multiples of the output scale when
+    # the head is quantized, anything when it is float
+    probs, q = outs[False]
+    inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    softmax = next(n for n in q.graph.node if n.op_type == "Softmax")
+    dq = next(n for n in q.graph.node if n.output[0] == softmax.input[0])
+    step = float(inits[dq.input[1]])
+    grid = np.diff(np.log(probs.astype(np.float64)), axis=1) / step
+    np.testing.assert_allclose(grid, np.round(grid), atol=1e-3)
+    fine = np.diff(np.log(outs[True][0].astype(np.float64)), axis=1) / step
+    assert np.abs(fine - np.round(fine)).max() > 0.1
+
+
+def test_head_nodes_follow_the_logits_to_each_softmax(tmp_path: Path) -> None:
+    """MatMul + bias Add (unnamed here: named so that they can be excluded) is one head; a graph
+    whose Softmax input is not a linear layer's has none."""
+    from tiny_model import build_tiny_model
+
+    m = onnx.load(str(build_tiny_model(tmp_path / "tiny.onnx")))
+    assert [n.op_type for n in head_nodes(m)] == ["MatMul", "Add"]
+    assert name_heads(m) == ["head/MatMul_0", "head/Add_0"]
+    assert [n.name for n in m.graph.node] == ["", "head/MatMul_0", "head/Add_0", ""]
+    assert name_heads(m) == ["head/MatMul_0", "head/Add_0"]  # stable once named
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 7])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])
+    relu = helper.make_node("Relu", ["x"], ["r"], name="relu")
+    sm = helper.make_node("Softmax", ["r"], ["y"], name="sm", axis=1)
+    assert head_nodes(helper.make_model(helper.make_graph([relu, sm], "g", [x], [y]))) == []
 
 
 def test_exclude_first_last_keeps_them_float(

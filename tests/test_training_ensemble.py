@@ -123,26 +123,31 @@ def test_mismatched_members_are_refused(members, tmp_path):
 def test_fused_graph_quantizes_to_int8_and_keeps_the_mean_in_float(members, tmp_path):
     fuse_cmd = "python -m training.ensemble fuse a b c --out ens.onnx --flip"
     fp32 = write_fused(members, tmp_path / "ens.onnx", [1, 1, 2], flip=True, command=fuse_cmd)
-    int8 = tmp_path / "ens_int8.onnx"
-    calib = _faces(64, seed=1)
-    report = quantize_model(fp32, int8, calib, QuantSettings(method="minmax"), progress=False)
-    # Every member's layer runs in int8 (pre-processing fuses MatMul + Add into Gemm).
-    assert report.quantized_ops.get("Gemm") == 3
-    for op in ("Softmax", "Div", "Sum", "Reshape", "ReduceSum"):
-        assert op in report.float_ops, report
-    runner = OrtRunner(int8)
-    assert runner.emotions == EMOTIONS and _meta(int8)["ferfast.precision"] == "int8"
     x = _faces(16, seed=2)
-    got, ref = runner.run(x), _run(fp32, x)
-    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
-    assert np.abs(got - ref).max() < 0.05
-    # The mean of float probabilities, not a multiple of an int8 step.
-    assert not np.allclose(got * 127, np.round(got * 127), atol=1e-3)
-    assert rebuild_commands(int8, _meta(int8)) == [
-        fuse_cmd,
-        f"python -m calibration --fp32 ens.onnx --out {repo_relative(int8)} "
-        "--method minmax --no-eval",
-    ]
+    ref = _run(fp32, x)
+    for float_head, flag in ((True, ""), (False, " --quantize-head")):
+        int8 = tmp_path / f"ens_int8_{float_head}.onnx"
+        settings = QuantSettings(method="minmax", float_head=float_head)
+        report = quantize_model(fp32, int8, _faces(64, seed=1), settings, progress=False)
+        # Each member's layer (pre-processing fuses MatMul + Add into Gemm) is its classifier
+        # head: float by default, so that its logits keep full resolution; int8 if asked.
+        assert report.grid_logits == (0 if float_head else 3)
+        bucket = report.float_ops if float_head else report.quantized_ops
+        assert bucket.get("Gemm") == 3
+        for op in ("Softmax", "Div", "Sum", "Reshape", "ReduceSum"):
+            assert op in report.float_ops, report
+        runner = OrtRunner(int8)
+        assert runner.emotions == EMOTIONS and _meta(int8)["ferfast.precision"] == "int8"
+        got = runner.run(x)
+        np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+        assert np.abs(got - ref).max() < 0.05
+        # The mean of float probabilities, not a multiple of an int8 step.
+        assert not np.allclose(got * 127, np.round(got * 127), atol=1e-3)
+        assert rebuild_commands(int8, _meta(int8)) == [
+            fuse_cmd,
+            f"python -m calibration --fp32 ens.onnx --out {repo_relative(int8)} "
+            f"--method minmax{flag} --no-eval",
+        ]
     assert rebuild_commands(members[0], _meta(members[0])) == []  # not fused here
 
 

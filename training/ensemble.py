@@ -347,17 +347,21 @@ def rebuild_commands(path: str | Path, meta: dict[str, str]) -> list[str]:
     cmds = [doc["command"]] if doc.get("command") else []
     recipe = meta.get("ferfast.calibration")
     if recipe is not None and cmds:
-        method = next((m for m in METHODS if QuantSettings(method=m).describe() == recipe), None)
+        flags = {
+            QuantSettings(method=m, float_head=h).describe(): f"--method {m}"
+            + ("" if h else " --quantize-head")
+            for m in METHODS
+            for h in (True, False)
+        }.get(recipe)
         fp32 = shlex.split(doc.get("command", ""))
         src = fp32[fp32.index("--out") + 1] if "--out" in fp32 else "FUSED_FP32.onnx"
-        if method is None:
+        if flags is None:
             cmds.append(
                 f"python -m calibration --fp32 {src} --out {repo_relative(path)} ({recipe})"
             )
         else:
             cmds.append(
-                f"python -m calibration --fp32 {src} --out {repo_relative(path)} "
-                f"--method {method} --no-eval"
+                f"python -m calibration --fp32 {src} --out {repo_relative(path)} {flags} --no-eval"
             )
     return cmds
 
