@@ -1,11 +1,13 @@
 """Batch augmentation with torch ops (no torchvision): affine (shift/rotate/scale/flip),
-brightness/contrast and random erasing, all driven by an explicit ``torch.Generator``."""
+brightness/contrast, random erasing, and mixup / CutMix, all driven by an explicit
+``torch.Generator`` (on the batch's device: a CUDA run augments on the GPU)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -25,7 +27,11 @@ class AugConfig:
 
 
 def _u(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
-    return torch.rand(n, generator=g) * (hi - lo) + lo
+    return torch.rand(n, generator=g, device=g.device) * (hi - lo) + lo
+
+
+def _r(n: int, g: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=g, device=g.device)
 
 
 def augment(x: torch.Tensor, cfg: AugConfig, g: torch.Generator) -> torch.Tensor:
@@ -35,7 +41,7 @@ def augment(x: torch.Tensor, cfg: AugConfig, g: torch.Generator) -> torch.Tensor
     n, _, h, w = x.shape
     ang = _u(n, -cfg.rotate, cfg.rotate, g) * math.pi / 180
     sc = _u(n, 1 - cfg.scale, 1 + cfg.scale, g)
-    flip = torch.where(torch.rand(n, generator=g) < cfg.flip, -1.0, 1.0)
+    flip = torch.where(_r(n, g) < cfg.flip, -1.0, 1.0)
     tx = _u(n, -cfg.shift, cfg.shift, g) * 2 / w
     ty = _u(n, -cfg.shift, cfg.shift, g) * 2 / h
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
@@ -49,16 +55,16 @@ def augment(x: torch.Tensor, cfg: AugConfig, g: torch.Generator) -> torch.Tensor
     mean = x.mean((1, 2, 3), keepdim=True)
     x = ((x - mean) * c + mean + b).clamp_(0, 1)
     if cfg.erase > 0:
-        do = torch.rand(n, generator=g) < cfg.erase
+        do = _r(n, g) < cfg.erase
         area = _u(n, *cfg.erase_area, g) * h * w
         aspect = torch.exp(_u(n, math.log(0.5), math.log(2.0), g))
         eh = (area * aspect).sqrt().clamp(1, h - 1)
         ew = (area / aspect).sqrt().clamp(1, w - 1)
-        y0 = torch.rand(n, generator=g) * (h - eh)
-        x0 = torch.rand(n, generator=g) * (w - ew)
-        fill = torch.rand(n, generator=g)
-        yy = torch.arange(h).view(1, h, 1)
-        xx = torch.arange(w).view(1, 1, w)
+        y0 = _r(n, g) * (h - eh)
+        x0 = _r(n, g) * (w - ew)
+        fill = _r(n, g)
+        yy = torch.arange(h, device=x.device).view(1, h, 1)
+        xx = torch.arange(w, device=x.device).view(1, 1, w)
         m = (
             (yy >= y0.view(n, 1, 1))
             & (yy < (y0 + eh).view(n, 1, 1))
@@ -68,3 +74,27 @@ def augment(x: torch.Tensor, cfg: AugConfig, g: torch.Generator) -> torch.Tensor
         )
         x = torch.where(m[:, None], fill.view(n, 1, 1, 1), x)
     return x
+
+
+def mix(
+    x: torch.Tensor, mixup: float, cutmix: float, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup (alpha ``mixup``) or CutMix (alpha ``cutmix``) of a batch with a permutation of
+    itself; with both > 0 each batch picks one at random. Returns ``(x, perm, lam)``: the loss is
+    ``lam * loss(y) + (1 - lam) * loss(y[perm])`` (for CutMix ``lam`` is the kept area)."""
+    n, _, h, w = x.shape
+    use_cut = cutmix > 0 and (mixup <= 0 or float(_r(1, g)) < 0.5)
+    alpha = cutmix if use_cut else mixup
+    # Beta draws from a NumPy stream seeded by the torch generator: reproducible per epoch.
+    seed = int(torch.randint(2**31 - 1, (1,), generator=g, device=g.device))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    perm = torch.randperm(n, generator=g, device=g.device)
+    if not use_cut:
+        return x * lam + x[perm] * (1 - lam), perm, lam
+    ch, cw = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
+    cy, cx = int(_r(1, g) * h), int(_r(1, g) * w)
+    y0, y1 = max(cy - ch // 2, 0), min(cy + (ch + 1) // 2, h)
+    x0, x1 = max(cx - cw // 2, 0), min(cx + (cw + 1) // 2, w)
+    out = x.clone()
+    out[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    return out, perm, 1.0 - (y1 - y0) * (x1 - x0) / (h * w)

@@ -52,7 +52,8 @@ def plot_confusion(m: Metrics, path: Path, title: str = "PublicTest confusion") 
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
-    """Training loss / accuracy and PublicTest accuracy, macro-F1, disgust recall per epoch."""
+    """Training loss / accuracy, validation accuracy and macro-F1 (when the run has the split),
+    PublicTest accuracy, macro-F1, disgust recall per epoch."""
     ep = [h["epoch"] for h in history]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     a1.plot(ep, [h["train_loss"] for h in history], label="train loss")
@@ -61,10 +62,18 @@ def plot_curves(history: list[dict], path: Path) -> None:
     a1.legend()
     a1.grid(alpha=0.3)
     a2.plot(ep, [h["train_acc"] for h in history], label="train acc (augmented)")
-    a2.plot(ep, [h["val_acc"] for h in history], label="PublicTest acc")
-    a2.plot(ep, [h["val_macro_f1"] for h in history], label="PublicTest macro-F1")
+    # runs from before the validation split stored PublicTest under the val_* keys
+    pt = "publictest" if "publictest_acc" in history[0] else "val"
+    if pt == "publictest" and "val_acc" in history[0]:
+        a2.plot(ep, [h["val_acc"] for h in history], label="validation acc", ls="--")
+        a2.plot(ep, [h["val_macro_f1"] for h in history], label="validation macro-F1", ls="--")
+    a2.plot(ep, [h[f"{pt}_acc"] for h in history], label="PublicTest acc")
+    a2.plot(ep, [h[f"{pt}_macro_f1"] for h in history], label="PublicTest macro-F1")
     a2.plot(
-        ep, [h["val_disgust_recall"] for h in history], label="PublicTest disgust recall", alpha=0.6
+        ep,
+        [h[f"{pt}_disgust_recall"] for h in history],
+        label="PublicTest disgust recall",
+        alpha=0.6,
     )
     a2.set_xlabel("epoch")
     a2.set_ylim(0, 1)

@@ -139,7 +139,9 @@ def load_onnx_net(path: str | os.PathLike, images: np.ndarray) -> FerNet:
     meta = {p.key: p.value for p in model.metadata_props}
     arch = meta.get("ferfast.arch", "")
     if arch not in ARCHS:
-        raise ValueError(f"{path}: ferfast.arch {arch!r} is not a training arch {sorted(ARCHS)}")
+        raise ValueError(  # residual teachers start from checkpoints (--init-from CKPT)
+            f"{path}: ferfast.arch {arch!r} is not a plain training arch {sorted(ARCHS)}"
+        )
     tensors = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
 
     def weight(name: str) -> torch.Tensor:

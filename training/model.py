@@ -1,7 +1,9 @@
-"""Compact plain-CNN family for 48x48 gray faces (Conv3x3-BN-ReLU stacks, GAP head, softmax out).
+"""Compact CNN family for 48x48 gray faces (Conv3x3-BN-ReLU stacks, GAP head, softmax out).
 
 Only 3x3 convolutions, BatchNorm (folded at export) and ReLU: the ops that quantize and fuse best in
 ONNX Runtime INT8 (QLinearConv). FLOPs go to the low-resolution stages; the 48x48 stage is narrow.
+Teachers, which never ship alone, may also be residual (``RES_ARCHS``: basic blocks with 1x1
+projection shortcuts after a stride-2 stem), so their errors differ from the plain stacks'.
 """
 
 from __future__ import annotations
@@ -37,26 +39,70 @@ ARCHS: dict[str, list[tuple[int, int]]] = {
 }
 
 
+# Residual teachers: stem (channels, stride), then stages of (channels, blocks, stride); each
+# block is Conv3x3-BN-ReLU-Conv3x3-BN plus a shortcut (1x1 Conv-BN when the shape changes), ReLU.
+RES_ARCHS: dict[str, tuple[tuple[int, int], list[tuple[int, int, int]]]] = {
+    "rtiny": ((8, 2), [(16, 1, 2)]),  # tests only
+    # stride-2 stem to 24x24, one block per stage at 24/12/6/3 pixels: 240 MFLOPs, 3.5M params
+    "r1": ((32, 2), [(64, 1, 1), (128, 1, 2), (256, 1, 2), (384, 1, 2)]),
+    # the same shape, narrow at 24x24 and 12x12 (where the FLOPs are): 125 MFLOPs, 2.7M params,
+    # cheap enough to train for ~30 epochs in two hours on a shared 2-core CPU
+    "r2": ((32, 2), [(32, 1, 1), (96, 1, 2), (192, 1, 2), (384, 1, 2)]),
+}
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
+
+
+class BasicBlock(nn.Module):
+    """ReLU(body(x) + shortcut(x)); body and shortcut are Sequentials of Conv-BN pairs, so
+    :func:`fold_bn` folds them like the plain stacks."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            *_conv_bn(cin, cout, 3, stride), nn.ReLU(inplace=True), *_conv_bn(cout, cout, 3, 1)
+        )
+        reshape = stride != 1 or cin != cout
+        self.short = nn.Sequential(*_conv_bn(cin, cout, 1, stride)) if reshape else nn.Identity()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.short(x))
+
+
+def _layers(arch: str) -> tuple[list[nn.Module], int]:
+    """The feature layers of ``arch`` and their output width."""
+    layers: list[nn.Module] = []
+    if arch in RES_ARCHS:
+        (cin, stride), stages = RES_ARCHS[arch]
+        layers += [*_conv_bn(1, cin, 3, stride), nn.ReLU(inplace=True)]
+        for cout, blocks, stride in stages:
+            for b in range(blocks):
+                layers.append(BasicBlock(cin, cout, stride if b == 0 else 1))
+                cin = cout
+        return layers, cin
+    cin = 1
+    for cout, stride in ARCHS[arch]:
+        layers += [*_conv_bn(cin, cout, 3, stride), nn.ReLU(inplace=True)]
+        cin = cout
+    return layers, cin
+
+
 class FerNet(nn.Module):
-    """Conv3x3-BN-ReLU stack -> global average pool -> dropout -> linear -> logits."""
+    """Conv-BN-ReLU features (a plain stack or residual stages) -> global average pool ->
+    dropout -> linear -> logits."""
 
     def __init__(self, arch: str = "s", num_classes: int = 7, dropout: float = 0.3) -> None:
         super().__init__()
-        if arch not in ARCHS:
-            raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(ARCHS)}")
+        if arch not in ARCHS and arch not in RES_ARCHS:
+            raise ValueError(f"unknown arch {arch!r}; expected one of {all_archs()}")
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.arch = arch
         self.num_classes = num_classes
-        layers: list[nn.Module] = []
-        cin = 1
-        for cout, stride in ARCHS[arch]:
-            layers += [
-                nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True),
-            ]
-            cin = cout
+        layers, cin = _layers(arch)
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(dropout)
@@ -88,24 +134,32 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
+def all_archs() -> list[str]:
+    """Every architecture name (plain and residual), sorted."""
+    return sorted([*ARCHS, *RES_ARCHS])
+
+
 def count_macs(arch: str, num_classes: int = 7, size: int = 48) -> int:
     """Multiply-accumulates per face (convolutions + classifier); FLOPs = 2 x MACs."""
-    macs, cin, hw = 0, 1, size
-    for cout, stride in ARCHS[arch]:
-        hw = (hw + 2 - 3) // stride + 1
-        macs += hw * hw * 9 * cin * cout
-        cin = cout
-    return macs + cin * num_classes
+    net = FerNet(arch, num_classes).eval()
+    macs = [net.fc.in_features * num_classes]
+
+    def hook(m: nn.Conv2d, _x: object, y: torch.Tensor) -> None:
+        k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+        macs.append(y.shape[2] * y.shape[3] * k * m.out_channels)
+
+    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        net(torch.zeros(1, 1, size, size))
+    for h in hooks:
+        h.remove()
+    return sum(macs)
 
 
-def fold_bn(net: FerNet) -> nn.Module:
-    """Eval-mode copy of ``net`` with each BatchNorm folded into its convolution."""
-    import copy
-
+def _fold_sequential(seq: nn.Sequential) -> nn.Sequential:
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-    net = copy.deepcopy(net).eval()
-    mods = list(net.features)
+    mods = list(seq)
     fused: list[nn.Module] = []
     i = 0
     while i < len(mods):
@@ -119,5 +173,19 @@ def fold_bn(net: FerNet) -> nn.Module:
         else:
             fused.append(mods[i])
             i += 1
-    net.features = nn.Sequential(*fused)
+    return nn.Sequential(*fused)
+
+
+def fold_bn(net: FerNet) -> nn.Module:
+    """Eval-mode copy of ``net`` with each BatchNorm folded into the convolution before it
+    (in ``features`` and in every residual block's body and shortcut)."""
+    import copy
+
+    net = copy.deepcopy(net).eval()
+    for block in net.features:
+        if isinstance(block, BasicBlock):
+            block.body = _fold_sequential(block.body)
+            if isinstance(block.short, nn.Sequential):
+                block.short = _fold_sequential(block.short)
+    net.features = _fold_sequential(net.features)
     return net

@@ -7,8 +7,9 @@
 An artifact is a folder ``training/teachers/<name>/`` holding ``teacher.onnx`` (the ferfast model
 contract; weights stored as float16 and cast to float32 inside the graph, so I/O and compute stay
 float32; INT8 Q/DQ when the fp16 file would exceed ``--max-mb``) and ``manifest.json``
-(:class:`TeacherManifest`: architecture, size, epochs trained of planned, PublicTest scores
-measured on the exported file, its sha256, the command that reproduces or resumes the run).
+(:class:`TeacherManifest`: architecture, size, epochs trained of planned, validation and
+PublicTest scores measured on the exported file, its sha256, the command that reproduces or
+resumes the run).
 ``--teacher`` of ``training.train`` takes such a folder, a folder of them, or a name (see
 :func:`resolve_teachers`); a file whose sha256 disagrees with its manifest is refused.
 """
@@ -40,7 +41,7 @@ MODEL_FILE = "teacher.onnx"
 MANIFEST_FILE = "manifest.json"
 MAX_MB = 10.0
 # Flags that never change the trained weights (how a run executes, how verbosely).
-_NOT_RECIPE = ("out", "progress", "stop_after", "threads")
+_NOT_RECIPE = ("out", "progress", "stop_after", "threads", "device")
 
 
 @dataclass
@@ -68,6 +69,12 @@ class TeacherManifest:
     date: str
     machine: str
     config: dict = field(default_factory=dict)
+    # the same scores on the run's validation split (what selected the weights), measured on
+    # ``file``; empty for runs made before the split, which selected on PublicTest
+    validation: dict = field(default_factory=dict)
+    # where the run's checkpoint came from when it was not trained by ``command`` on this machine
+    # (a GPU run, say); empty otherwise
+    provenance: str = ""
 
     @classmethod
     def read(cls, folder: str | Path) -> TeacherManifest:
@@ -77,7 +84,7 @@ class TeacherManifest:
             raise FileNotFoundError(f"no teacher manifest: {path}")
         doc = json.loads(path.read_text())
         names = {f.name for f in fields(cls)}
-        missing = names - set(doc) - {"config"}
+        missing = names - set(doc) - {"config", "validation", "provenance"}
         if missing or set(doc) - names:
             raise ValueError(
                 f"{path}: manifest keys differ (missing {sorted(missing)}, "
@@ -136,6 +143,8 @@ def train_command(config: dict) -> str:
             parts.append(flag if v else "--no-" + flag[2:])
         else:
             parts.append(f"{flag} {shlex.quote(str(v))}")
+    if "val_fraction" not in config:  # a run from before the validation split
+        parts.append("--val-fraction 0")
     if config.get("threads"):
         parts.append(f"--threads {config['threads']}")
     return " ".join(parts + ["--resume"])
@@ -154,11 +163,12 @@ def export_teacher(
     cache: str | Path = CACHE,
     max_mb: float = MAX_MB,
     name: str | None = None,
+    provenance: str = "",
 ) -> TeacherManifest:
     """Export a training checkpoint (its best weights) to the artifact folder ``dest``.
 
-    PublicTest scores are measured on the written file; the checkpoint's ``last.pt`` beside
-    ``checkpoint`` (when present) gives the epochs trained so far.
+    Validation (the run's own split) and PublicTest scores are measured on the written file; the
+    checkpoint's ``last.pt`` beside ``checkpoint`` (when present) gives the epochs trained so far.
     """
     import torch
 
@@ -183,6 +193,7 @@ def export_teacher(
     out = dest / MODEL_FILE
     ds, _ = load(data, cache)
     x, y = ds.subset("PublicTest")
+    _, (xval, yval) = ds.holdout(cfg.get("val_fraction", 0.0))
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(net, Path(tmp) / "fp32.onnx")
         chosen, fmt = Path(tmp) / "fp16.onnx", "fp16-weights"
@@ -193,7 +204,7 @@ def export_teacher(
 
             from .data import normalise
 
-            xt, _ = ds.subset("Training")
+            (xt, _), _ = ds.holdout(cfg.get("val_fraction", 0.0))
             idx = np.random.default_rng(0).choice(len(xt), min(256, len(xt)), replace=False)
             chosen, fmt = Path(tmp) / "int8.onnx", "int8-qdq"
             settings = QuantSettings(method="minmax")
@@ -205,6 +216,10 @@ def export_teacher(
             )
         shutil.copyfile(chosen, out)
     got = onnx_probs(str(out), x)
+    validation = {}
+    if len(yval):
+        mval = compute_metrics(yval, onnx_probs(str(out), xval), with_auc=False)
+        validation = _scores(mval, len(yval))
     ref = predict_probs(net, x, cfg["strategy"])
     m, mref = compute_metrics(y, got, with_auc=False), compute_metrics(y, ref, with_auc=False)
     finished = epochs >= cfg["epochs"] or stopped
@@ -240,6 +255,8 @@ def export_teacher(
             for k, v in cfg.items()
             if k not in ("out", "data", "cache", "progress", "stop_after")
         },
+        validation=validation,
+        provenance=provenance,
     )
     manifest.write(dest)
     return manifest
@@ -295,10 +312,11 @@ def resolve_teachers(spec: str | Path | list[str | Path]) -> list[Path]:
 
 
 def _print(folder: Path, m: TeacherManifest) -> None:
-    p = m.publictest
+    p, v = m.publictest, m.validation
+    val = f"val acc={v['accuracy']:.4f} macroF1={v['macro_f1']:.4f}, " if v else ""
     print(
         f"{folder}: {m.arch} {m.params / 1e6:.2f}M params {m.mflops:.0f} MFLOPs, {m.format} "
-        f"{m.bytes / 1e6:.1f} MB, epochs {m.epochs_trained}/{m.epochs_planned}, PublicTest "
+        f"{m.bytes / 1e6:.1f} MB, epochs {m.epochs_trained}/{m.epochs_planned}, {val}PublicTest "
         f"acc={p['accuracy']:.4f} macroF1={p['macro_f1']:.4f} disgustR={p['disgust_recall']:.3f}"
     )
 
@@ -314,13 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--data", default=str(FER2013))
     ex.add_argument("--cache", default=str(CACHE))
     ex.add_argument("--max-mb", type=float, default=MAX_MB)
+    ex.add_argument(
+        "--provenance", default="", help="where the checkpoint was trained, if not here"
+    )
     ls = sub.add_parser("list", help="list (and verify) the artifacts under a folder")
     ls.add_argument("root", nargs="?", default=str(TEACHERS))
     ve = sub.add_parser("verify", help="check artifact folders against their manifests")
     ve.add_argument("folders", nargs="+")
     a = ap.parse_args(argv)
     if a.cmd == "export":
-        m = export_teacher(a.checkpoint, a.dest, a.data, a.cache, a.max_mb)
+        m = export_teacher(a.checkpoint, a.dest, a.data, a.cache, a.max_mb, provenance=a.provenance)
         _print(Path(a.dest), m)
         print(f"  {m.status}; fp32 checkpoint acc={m.checkpoint_publictest['accuracy']:.4f}")
         return 0

@@ -1,11 +1,15 @@
-"""Train a FerNet on FER2013 Training, select on PublicTest; resumable; runs under ``torchrun``.
+"""Train a FerNet on FER2013 Training, select on a validation split of it; resumable; runs under
+``torchrun`` or on a CUDA GPU (``--device cuda``).
 
     python -m training.train --out runs/main --arch a3 --strategy sqrt --epochs 60
     python -m training.train --out runs/kd --teacher TEACHER.onnx --ema 0.999  # distil + EMA
     torchrun --nproc-per-node 2 -m training.train --out runs/ddp ...   # DDP (gloo on CPU)
 
-Checkpoints (``last.pt``, atomically replaced every epoch) hold model, optimizer, scheduler,
-history and the best PublicTest weights; ``--resume`` continues an interrupted run exactly
+The validation split (``data.VAL_FRACTION`` of Training, stratified, fixed seed) is held out of
+training and selects the checkpoint; PublicTest is measured every epoch for the record only.
+``--val-fraction 0`` trains on all of Training and selects on PublicTest (runs made before the
+split existed). Checkpoints (``last.pt``, atomically replaced every epoch) hold model, optimizer,
+scheduler, history and the best weights; ``--resume`` continues an interrupted run exactly
 (per-epoch RNG streams are derived from seed and epoch).
 """
 
@@ -26,8 +30,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
-from .augment import AugConfig, augment
-from .data import load
+from .augment import AugConfig, augment, mix
+from .data import VAL_FRACTION, load
 from .distill import Teacher, kd_loss, make_ema
 from .metrics import Metrics, compute_metrics
 from .model import FerNet, count_macs, count_params
@@ -59,9 +63,16 @@ class TrainConfig:
     bf16: bool = True
     channels_last: bool = True
     patience: int = 0  # early stopping after this many epochs without improvement (0: off)
-    select: str = "mean"  # PublicTest selection score: acc | macro_f1 | mean (of the two)
+    select: str = "mean"  # selection score: acc | macro_f1 | mean (of the two)
+    # held-out share of Training that selects the checkpoint (data.validation_mask); 0: none,
+    # train on all of Training and select on PublicTest (the rule before the split existed)
+    val_fraction: float = VAL_FRACTION
     limit_train: int = 0  # use a random subset of Training (tests / quick runs)
-    limit_eval: int = 0
+    limit_eval: int = 0  # ... and of the validation split and PublicTest
+    mixup: float = 0.0  # mixup Beta(alpha, alpha) per batch (0: off)
+    cutmix: float = 0.0  # CutMix Beta(alpha, alpha) per batch (0: off; with mixup: one of them)
+    erase: float = 0.5  # probability of one randomly erased rectangle per face
+    device: str = "cpu"  # cpu | cuda (bf16 autocast on either)
     progress: bool = True
     # start from these weights instead of random init: a checkpoint's best, or a ferfast fp32 ONNX
     # of the same arch (its folded BatchNorm given back from Training statistics)
@@ -83,7 +94,8 @@ class TrainResult:
     out: str
     epochs_run: int
     best_epoch: int
-    best_metrics: dict
+    best_metrics: dict  # PublicTest, of the selected weights
+    best_val_metrics: dict | None  # validation (what selected them); None without the split
     history: list[dict] = field(default_factory=list)
     params: int = 0
     mflops: float = 0.0
@@ -118,12 +130,15 @@ def _to_input(x: np.ndarray, channels_last: bool) -> torch.Tensor:
 def predict_probs(
     net: torch.nn.Module, images: np.ndarray, strategy: str, batch: int = 512
 ) -> np.ndarray:
-    """7-class probabilities (EMOTIONS order) for uint8 faces (N,48,48), fp32, eval mode."""
+    """7-class probabilities (EMOTIONS order) for uint8 faces (N,48,48), fp32, eval mode, on the
+    device ``net`` is on."""
     was = net.training
     net.eval()
+    dev = next(net.parameters()).device
     out = []
     for i in range(0, len(images), batch):
-        out.append(probs7(strategy, net(_to_input(images[i : i + batch], False))).numpy())
+        x = _to_input(images[i : i + batch], False).to(dev)
+        out.append(probs7(strategy, net(x)).cpu().numpy())
     net.train(was)
     return np.concatenate(out) if out else np.zeros((0, 7), np.float32)
 
@@ -162,22 +177,31 @@ def _atomic_json(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def prepare(cfg: TrainConfig) -> tuple[TrainSet, np.ndarray, np.ndarray]:
-    """Load data, apply the strategy to Training; return (trainset, PublicTest x, y)."""
+Split = tuple[np.ndarray, np.ndarray]
+
+
+def prepare(cfg: TrainConfig) -> tuple[TrainSet, Split, Split]:
+    """Load data, hold out the validation split, apply the strategy to the rest of Training;
+    return (trainset, validation (x, y), PublicTest (x, y)); validation is empty when
+    ``cfg.val_fraction`` is 0."""
     data, report = load(cfg.data, cfg.cache)
-    xtr, ytr = data.subset("Training")
-    xva, yva = data.subset("PublicTest")
-    if len(xtr) == 0 or len(xva) == 0:
+    (xtr, ytr), (xval, yval) = data.holdout(cfg.val_fraction)
+    xpt, ypt = data.subset("PublicTest")
+    if len(xtr) == 0 or len(xpt) == 0:
         raise ValueError(f"{cfg.data}: need Training and PublicTest images ({report.summary()})")
     rng = np.random.default_rng(cfg.seed)
-    if cfg.limit_train and cfg.limit_train < len(xtr):
-        idx = np.sort(rng.choice(len(xtr), cfg.limit_train, replace=False))
-        xtr, ytr = xtr[idx], ytr[idx]
-    if cfg.limit_eval and cfg.limit_eval < len(xva):
-        idx = np.sort(rng.choice(len(xva), cfg.limit_eval, replace=False))
-        xva, yva = xva[idx], yva[idx]
+
+    def limit(x: np.ndarray, y: np.ndarray, n: int) -> Split:
+        if n and n < len(x):
+            idx = np.sort(rng.choice(len(x), n, replace=False))
+            return x[idx], y[idx]
+        return x, y
+
+    xtr, ytr = limit(xtr, ytr, cfg.limit_train)
+    xpt, ypt = limit(xpt, ypt, cfg.limit_eval)
+    xval, yval = limit(xval, yval, cfg.limit_eval)
     ts = make_trainset(cfg.strategy, xtr, ytr, seed=cfg.seed, focal_gamma=cfg.focal_gamma)
-    return ts, xva, yva
+    return ts, (xval, yval), (xpt, ypt)
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
@@ -192,6 +216,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         raise ValueError(f"--teacher needs a 7-class head; strategy {cfg.strategy!r} has another")
     if not 0.0 <= cfg.distill_alpha <= 1.0 or cfg.distill_temp <= 0:
         raise ValueError("distill_alpha must be in [0, 1] and distill_temp > 0")
+    if cfg.mixup < 0 or cfg.cutmix < 0 or not 0.0 <= cfg.erase <= 1.0:
+        raise ValueError("mixup and cutmix must be >= 0 and erase in [0, 1]")
+    if (cfg.mixup or cfg.cutmix) and cfg.strategy == "twotier":
+        raise ValueError("mixup / cutmix need a plain classification head, not twotier")
+    device = torch.device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     teacher = Teacher(cfg.teacher, threads=cfg.threads) if cfg.teacher else None
@@ -200,7 +229,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    ts, xva, yva = prepare(cfg)
+    ts, (xval, yval), (xpt, ypt) = prepare(cfg)
+    has_val = len(yval) > 0
     torch.manual_seed(cfg.seed)
     net = FerNet(cfg.arch, num_classes=ts.num_outputs, dropout=cfg.dropout)
     if cfg.init_from.endswith(".onnx"):
@@ -213,8 +243,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
     elif cfg.init_from:
         init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
         net.load_state_dict(init.get("best_state") or init["model"])
+    net = net.to(device)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     ema = make_ema(net, cfg.ema) if cfg.ema else None
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
@@ -241,7 +274,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         "best_score": -1.0,
         "best_epoch": -1,
         "best_state": None,
-        "best_metrics": None,
+        "best_metrics": None,  # PublicTest scores of the selected weights (the report)
+        "best_val_metrics": None,  # validation scores of the selected weights (the selection)
         "bad_epochs": 0,
     }
     ckpt_path = out / "last.pt"
@@ -249,6 +283,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck["config"]["arch"] != cfg.arch or ck["config"]["strategy"] != cfg.strategy:
             raise ValueError(f"{ckpt_path} was made with another arch/strategy")
+        # checkpoints from before the validation split trained on all of Training
+        if ck["config"].get("val_fraction", 0.0) != cfg.val_fraction:
+            raise ValueError(
+                f"{ckpt_path} was made with --val-fraction "
+                f"{ck['config'].get('val_fraction', 0.0)}; resume with the same value"
+            )
         if (ema is None) != (ck.get("ema") is None):
             raise ValueError(f"{ckpt_path}: --ema must match the interrupted run's setting")
         net.load_state_dict(ck["model"])
@@ -257,7 +297,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         if ema is not None:
             ema.load_state_dict(ck["ema"])
         for k in state:
-            state[k] = ck[k]
+            state[k] = ck.get(k)
         if rank == 0:
             print(f"resumed {ckpt_path} at epoch {state['epoch']}", flush=True)
     model: torch.nn.Module = net
@@ -266,21 +306,26 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
     sampler = DistributedSampler(
         range(n), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False
     )
-    aug_cfg = AugConfig()
-    ytr = torch.from_numpy(ts.labels)
+    aug_cfg = AugConfig(erase=cfg.erase)
+    # the (uint8) training set lives on the device: a CUDA run copies it once
+    images = torch.from_numpy(ts.images).to(device)
+    ytr = torch.from_numpy(ts.labels).to(device)
     stop = False
     if rank == 0:
         print(
             f"arch={cfg.arch} params={count_params(net)} "
             f"MFLOPs={2 * count_macs(cfg.arch) / 1e6:.1f} "
-            f"strategy={cfg.strategy} train={n} val={len(yva)} world={world} "
+            f"strategy={cfg.strategy} train={n} val={len(yval)} publictest={len(ypt)} "
+            f"select_on={'val' if has_val else 'PublicTest'} world={world} device={device} "
             f"steps/epoch={steps_per_epoch}"
             + (
                 f" teacher={cfg.teacher} alpha={cfg.distill_alpha} T={cfg.distill_temp}"
                 if teacher
                 else ""
             )
-            + (f" ema={cfg.ema}" if ema is not None else ""),
+            + (f" ema={cfg.ema}" if ema is not None else "")
+            + (f" mixup={cfg.mixup}" if cfg.mixup else "")
+            + (f" cutmix={cfg.cutmix}" if cfg.cutmix else ""),
             flush=True,
         )
     first_epoch = state["epoch"]
@@ -290,7 +335,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         t0 = time.time()
         idx = _epoch_indices(sampler, epoch, steps_per_epoch * bs)
         stream = cfg.seed * 1_000_003 + epoch * 101 + rank
-        g = torch.Generator().manual_seed(stream)
+        g = torch.Generator(device).manual_seed(stream)
         torch.manual_seed(stream)
         model.train()
         batches = [idx[i : i + bs] for i in range(0, len(idx), bs)][:steps_per_epoch]
@@ -305,20 +350,27 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
                 mininterval=2.0,
                 leave=False,
             )
-        tot_loss, tot_correct, tot_n = 0.0, 0, 0
+        tot_loss, tot_correct, tot_n = 0.0, 0.0, 0
         for b in it:
-            xb = _to_input(ts.images[b], False)
+            bt = torch.from_numpy(b).to(device)
+            xb = images[bt].float().div_(255.0).unsqueeze(1)
             if cfg.aug:
                 xb = augment(xb, aug_cfg, g)
+            yb, lam, yb2 = ytr[bt], 1.0, None
+            if cfg.mixup or cfg.cutmix:
+                xb, perm, lam = mix(xb, cfg.mixup, cfg.cutmix, g)
+                yb2 = yb[perm]
             if cfg.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = ytr[b]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(xb)
             loss = crit(logits.float(), yb)
+            if yb2 is not None:
+                loss = lam * loss + (1 - lam) * crit(logits.float(), yb2)
             if teacher is not None:
                 a = cfg.distill_alpha
-                loss = (1 - a) * loss + a * kd_loss(logits, teacher(xb), cfg.distill_temp)
+                t_logp = teacher(xb).to(device)
+                loss = (1 - a) * loss + a * kd_loss(logits, t_logp, cfg.distill_temp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -326,22 +378,36 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
             if ema is not None:
                 ema.update_parameters(net)
             tot_loss += float(loss.detach()) * len(b)
-            if ts.strategy != "twotier":
-                tot_correct += int((logits.argmax(1) == yb).sum())
-            else:
-                tot_correct += int((logits[:, :7].argmax(1) == yb).sum())
+            pred = logits[:, :7].argmax(1) if ts.strategy == "twotier" else logits.argmax(1)
+            tot_correct += lam * int((pred == yb).sum())
+            if yb2 is not None:
+                tot_correct += (1 - lam) * int((pred == yb2).sum())
             tot_n += len(b)
         if rank == 0:
             evaluated = net if ema is None else ema.module
-            m = compute_metrics(yva, predict_probs(evaluated, xva, cfg.strategy))
-            score = _score(m, cfg.select)
+            mpt = compute_metrics(ypt, predict_probs(evaluated, xpt, cfg.strategy))
+            mval = (
+                compute_metrics(yval, predict_probs(evaluated, xval, cfg.strategy))
+                if has_val
+                else None
+            )
+            score = _score(mval or mpt, cfg.select)
             rec = {
                 "epoch": epoch + 1,
                 "train_loss": tot_loss / max(1, tot_n),
                 "train_acc": tot_correct / max(1, tot_n),
-                "val_acc": m.accuracy,
-                "val_macro_f1": m.macro_f1,
-                "val_disgust_recall": m.disgust_recall,
+                **(
+                    {
+                        "val_acc": mval.accuracy,
+                        "val_macro_f1": mval.macro_f1,
+                        "val_disgust_recall": mval.disgust_recall,
+                    }
+                    if mval
+                    else {}
+                ),
+                "publictest_acc": mpt.accuracy,
+                "publictest_macro_f1": mpt.macro_f1,
+                "publictest_disgust_recall": mpt.disgust_recall,
                 "lr": sched.get_last_lr()[0],
                 "seconds": time.time() - t0,
             }
@@ -351,8 +417,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
                     best_score=score,
                     best_epoch=epoch + 1,
                     bad_epochs=0,
-                    best_metrics=m.as_dict(),
-                    best_state={k: v.clone() for k, v in evaluated.state_dict().items()},
+                    best_metrics=mpt.as_dict(),
+                    best_val_metrics=None if mval is None else mval.as_dict(),
+                    best_state={
+                        k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()
+                    },
                 )
             else:
                 state["bad_epochs"] += 1
@@ -374,8 +443,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
             _atomic_json(state["history"], out / "history.json")
             print(
                 f"epoch {epoch + 1:3d} loss={rec['train_loss']:.4f} "
-                f"train_acc={rec['train_acc']:.4f} | PublicTest {m.line()} "
-                f"| best@{state['best_epoch']} {rec['seconds']:.0f}s",
+                f"train_acc={rec['train_acc']:.4f} | "
+                + (f"val {mval.line()} | " if mval else "")
+                + f"PublicTest {mpt.line()} | best@{state['best_epoch']} {rec['seconds']:.0f}s",
                 flush=True,
             )
         if world > 1:
@@ -397,6 +467,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
                 "emotions",
                 "best_state",
                 "best_metrics",
+                "best_val_metrics",
                 "best_epoch",
                 "history",
             )
@@ -408,6 +479,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         epochs_run=ck["epoch"],
         best_epoch=ck["best_epoch"],
         best_metrics=ck["best_metrics"],
+        best_val_metrics=ck.get("best_val_metrics"),
         history=ck["history"],
         params=count_params(net),
         mflops=2 * count_macs(cfg.arch) / 1e6,
@@ -442,9 +514,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg, resume = parse_args(argv)
     res = train(cfg, resume=resume)
     if res is not None:
-        bm = res.best_metrics
+        bm, bv = res.best_metrics, res.best_val_metrics
+        val = f"val acc={bv['accuracy']:.4f} macroF1={bv['macro_f1']:.4f}; " if bv else ""
         print(
-            f"done: best epoch {res.best_epoch}: acc={bm['accuracy']:.4f} "
+            f"done: best epoch {res.best_epoch}: {val}PublicTest acc={bm['accuracy']:.4f} "
             f"macroF1={bm['macro_f1']:.4f} disgustR={bm['disgust_recall']:.3f} -> {res.out}"
         )
     if dist.is_initialized():
