@@ -288,3 +288,19 @@ def xvfb_display(size: tuple[int, int] = (1024, 600)) -> Iterator[str | None]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+RECORD_SCHEMA = REPO / "docs" / "record.schema.json"
+
+
+def check_record(record: dict) -> None:
+    """``record`` is a valid frame record: docs/record.schema.json, and each face's emotion is
+    its most probable one, with that probability as its confidence."""
+    import jsonschema
+
+    jsonschema.validate(record, json.loads(RECORD_SCHEMA.read_text()))
+    for face in record["faces"]:
+        probs = face["probs"]
+        assert face["emotion"] == max(probs, key=probs.get)
+        assert face["confidence"] == probs[face["emotion"]]
+        assert abs(sum(probs.values()) - 1.0) < 1e-4

@@ -97,7 +97,7 @@ def test_predict_takes_a_bundled_model_name(
     argv = ["predict", str(photo), "--model", name, "--detector", "haar", "--format", "jsonl"]
     assert main(argv) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 1 and rows[0]["emotion"] in EMOTIONS
+    assert len(rows) == 1 and rows[0]["faces"][0]["emotion"] in EMOTIONS
     assert make_parser().parse_args(["predict", str(photo)]).model == "fast"
 
 

@@ -28,10 +28,10 @@ from stream_support import (
     write_face_video,
 )
 
-from ferfast.cli import _cell_width, _table_line
 from ferfast.cli import main as predict_main
 from ferfast.labels import EMOTIONS
 from ferfast.outpaths import OutputPathError, check_file, open_text
+from ferfast.sinks.table import cell_width, table_line
 from ferfast.stream.cli import main as stream_main
 
 
@@ -149,15 +149,15 @@ def test_predict_summary_repeats_the_haar_fallback_and_names_tiny_images(
 def test_table_keeps_the_end_of_long_paths_and_aligns_wide_characters() -> None:
     values = ["x", "0", "0", "1,2,3,4", "0.90", "happy", "0.80", *["0.10"] * len(EMOTIONS)]
     long_path = "/data/" + "a" * 60 + "/photo_0001.jpg"
-    line = _table_line([long_path, *values[1:]], EMOTIONS)
+    line = table_line([long_path, *values[1:]], EMOTIONS)
     assert line.startswith("\u2026") and line[:40].endswith("photo_0001.jpg")
-    short = _table_line(["photo.jpg", *values[1:]], EMOTIONS)
-    wide = _table_line(["写真/顔.jpg", *values[1:]], EMOTIONS)  # 2 columns per CJK character
-    cut = _table_line(["写" * 30, *values[1:]], EMOTIONS)
+    short = table_line(["photo.jpg", *values[1:]], EMOTIONS)
+    wide = table_line(["写真/顔.jpg", *values[1:]], EMOTIONS)  # 2 columns per CJK character
+    cut = table_line(["写" * 30, *values[1:]], EMOTIONS)
     assert cut.startswith("\u2026")
 
     def frame_column(text: str) -> int:  # terminal column where the frame column starts
-        return _cell_width(text[: text.index(" 0 ")])
+        return cell_width(text[: text.index(" 0 ")])
 
     assert frame_column(wide) == frame_column(short) == frame_column(line) == frame_column(cut)
 
@@ -350,7 +350,7 @@ def test_predict_to_a_full_disk_is_an_error_with_a_summary(
         assert code == 1, err
         assert "Traceback" not in err
         lines = err.strip().splitlines()
-        assert lines[-2].startswith("ferfast predict: 0 images/frames")  # the header failed
+        assert lines[-2].startswith("ferfast predict: 0 images/frames")  # nothing written
         assert lines[-1] == (
             f"ferfast predict: error: cannot write {disk / 'faces.csv'}: No space left on device"
         )
@@ -368,7 +368,7 @@ def test_stream_jsonl_to_a_full_disk_is_an_error_with_a_summary(
         res = _run_stream(["--source", clip, *engine_args(tiny_model), "--jsonl", events])
         assert res.returncode == 1, res.stderr
         assert "stopped (output-failed)" in res.stderr and "fps" in res.stderr
-        assert f"cannot write the JSON Lines output {events}: No space left" in res.stderr
+        assert f"error: cannot write {events}: No space left on device" in res.stderr
 
 
 def test_stream_video_to_a_small_disk_stops_with_a_playable_file(

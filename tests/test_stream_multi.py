@@ -18,8 +18,8 @@ from stream_support import (
     write_face_video,
 )
 
+from ferfast.sinks import JsonlSink
 from ferfast.stream.cli import main
-from ferfast.stream.events import JsonlWriter
 from ferfast.stream.multi import Lane, MultiStreamLoop
 from ferfast.stream.sources import FrameSource, SourceError, parse_source
 from ferfast.stream.tracking import IouTracker
@@ -34,7 +34,7 @@ def test_two_files_in_one_process(tiny_model: Path, tmp_path: Path) -> None:
     assert main([*args, "--no-progress"]) == 0
     events = read_jsonl(tmp_path / "ev.jsonl")
     assert all(list(e) == ["source", "frame", "time", "faces"] for e in events)
-    for source, n in ((0, 30), (1, 18)):
+    for source, n in ((str(a), 30), (str(b), 18)):
         mine = [e for e in events if e["source"] == source]
         assert [e["frame"] for e in mine] == list(range(n))
         assert sum(1 for e in mine if e["faces"]) >= 0.9 * n
@@ -71,8 +71,8 @@ def test_a_failing_source_does_not_stall_the_others(tmp_path: Path) -> None:
     )
     engine = FakeEngine()
     lanes = [Lane(s.open().start(), IouTracker(FAKE_EMOTIONS)) for s in (cam, clip)]
-    jsonl = JsonlWriter(tmp_path / "ev.jsonl", FAKE_EMOTIONS)
-    loop = MultiStreamLoop(engine, lanes, jsonl, detect_every=2)
+    jsonl = JsonlSink(tmp_path / "ev.jsonl", FAKE_EMOTIONS)
+    loop = MultiStreamLoop(engine, lanes, [jsonl], detect_every=2)
     try:
         result = loop.run()
     finally:
@@ -87,9 +87,9 @@ def test_a_failing_source_does_not_stall_the_others(tmp_path: Path) -> None:
     assert clip_summary.frames == 150 and clip_summary.dropped == 0
     assert result.summary.frames == cam_summary.frames + 150
     events = read_jsonl(tmp_path / "ev.jsonl")
-    cam_times = [e["time"] for e in events if e["source"] == 0]
-    clip_times = [e["time"] for e in events if e["source"] == 1]
-    assert [e["frame"] for e in events if e["source"] == 1] == list(range(150))
+    cam_times = [e["time"] for e in events if e["source"] == "rtsp://cam"]
+    clip_times = [e["time"] for e in events if e["source"] == "clip.mp4"]
+    assert [e["frame"] for e in events if e["source"] == "clip.mp4"] == list(range(150))
     # While the camera was away (two 0.2 s backoffs), the clip went on at its own pace.
     during = [t for t in clip_times if cam_times[-1] < t < cam_times[-1] + 0.35]
     assert len(during) >= 30

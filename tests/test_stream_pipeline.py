@@ -22,8 +22,8 @@ from stream_support import (
 import ferfast
 from ferfast.detect import Detection
 from ferfast.preprocess import preprocess
+from ferfast.sinks import JsonlSink
 from ferfast.stream.cli import main
-from ferfast.stream.events import JsonlWriter
 from ferfast.stream.pipeline import Outputs, RunResult, StreamLoop
 from ferfast.stream.sources import FrameSource, parse_source
 from ferfast.stream.tracking import DEFAULT_DETECT_EVERY, IouTracker
@@ -35,9 +35,9 @@ def run_loop(
     """``n`` numbered frames of a file source through the loop; the result and the events."""
     capture = NumberedCapture(n, size=size)
     source = FrameSource(parse_source("clip.mp4"), opener=lambda spec, **kw: capture).start()
-    jsonl = JsonlWriter(tmp_path / "ev.jsonl", FAKE_EMOTIONS)
+    jsonl = JsonlSink(tmp_path / "ev.jsonl", FAKE_EMOTIONS, force=True)
     tracker = IouTracker(FAKE_EMOTIONS, smoothing=1.0)
-    loop = StreamLoop(engine, source, tracker, Outputs(jsonl=jsonl), detect_every=every)
+    loop = StreamLoop(engine, source, tracker, Outputs([jsonl]), detect_every=every)
     try:
         result = loop.run()
     finally:

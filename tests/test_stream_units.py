@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import threading
 import time
@@ -13,9 +14,10 @@ import pytest
 from stream_support import FakeEngine
 
 from ferfast.engine import FaceResult
+from ferfast.records import FrameRecord, face_record, row_fields
+from ferfast.sinks import JsonlSink, open_sink
 from ferfast.stream.annotate import color_of, draw_faces, draw_fps
 from ferfast.stream.cli import build_parser, main
-from ferfast.stream.events import JsonlWriter, face_event, frame_event
 from ferfast.stream.kiosk import BACKGROUND, primary_face, render_kiosk
 from ferfast.stream.sources import (
     FrameSource,
@@ -293,15 +295,16 @@ def test_tracker_returns_the_faces_with_track_id_and_smoothed_probs() -> None:
     assert out.emotion == "happy" and face.emotion == "sad"  # the label follows the smoothing
 
 
-def test_face_result_as_dict_has_id_only_when_tracked() -> None:
+def test_face_result_as_dict_is_the_face_record_with_id_only_when_tracked() -> None:
     face = det((1, 2, 3, 4), onehot(3))
-    assert list(face.as_dict()) == ["box", "score", "emotion", "probs"]
+    assert list(face.as_dict()) == ["box", "score", "emotion", "confidence", "probs"]
     tracked_dict = replace(face, track_id=5).as_dict()
-    assert list(tracked_dict) == ["id", "box", "score", "emotion", "probs"]
+    assert list(tracked_dict) == ["id", "box", "score", "emotion", "confidence", "probs"]
     assert tracked_dict["id"] == 5 and tracked_dict["probs"] == face.as_dict()["probs"]
+    assert face.as_dict() == face_record(face)
 
 
-# --- events ------------------------------------------------------------------------------
+# --- records and sinks ----------------------------------------------------------------------
 
 
 def tracked(
@@ -310,52 +313,74 @@ def tracked(
     return replace(det(box, onehot(emotion), 0.875), track_id=i)
 
 
-def test_event_schema() -> None:
-    ev = frame_event(12, 1700000000.5, [tracked()], EMOTIONS)
-    assert set(ev) == {"frame", "time", "faces"}
-    assert ev["frame"] == 12 and ev["time"] == 1700000000.5
-    (face,) = ev["faces"]
-    assert set(face) == {"id", "box", "emotion", "probs", "score"}
+def test_frame_record_schema() -> None:
+    rec = FrameRecord("cam", 12, 1700000000.5, [tracked()], EMOTIONS).as_dict()
+    assert list(rec) == ["source", "frame", "time", "faces"]
+    assert rec["source"] == "cam" and rec["frame"] == 12 and rec["time"] == 1700000000.5
+    (face,) = rec["faces"]
+    assert list(face) == ["id", "box", "score", "emotion", "confidence", "probs"]
     assert face["id"] == 7 and face["emotion"] == "happy" and face["score"] == 0.875
-    assert face["box"] == [10.5, 20.25, 30.0, 40.0]
+    assert face["box"] == [10.5, 20.25, 30.0, 40.0] and face["confidence"] == 0.9
     assert list(face["probs"]) == list(EMOTIONS)
     assert sum(face["probs"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert json.loads(json.dumps(ev)) == ev
+    assert json.loads(json.dumps(rec)) == rec
     with pytest.raises(ValueError, match="probabilities"):
-        face_event(tracked(), EMOTIONS[:6])
-    with pytest.raises(ValueError, match="track_id"):
-        face_event(det((0, 0, 1, 1), onehot(0)), EMOTIONS)
+        face_record(replace(tracked(), emotions=EMOTIONS[:6]))
 
 
-def test_face_event_bytes() -> None:
-    line = json.dumps(face_event(tracked(), EMOTIONS), separators=(",", ":"))
+def test_frame_record_bytes_and_rounding() -> None:
+    face = replace(tracked(), box=(10.504999, 20.25, 30.0, 40.123456), score=0.87654321)
+    line = json.dumps(
+        FrameRecord("c", 3, 1.23456, [face], EMOTIONS).as_dict(), separators=(",", ":")
+    )
     probs = ",".join(f'"{name}":{0.9 if name == "happy" else 0.016667}' for name in EMOTIONS)
     assert line == (
-        f'{{"id":7,"box":[10.5,20.25,30.0,40.0],"emotion":"happy","probs":{{{probs}}},'
-        '"score":0.875}'
+        '{"source":"c","frame":3,"time":1.235,"faces":[{"id":7,"box":[10.5,20.25,30.0,40.12],'
+        f'"score":0.876543,"emotion":"happy","confidence":0.9,"probs":{{{probs}}}}}]}}'
     )
 
 
-def test_jsonl_writer_flushes_every_line(tmp_path) -> None:
+def test_jsonl_sink_flushes_every_line(tmp_path) -> None:
     path = tmp_path / "ev.jsonl"
-    writer = JsonlWriter(path, EMOTIONS)
-    writer.write(0, 1.0, [tracked()])
-    writer.write(1, 2.0, [])
+    sink = JsonlSink(path, EMOTIONS)
+    sink.write(FrameRecord("cam", 0, 1.0, [tracked()], EMOTIONS))
+    sink.write(FrameRecord("cam", 1, 2.0, [], EMOTIONS))
     # Before close: both lines are already on disk and complete.
     lines = path.read_text().splitlines()
     assert [json.loads(x)["frame"] for x in lines] == [0, 1]
     assert json.loads(lines[1])["faces"] == []
-    writer.close()
+    sink.close()
     with pytest.raises(ValueError, match="does not exist"):
-        JsonlWriter(tmp_path / "missing" / "ev.jsonl", EMOTIONS)
+        JsonlSink(tmp_path / "missing" / "ev.jsonl", EMOTIONS)
     with pytest.raises(TypeError):
-        JsonlWriter(3, EMOTIONS)  # type: ignore[arg-type]
+        JsonlSink(3, EMOTIONS)  # type: ignore[arg-type]
 
 
-def test_jsonl_writer_stdout(capsys: pytest.CaptureFixture[str]) -> None:
-    with JsonlWriter("-", EMOTIONS) as w:
-        w.write(5, 3.0, [tracked()])
+def test_jsonl_sink_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    with JsonlSink("-", EMOTIONS) as sink:
+        sink.write(FrameRecord("cam", 5, 3.0, [tracked()], EMOTIONS))
     assert json.loads(capsys.readouterr().out)["frame"] == 5
+
+
+def test_csv_and_table_sinks_write_the_record_rows(tmp_path, capsys) -> None:
+    path = tmp_path / "f.csv"
+    with open_sink("csv", path, EMOTIONS) as sink:
+        sink.write(FrameRecord("a.jpg", 0, 1.0, [tracked(), tracked(8, 4)], EMOTIONS))
+        sink.write(FrameRecord("b.jpg", 0, 1.0, [], EMOTIONS))
+    rows = list(csv.DictReader(path.open()))
+    assert list(rows[0]) == row_fields(EMOTIONS)
+    assert [(r["id"], r["emotion"], r["x"]) for r in rows] == [
+        ("7", "happy", "10.5"),
+        ("8", "sad", "10.5"),
+    ]
+    with open_sink("table", "-", EMOTIONS) as sink:
+        sink.write(FrameRecord("b.jpg", 0, 1.0, [], EMOTIONS))  # no face: no header yet
+        sink.write(FrameRecord("a.jpg", 2, 1.0, [tracked()], EMOTIONS))
+    header, line = capsys.readouterr().out.splitlines()
+    assert header.split()[:7] == ["source", "frame", "face", "box", "score", "emotion", "conf"]
+    assert line.split()[:7] == ["a.jpg", "2", "0", "10,20,30,40", "0.88", "happy", "0.90"]
+    with pytest.raises(ValueError, match="format must be one of"):
+        open_sink("xml", "-", EMOTIONS)
 
 
 # --- annotate / kiosk --------------------------------------------------------------------
@@ -542,8 +567,8 @@ def test_stream_loop_across_a_reconnect_keeps_the_window_alive(tmp_path) -> None
 
     src = FrameSource(parse_source("rtsp://cam"), backoff=(0.15, 0.15), opener=opener).start()
     window = FakeWindow()
-    jsonl = JsonlWriter(tmp_path / "ev.jsonl", EMOTIONS)
-    loop = StreamLoop(FakeEngine(), src, IouTracker(EMOTIONS), Outputs(jsonl=jsonl, window=window))
+    jsonl = JsonlSink(tmp_path / "ev.jsonl", EMOTIONS)
+    loop = StreamLoop(FakeEngine(), src, IouTracker(EMOTIONS), Outputs([jsonl], window=window))
     loop.max_frames = 8
     result = loop.run()
     src.stop()
@@ -558,3 +583,10 @@ def test_stream_loop_across_a_reconnect_keeps_the_window_alive(tmp_path) -> None
     notice = status_screen("camera lost - reconnecting", (320, 240))
     assert any(np.array_equal(img, notice) for img in window.shown)
     assert (notice != notice[0, 0]).any()  # the message is drawn
+
+
+def test_a_source_is_named_without_its_password() -> None:
+    assert parse_source("rtsp://user:pw@10.0.0.5:554/s1").name == "rtsp://10.0.0.5:554/s1"
+    assert parse_source("http://127.0.0.1:8080/cam.mjpg").name == "http://127.0.0.1:8080/cam.mjpg"
+    for text in ("0", "clip.mp4", "/dev/video0"):
+        assert parse_source(text).name == text

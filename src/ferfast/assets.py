@@ -215,4 +215,3 @@ def install_from(
         return _download(url, asset, folder, timeout)
     except AssetError as exc:
         raise AssetError(f"cannot take {asset.name} from {source}: {exc}") from exc
-

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import sys
-import unicodedata
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from .argtypes import (
 from .models import names_text
 
 if TYPE_CHECKING:
-    from .files import FramePrediction, InputFile
+    from .files import InputFile
     from .tensorrt.header import EngineHeader
 
 EXIT_OK, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE = 0, 1, 2, 2
@@ -346,99 +345,6 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(func=_cmd_predict)
 
 
-_TABLE_COLUMNS = ("source", "frame", "face", "box", "score", "emotion", "conf")
-_SOURCE_WIDTH = 40
-
-
-def _cell_width(text: str) -> int:
-    """Terminal columns of ``text``: East Asian wide and fullwidth characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _fit_left(text: str, width: int) -> str:
-    """``text`` padded to ``width`` columns; a longer one keeps its end behind an ellipsis."""
-    if _cell_width(text) > width:
-        kept: list[str] = []
-        room = width - 1  # the ellipsis takes one column
-        for c in reversed(text):
-            room -= _cell_width(c)
-            if room < 0:
-                break
-            kept.append(c)
-        text = "\u2026" + "".join(reversed(kept))
-    return text + " " * (width - _cell_width(text))
-
-
-def _table_line(values: Sequence[str], emotions: Sequence[str]) -> str:
-    """One aligned table line: the fixed columns, then one 5-wide column per emotion."""
-    source, frame, face, box, score, emotion, conf = values[:7]
-    head = (
-        f"{_fit_left(source, _SOURCE_WIDTH)} {frame:>6} {face:>4} {box:<19} {score:>5} "
-        f"{emotion:<8} {conf:>5}"
-    )
-    return head + "".join(f" {v:>5}" for v in values[7 : 7 + len(emotions)])
-
-
-class _RowWriter:
-    """Writes face rows as an aligned table, CSV or JSON Lines, to an open text stream; each
-    frame's rows are flushed together, so a killed run leaves every finished frame readable."""
-
-    def __init__(self, stream: Any, fmt: str, emotions: Sequence[str]) -> None:
-        self.stream, self.fmt, self.emotions = stream, fmt, tuple(emotions)
-        self._csv: Any = None
-        self._header = fmt == "table"  # the table's header waits for the first row
-        if fmt == "csv":
-            import csv
-
-            fields = ["source", "frame", "face", "x", "y", "w", "h", "score", "emotion"]
-            self._csv = csv.DictWriter(stream, fields + ["confidence", *self.emotions])
-            self._csv.writeheader()
-            stream.flush()
-
-    def _write(self, line: str) -> None:
-        from tqdm import tqdm
-
-        # tqdm.write keeps an active progress bar below the lines printed to the terminal.
-        tqdm.write(line, file=self.stream)
-
-    def write(self, pred: FramePrediction) -> None:
-        if self.fmt == "csv":
-            self._csv.writerows(pred.rows())
-        else:
-            self._write_lines(pred)
-        self.stream.flush()
-
-    def _write_lines(self, pred: FramePrediction) -> None:
-        for i, face in enumerate(pred.faces):
-            if self.fmt == "jsonl":
-                event = {"source": pred.source, "frame": pred.frame, "face": i}
-                event.update(face.as_dict())
-                event["confidence"] = round(face.confidence, 4)
-                self.stream.write(json.dumps(event) + "\n")
-            else:
-                if self._header:
-                    names = _TABLE_COLUMNS + tuple(e[:5] for e in self.emotions)
-                    self._write(_table_line(names, self.emotions))
-                    self._header = False
-                box = ",".join(f"{v:.0f}" for v in face.box)
-                probs = [f"{p:.2f}" for p in face.probs]
-                self._write(
-                    _table_line(
-                        [
-                            pred.source,
-                            str(pred.frame),
-                            str(i),
-                            box,
-                            f"{face.score:.2f}",
-                            face.emotion,
-                            f"{face.confidence:.2f}",
-                            *probs,
-                        ],
-                        self.emotions,
-                    )
-                )
-
-
 def _annotated_path(root: Path, item: InputFile, frame: int) -> Path:
     """Where --annotate writes a frame of ``item``: the input's path below its folder argument,
     named as an annotated copy (files.annotated_name; a video's frames as
@@ -502,7 +408,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
     from .files import collect_inputs, predict_files
-    from .outpaths import OutputError, OutputPathError, check_file, open_text
+    from .outpaths import OutputError, OutputPathError, check_file
+    from .records import FrameRecord
+    from .sinks import open_sink
     from .stream.annotate import draw_faces
 
     fmt = args.format
@@ -527,17 +435,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     interrupted = False
     if inputs:
         engine = engine_from_args(args)  # only when there is something to read: loading costs
+        emotions = tuple(engine.emotions)
         fallback = detector_fallback_note(engine, args.detector)
         if fallback:
             notes.append(fallback)
         try:
-            stream = open_text(args.output, "-o", force=args.force) if args.output else sys.stdout
+            sink = open_sink(fmt, args.output or "-", emotions, force=args.force)
         except OutputPathError as exc:
             print(f"ferfast predict: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        target = args.output or "standard output"
         try:
-            writer = _RowWriter(stream, fmt, engine.emotions)
             preds = predict_files(
                 inputs,
                 engine,
@@ -550,28 +457,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                     counts["errors"] += 1
                     print(f"ferfast predict: skipped {pred.source}: {pred.error}", file=sys.stderr)
                     continue
+                sink.write(FrameRecord(pred.source, pred.frame, time.time(), pred.faces, emotions))
+                if annotate is not None and pred.image is not None and pred.input is not None:
+                    out = _annotated_path(annotate, pred.input, pred.frame)
+                    draw_faces(pred.image, pred.faces, engine.emotions)
+                    _write_image(out, pred.image, cv2)
+                # Counted once written: the summary says what the outputs hold.
                 counts["frames"] += 1
                 counts["faces"] += len(pred.faces)
                 counts["undecodable"] += pred.undecodable
                 if not pred.faces and pred.size is not None and min(pred.size) < MIN_IMAGE_SIDE:
                     small.append(f"{pred.source} ({pred.size[0]}x{pred.size[1]})")
-                writer.write(pred)
-                if annotate is not None and pred.image is not None and pred.input is not None:
-                    out = _annotated_path(annotate, pred.input, pred.frame)
-                    draw_faces(pred.image, pred.faces, engine.emotions)
-                    _write_image(out, pred.image, cv2)
         except KeyboardInterrupt:
             interrupted = True
         except OutputError as exc:
             failure = str(exc)
-        except OSError as exc:  # the -o stream itself: disk full, file-size limit, I/O error
-            failure = f"cannot write {target}: {exc.strerror or exc}"
         finally:
-            if stream is not sys.stdout:
-                try:
-                    stream.close()
-                except OSError as exc:
-                    failure = failure or f"cannot write {target}: {exc.strerror or exc}"
+            try:
+                sink.close()
+            except OutputError as exc:
+                failure = failure or str(exc)
     if small:
         more = f" and {len(small) - 1} more" if len(small) > 1 else ""
         notes.append(

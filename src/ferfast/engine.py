@@ -17,6 +17,7 @@ from ferfast.detect import Detection, Detector, check_frame, make_detector
 from ferfast.framing import FRAMING, Framing
 from ferfast.labels import EMOTIONS
 from ferfast.preprocess import preprocess
+from ferfast.records import face_record
 from ferfast.runtime import Runner, frame_runner, make_runner
 
 
@@ -43,15 +44,9 @@ class FaceResult:
         return float(self.probs.max())
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-serialisable dict: box, score, emotion and probs by emotion name; "id" first
-        when the face has a ``track_id``."""
-        head: dict[str, object] = {} if self.track_id is None else {"id": int(self.track_id)}
-        return head | {
-            "box": [float(v) for v in self.box],
-            "score": float(self.score),
-            "emotion": self.emotion,
-            "probs": {name: float(p) for name, p in zip(self.emotions, self.probs, strict=True)},
-        }
+        """The face's part of the frame record (:func:`ferfast.records.face_record`): "id"
+        (tracked faces only), box, score, emotion, confidence and probs by emotion name."""
+        return face_record(self)
 
 
 def _check_faces(faces: object) -> npt.NDArray[np.uint8]:

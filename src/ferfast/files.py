@@ -39,8 +39,6 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", "
 # and a folder scan passes over them, so annotating into the input folder is safe to repeat.
 ANNOTATED_MARK = ".ferfast"
 
-Row = str | int | float  # a value in FramePrediction.rows()
-
 # Frames held at once before their faces are classified together: enough faces for a fast batch,
 # bounded in memory for large photos.
 _BATCH_FRAMES = 16
@@ -76,29 +74,6 @@ class FramePrediction:
     # this video (a damaged stretch of the file): the gap in ``frame`` they leave.
     undecodable: int = 0
     size: tuple[int, int] | None = None  # (width, height) of the image or frame, when decoded
-
-    def rows(self) -> list[dict[str, Row]]:
-        """One flat dict per face: source, frame, face, x, y, w, h, score, emotion, confidence,
-        and the probability of each emotion (keyed by its name)."""
-        out = []
-        for i, face in enumerate(self.faces):
-            x, y, w, h = (round(float(v), 1) for v in face.box)
-            row: dict[str, Row] = {
-                "source": self.source,
-                "frame": self.frame,
-                "face": i,
-                "x": x,
-                "y": y,
-                "w": w,
-                "h": h,
-                "score": round(float(face.score), 4),
-                "emotion": face.emotion,
-                "confidence": round(face.confidence, 4),
-            }
-            probs = zip(face.emotions, face.probs, strict=True)
-            row.update({name: round(float(p), 4) for name, p in probs})
-            out.append(row)
-        return out
 
 
 def annotated_name(name: str) -> str:

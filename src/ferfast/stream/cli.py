@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="camera index (0), V4L2 device (/dev/video0), video file, URL (rtsp://, "
         "http:// MJPEG, ...) or a GStreamer pipeline ending in appsink; repeat it to run "
-        "several sources in one process (JSON Lines events then carry a 'source' field)",
+        "several sources in one process (each record names its source)",
     )
     src.add_argument(
         "--realtime",
@@ -363,7 +363,7 @@ def _close(outputs: Any, failure: str | None) -> str | None:
 
 def _main_many(args: argparse.Namespace, launched: float, interrupts: _Interrupts) -> int:
     """Several sources in one process (:class:`MultiStreamLoop`); returns the exit status."""
-    from .events import JsonlWriter
+    from ..sinks import JsonlSink
     from .multi import Lane, MultiStreamLoop
     from .stats import RunStats
 
@@ -381,11 +381,13 @@ def _main_many(args: argparse.Namespace, launched: float, interrupts: _Interrupt
             for source in sources
         ]
         if args.jsonl:
-            jsonl = JsonlWriter(args.jsonl, emotions, force=args.force, append=args.append)
+            jsonl = JsonlSink(
+                args.jsonl, emotions, option="--jsonl", force=args.force, append=args.append
+            )
         loop = MultiStreamLoop(
             engine,
             lanes,
-            jsonl,
+            [jsonl] if jsonl is not None else [],
             max_frames=args.max_frames,
             stats=RunStats(launched),
             stop=interrupts.stop,
@@ -430,8 +432,8 @@ def _main_many(args: argparse.Namespace, launched: float, interrupts: _Interrupt
 
 def _main_one(args: argparse.Namespace, launched: float, interrupts: _Interrupts) -> int:
     """One source (:class:`StreamLoop`, with every output); returns the exit status."""
+    from ..sinks import JsonlSink
     from .crops import CropWriter
-    from .events import JsonlWriter
     from .kiosk import Window, display_available, require_gui, x_display_reachable
     from .pipeline import Outputs, StreamLoop, progress_bar
     from .recorder import VideoRecorder
@@ -453,7 +455,11 @@ def _main_one(args: argparse.Namespace, launched: float, interrupts: _Interrupts
         emotions = tuple(engine.emotions)
         tracker = _make_tracker(args, emotions)
         if args.jsonl:
-            outputs.jsonl = JsonlWriter(args.jsonl, emotions, force=args.force, append=args.append)
+            outputs.sinks.append(
+                JsonlSink(
+                    args.jsonl, emotions, option="--jsonl", force=args.force, append=args.append
+                )
+            )
         if args.output:
             outputs.video = VideoRecorder(
                 args.output, source.fps, fourcc=args.fourcc, force=args.force

@@ -18,9 +18,10 @@ import numpy as np
 
 from ferfast.detect import Detection
 from ferfast.outpaths import OutputError
+from ferfast.records import FrameRecord
+from ferfast.sinks import Sink
 
 from .cadence import Cadence, DetectAhead, FrameFaces, Plan, Staged
-from .events import JsonlWriter
 from .pipeline import EngineLike
 from .sources import FrameSource
 from .stats import RunStats, RunSummary
@@ -58,15 +59,15 @@ class MultiRunResult:
 class MultiStreamLoop:
     """Runs the engine over several started sources until all have ended or it is stopped.
 
-    ``max_frames`` counts processed frames over all sources. Events go to ``jsonl`` with a
-    ``"source"`` field (the lane's position). A source that ends or gives up reconnecting
+    ``max_frames`` counts processed frames over all sources. Frame records go to ``sinks``,
+    each naming its source. A source that ends or gives up reconnecting
     leaves the others running. Each frame's stages are recorded in its lane's stats and in the
     total; the step's one model run is split among its frames by their share of the faces.
     """
 
     engine: EngineLike
     lanes: Sequence[Lane]
-    jsonl: JsonlWriter | None = None
+    sinks: Sequence[Sink] = ()
     max_frames: int | None = None
     stats: RunStats = field(default_factory=RunStats)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -83,6 +84,7 @@ class MultiStreamLoop:
             lane.cadence = Cadence(
                 self.engine.detect, (lane.stats, self.stats), self.redetect_threshold
             )
+        self._emotions = tuple(self.engine.emotions)
         # Crops only when an appearance check reads them (see StreamLoop).
         self._crops = self.redetect_threshold > 0 or any(
             lane.tracker.uses_crops for lane in self.lanes
@@ -156,7 +158,7 @@ class MultiStreamLoop:
         return self.engine.predict(image, boxes=boxes, crops=self._crops)
 
     def _step(self, ready: list[tuple[Lane, Staged]], t_wait: float) -> None:
-        """Classify the faces of one frame per ready source in one model run; emit events.
+        """Classify the faces of one frame per ready source in one model run; write the records.
 
         ``t_wait``: when the previous step ended (the loop waited for frames since).
         """
@@ -192,8 +194,12 @@ class MultiStreamLoop:
             )
             produced = time.time()
             t2 = time.perf_counter()
-            if self.jsonl is not None:
-                self.jsonl.write(staged.frame.index, produced, tracked, source=lane.position)
+            if self.sinks:
+                record = FrameRecord(
+                    lane.source.spec.name, staged.frame.index, produced, tracked, self._emotions
+                )
+                for sink in self.sinks:
+                    sink.write(record)
             t3 = time.perf_counter()
             for stats in (lane.stats, self.stats):
                 stats.record("classify", classify_s)

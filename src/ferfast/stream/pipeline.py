@@ -1,4 +1,4 @@
-"""The stream loop: frames from a source -> engine -> tracker -> events / video / window."""
+"""The stream loop: frames from a source -> engine -> tracker -> sinks / video / window."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from tqdm import tqdm
 
 from ferfast.detect import Detection
 from ferfast.outpaths import OutputError
+from ferfast.records import FrameRecord
+from ferfast.sinks import Sink
 
 from .annotate import draw_faces, draw_fps
 from .cadence import Cadence, DetectAhead, Staged
 from .crops import CropWriter
-from .events import JsonlWriter
 from .kiosk import Window, render_kiosk, status_screen
 from .recorder import VideoRecorder
 from .sources import FrameSource
@@ -56,7 +57,7 @@ class EngineLike(Protocol):
 class Outputs:
     """Where results go; every member is optional."""
 
-    jsonl: JsonlWriter | None = None
+    sinks: list[Sink] = field(default_factory=list)  # frame records (JSON Lines, ...)
     video: VideoRecorder | None = None
     crops: CropWriter | None = None
     window: Window | None = None
@@ -65,7 +66,7 @@ class Outputs:
 
     def close(self) -> None:
         """Close everything that was opened (safe to call more than once)."""
-        for item in (self.jsonl, self.video, self.window, self.progress):
+        for item in (*self.sinks, self.video, self.window, self.progress):
             if item is not None:
                 item.close()
 
@@ -150,7 +151,7 @@ class StreamLoop:
         return self.engine.predict(image, boxes=boxes, crops=self._crops)
 
     def _loop(self, ahead: DetectAhead) -> str:
-        emotions: Sequence[str] = tuple(self.engine.emotions)
+        emotions = tuple(self.engine.emotions)
         rolling = _RollingFps()
         t_wait = time.perf_counter()
         notice_shown = False
@@ -180,7 +181,7 @@ class StreamLoop:
                 return "window-closed"
             t_wait = time.perf_counter()
 
-    def _process(self, staged: Staged, emotions: Sequence[str], rolling: _RollingFps) -> bool:
+    def _process(self, staged: Staged, emotions: tuple[str, ...], rolling: _RollingFps) -> bool:
         frame = staged.frame
         t0 = time.perf_counter()
         faces_now = self._cadence.classify(staged, self._predict)
@@ -198,8 +199,10 @@ class StreamLoop:
         self.stats.record("track", t2 - t1)
 
         out = self.outputs
-        if out.jsonl is not None:
-            out.jsonl.write(frame.index, produced, faces)
+        if out.sinks:
+            record = FrameRecord(self.source.spec.name, frame.index, produced, faces, emotions)
+            for sink in out.sinks:
+                sink.write(record)
         if out.crops is not None:
             out.crops.write(frame.index, frame.image, faces)
         fps = rolling.tick(t2)

@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -56,6 +57,17 @@ class SourceSpec:
     def live(self) -> bool:
         """Live sources drop frames when behind and reconnect; files do neither."""
         return self.kind is not SourceKind.FILE
+
+    @property
+    def name(self) -> str:
+        """The source as records, logs and metrics name it: a URL without its user and
+        password (``rtsp://user:pw@host/s`` -> ``rtsp://host/s``), anything else as given."""
+        if self.kind is not SourceKind.URL:
+            return self.text
+        parts = urllib.parse.urlsplit(self.text)
+        if "@" not in parts.netloc:
+            return self.text
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def parse_source(text: str) -> SourceSpec:

@@ -1,0 +1,16 @@
+"""JSON Lines: one frame record per line, as it is (docs/record.schema.json)."""
+
+from __future__ import annotations
+
+import json
+
+from ferfast.records import FrameRecord
+from ferfast.sinks.text import TextSink
+
+
+class JsonlSink(TextSink):
+    """One compact JSON object per frame; each line is one write, so an interrupted run leaves
+    only complete lines behind."""
+
+    def format(self, record: FrameRecord) -> str:
+        return json.dumps(record.as_dict(), separators=(",", ":")) + "\n"
