@@ -12,14 +12,21 @@ import numpy as np
 import onnx
 import torch
 
-from ferfast.contract import INPUT_NAME, OUTPUT_NAME, metadata_props
+from ferfast import __version__
+from ferfast.contract import (
+    DEFAULT_BIAS,
+    DEFAULT_SCALE,
+    INPUT_NAME,
+    INPUT_SHAPE,
+    OUTPUT_NAME,
+    metadata_props,
+)
 
 from .data import EMOTIONS
-from .model import ARCHS, FerNet, ProbsWrapper, fold_bn
+from .model import ARCHS, FerNet, ProbsWrapper, build_net, fold_bn
 from .paths import CACHE, FER2013
 
 OPSET = 17
-FERFAST_VERSION = "0.1.0"
 
 
 @dataclass
@@ -36,7 +43,7 @@ class ParityResult:
 
 
 def export_onnx(
-    net: FerNet,
+    net: torch.nn.Module,
     path: str | os.PathLike,
     emotions: tuple[str, ...] = EMOTIONS,
     extra_meta: dict[str, str] | None = None,
@@ -45,7 +52,7 @@ def export_onnx(
     if len(emotions) != net.num_classes:
         raise ValueError(f"{len(emotions)} class names for a {net.num_classes}-class net")
     model = ProbsWrapper(fold_bn(net)).eval()
-    dummy = torch.zeros(2, 1, 48, 48)
+    dummy = torch.zeros(2, *INPUT_SHAPE)
     buf = io.BytesIO()
     torch.onnx.export(
         model,
@@ -59,7 +66,7 @@ def export_onnx(
         dynamo=False,
     )
     m = _inline_identities(onnx.load_from_string(buf.getvalue()))
-    meta = {**metadata_props(emotions, FERFAST_VERSION), "ferfast.arch": net.arch}
+    meta = {**metadata_props(emotions, __version__), "ferfast.arch": net.arch}
     meta.update(extra_meta or {})
     del m.metadata_props[:]
     for k, v in meta.items():
@@ -99,7 +106,7 @@ def _inline_identities(m: onnx.ModelProto) -> onnx.ModelProto:
     return m
 
 
-def parity(net: FerNet, onnx_path: str | os.PathLike, x: np.ndarray) -> ParityResult:
+def parity(net: torch.nn.Module, onnx_path: str | os.PathLike, x: np.ndarray) -> ParityResult:
     """Compare softmax probs of ``net`` (fp32, eval) and the ONNX file on ``x`` (N,1,48,48)."""
     from ferfast.runtime import OrtRunner
 
@@ -114,11 +121,11 @@ def parity(net: FerNet, onnx_path: str | os.PathLike, x: np.ndarray) -> ParityRe
     )
 
 
-def load_checkpoint_net(ckpt_path: str | os.PathLike) -> tuple[FerNet, dict]:
+def load_checkpoint_net(ckpt_path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     """Rebuild the net of a training checkpoint (uses its best weights when present)."""
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     cfg = ck["config"]
-    net = FerNet(cfg["arch"], num_classes=ck["num_classes"], dropout=cfg.get("dropout", 0.3))
+    net = build_net(cfg["arch"], num_classes=ck["num_classes"], dropout=cfg.get("dropout", 0.3))
     net.load_state_dict(ck.get("best_state") or ck["model"])
     return net.eval(), ck
 
@@ -140,7 +147,8 @@ def load_onnx_net(path: str | os.PathLike, images: np.ndarray) -> FerNet:
     arch = meta.get("ferfast.arch", "")
     if arch not in ARCHS:
         raise ValueError(  # residual teachers start from checkpoints (--init-from CKPT)
-            f"{path}: ferfast.arch {arch!r} is not a plain training arch {sorted(ARCHS)}"
+            f"{path}: ferfast.arch {arch!r} is not a training arch of the plain stacks "
+            f"{sorted(ARCHS)}"
         )
     tensors = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
 
@@ -179,7 +187,8 @@ def load_onnx_net(path: str | os.PathLike, images: np.ndarray) -> FerNet:
         hooks = [net.features[i].register_forward_hook(record(i)) for i in convs]
         # a seeded sample, since image-folder data arrive sorted by class
         pick = np.random.default_rng(0).permutation(len(images))[:2048]
-        x = torch.from_numpy(np.asarray(images)[np.sort(pick)]).float().div_(255.0).unsqueeze(1)
+        x = torch.from_numpy(np.asarray(images)[np.sort(pick)]).float()
+        x = x.mul_(DEFAULT_SCALE).add_(DEFAULT_BIAS).unsqueeze(1)
         net.eval()(x)
         for h in hooks:
             h.remove()

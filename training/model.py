@@ -135,13 +135,25 @@ def count_params(net: nn.Module) -> int:
 
 
 def all_archs() -> list[str]:
-    """Every architecture name (plain and residual), sorted."""
-    return sorted([*ARCHS, *RES_ARCHS])
+    """Every architecture name (plain, residual, ImageNet-shaped), sorted."""
+    from .imagenet import IMAGENET_ARCHS
+
+    return sorted([*ARCHS, *RES_ARCHS, *IMAGENET_ARCHS])
+
+
+def build_net(arch: str, num_classes: int = 7, dropout: float = 0.3) -> nn.Module:
+    """The network of ``arch``: a :class:`FerNet`, or VGG16 / ResNet50 (``imagenet.py``, which
+    take torchvision ImageNet weights); each has ``arch``, ``num_classes`` and a linear ``fc``."""
+    from .imagenet import IMAGENET_ARCHS
+
+    if arch in IMAGENET_ARCHS:
+        return IMAGENET_ARCHS[arch](num_classes, dropout)
+    return FerNet(arch, num_classes, dropout)
 
 
 def count_macs(arch: str, num_classes: int = 7, size: int = 48) -> int:
     """Multiply-accumulates per face (convolutions + classifier); FLOPs = 2 x MACs."""
-    net = FerNet(arch, num_classes).eval()
+    net = build_net(arch, num_classes).eval()
     macs = [net.fc.in_features * num_classes]
 
     def hook(m: nn.Conv2d, _x: object, y: torch.Tensor) -> None:
@@ -176,16 +188,22 @@ def _fold_sequential(seq: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*fused)
 
 
-def fold_bn(net: FerNet) -> nn.Module:
-    """Eval-mode copy of ``net`` with each BatchNorm folded into the convolution before it
-    (in ``features`` and in every residual block's body and shortcut)."""
+def fold_bn(net: nn.Module) -> nn.Module:
+    """Eval-mode copy of ``net`` with each BatchNorm folded into the convolution before it: in
+    every Sequential (features, residual bodies and shortcuts) and in torchvision-style pairs of
+    attributes ``convN`` / ``bnN`` (ResNet-50), whose BatchNorm becomes an Identity."""
     import copy
 
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
     net = copy.deepcopy(net).eval()
-    for block in net.features:
-        if isinstance(block, BasicBlock):
-            block.body = _fold_sequential(block.body)
-            if isinstance(block.short, nn.Sequential):
-                block.short = _fold_sequential(block.short)
-    net.features = _fold_sequential(net.features)
+    for m in list(net.modules()):
+        for name, child in list(m.named_children()):
+            if isinstance(child, nn.Sequential):
+                setattr(m, name, _fold_sequential(child))
+        for i in (1, 2, 3):
+            conv, bn = getattr(m, f"conv{i}", None), getattr(m, f"bn{i}", None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(m, f"conv{i}", fuse_conv_bn_eval(conv, bn))
+                setattr(m, f"bn{i}", nn.Identity())
     return net

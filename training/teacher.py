@@ -41,7 +41,7 @@ MODEL_FILE = "teacher.onnx"
 MANIFEST_FILE = "manifest.json"
 MAX_MB = 10.0
 # Flags that never change the trained weights (how a run executes, how verbosely).
-_NOT_RECIPE = ("out", "progress", "stop_after", "threads", "device")
+_NOT_RECIPE = ("out", "progress", "stop_after", "threads", "device", "time_limit")
 
 
 @dataclass
@@ -253,7 +253,7 @@ def export_teacher(
         config={
             k: v
             for k, v in cfg.items()
-            if k not in ("out", "data", "cache", "progress", "stop_after")
+            if k not in ("out", "data", "cache", "progress", "stop_after", "time_limit")
         },
         validation=validation,
         provenance=provenance,

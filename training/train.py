@@ -34,7 +34,7 @@ from .augment import AugConfig, augment, mix
 from .data import VAL_FRACTION, load
 from .distill import Teacher, kd_loss, make_ema
 from .metrics import Metrics, compute_metrics
-from .model import FerNet, count_macs, count_params
+from .model import build_net, count_macs, count_params
 from .paths import CACHE, FER2013, RUNS
 from .strategies import STRATEGIES, TrainSet, loss_fn, make_trainset, probs7
 
@@ -77,8 +77,14 @@ class TrainConfig:
     # start from these weights instead of random init: a checkpoint's best, or a ferfast fp32 ONNX
     # of the same arch (its folded BatchNorm given back from Training statistics)
     init_from: str = ""
+    # torchvision-format ImageNet state dict for --arch vgg16 / resnet50 (imagenet.py): the
+    # features load, adapted to gray input; the head is new
+    init_weights: str = ""
     steps_per_epoch: int = 0  # fixed optimizer steps per epoch (0: one pass over the train set)
     stop_after: int = 0  # end this invocation after N epochs (time slicing; resume later)
+    # end this invocation before an epoch that would end later than this many seconds after it
+    # started, judged by the mean epoch so far (a fixed wall-clock budget; resume later)
+    time_limit: float = 0.0
     # distil from ferfast ONNX models or teacher artifacts (a folder, a name in training/teachers,
     # or training/teachers for all of them); a,b,... averages them; "" = off
     teacher: str = ""
@@ -232,7 +238,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
     ts, (xval, yval), (xpt, ypt) = prepare(cfg)
     has_val = len(yval) > 0
     torch.manual_seed(cfg.seed)
-    net = FerNet(cfg.arch, num_classes=ts.num_outputs, dropout=cfg.dropout)
+    net = build_net(cfg.arch, num_classes=ts.num_outputs, dropout=cfg.dropout)
+    if cfg.init_weights:
+        from .imagenet import load_imagenet_weights
+
+        skipped = load_imagenet_weights(net, cfg.init_weights)
+        if rank == 0:
+            print(f"ImageNet weights {cfg.init_weights} (not loaded: {len(skipped)} head keys)")
     if cfg.init_from.endswith(".onnx"):
         from .export import load_onnx_net
 
@@ -329,6 +341,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
             flush=True,
         )
     first_epoch = state["epoch"]
+    t_loop = time.time()
     for epoch in range(first_epoch, cfg.epochs):
         if stop or (cfg.stop_after and epoch - first_epoch >= cfg.stop_after):
             break
@@ -427,6 +440,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
                 state["bad_epochs"] += 1
             state["epoch"] = epoch + 1
             stop = bool(cfg.patience and state["bad_epochs"] >= cfg.patience)
+            done = epoch + 1 - first_epoch
+            if (
+                cfg.time_limit
+                and time.time() + (time.time() - t_loop) / done > t_start + cfg.time_limit
+            ):
+                print(
+                    f"time limit {cfg.time_limit:.0f}s: stopping after epoch {epoch + 1}",
+                    flush=True,
+                )
+                stop = True
             _atomic_save(
                 {
                     "config": asdict(cfg),
