@@ -71,23 +71,65 @@ def test_fast_model_predicts_a_real_photo(photos: dict[str, np.ndarray]) -> None
     np.testing.assert_array_equal(default[0].probs, results[0].probs)
 
 
-def test_catalog_figures_match_publictest(shared_dir) -> None:
+@pytest.fixture(scope="module")
+def publictest(shared_dir) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """PublicTest labels and every bundled model's probabilities on its faces."""
     from training.data import load
-    from training.metrics import compute_metrics
 
     test_dir = shared_dir / "data" / "fer2013" / "test"
     if not test_dir.is_dir():
         pytest.skip(f"FER2013 PublicTest not available at {test_dir}")
     faces, labels = load(test_dir)[0].subset("PublicTest")
+    probs = {}
     for info in CATALOG:
         engine = ferfast.Engine(model=info.name, detector=None)
-        probs = np.concatenate(
+        probs[info.name] = np.concatenate(
             [engine.classify(faces[i : i + 512]) for i in range(0, len(faces), 512)]
         )
-        m = compute_metrics(labels, probs, with_auc=False)
+    return labels, probs
+
+
+def test_catalog_figures_match_publictest(publictest) -> None:
+    from training.metrics import compute_metrics
+
+    labels, probs = publictest
+    for info in CATALOG:
+        m = compute_metrics(labels, probs[info.name], with_auc=False)
         assert m.accuracy == pytest.approx(info.accuracy, abs=5e-4), info.name
         assert m.macro_f1 == pytest.approx(info.macro_f1, abs=5e-4), info.name
         assert m.disgust_recall == pytest.approx(info.disgust_recall, abs=5e-4), info.name
+
+
+def test_no_model_ties_its_top_two_emotions_on_publictest(publictest) -> None:
+    """An exact tie would let the first emotion in EMOTIONS order win by position alone."""
+    labels, probs = publictest
+    assert len(labels) == 3589
+    for name, p in probs.items():
+        top = np.sort(p, axis=1)[:, -2:]
+        assert int(np.sum(top[:, 0] == top[:, 1])) == 0, name
+
+
+def test_int8_models_compute_float_logits() -> None:
+    """The classifier heads run in float on int8 features: no Softmax reads a
+    DequantizeLinear, whose int8 grid would make equal probabilities common."""
+    import onnx
+
+    from calibration.quantize import head_nodes, inspect_qdq
+
+    for info in CATALOG:
+        if info.precision != "int8":
+            continue
+        model = onnx.load(str(info.path))
+        report = inspect_qdq(model)
+        heads = [n for n in head_nodes(model) if n.op_type == "Gemm"]
+        n_softmax = sum(n.op_type == "Softmax" for n in model.graph.node)
+        assert report.grid_logits == 0 and len(heads) == n_softmax >= 1, info.name
+        assert report.float_ops.get("Gemm") == len(heads) and "Gemm" not in report.quantized_ops
+        assert "Conv" in report.quantized_ops and "Conv" not in report.float_ops, info.name
+        inits = {i.name for i in model.graph.initializer}
+        assert all(h.input[1] in inits for h in heads), info.name  # float weights
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert "head=float" in meta["ferfast.calibration"], info.name
 
 
 def test_accurate_model_is_the_mean_of_its_committed_members() -> None:
