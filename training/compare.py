@@ -4,6 +4,7 @@
     python -m training.compare sizes --epochs 5          # accuracy vs INT8 latency over model sizes
     python -m training.compare classical                 # HOG+linear SVM, PCA+random forest
     python -m training.compare table                     # -> docs/comparison.md
+    python -m training.compare teachers   # only its teachers table, from the manifests
 
 Runs are resumable (each writes runs/compare/<name>/result.json; finished ones are skipped).
 """
@@ -107,11 +108,19 @@ def write_table(a: argparse.Namespace) -> None:
     print(f"wrote {a.doc}")
 
 
+def write_teachers(a: argparse.Namespace) -> None:
+    from .tables import refresh_teachers
+
+    print(
+        f"{'rewrote' if refresh_teachers(Path(a.doc)) else 'unchanged:'} teachers table in {a.doc}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("what", choices=("strategies", "sizes", "classical", "table"))
+    ap.add_argument("what", choices=("strategies", "sizes", "classical", "table", "teachers"))
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument(
         "--steps-per-epoch",
@@ -141,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         "sizes": run_sizes,
         "classical": run_classical,
         "table": write_table,
+        "teachers": write_teachers,
     }[a.what](a)
     sys.stdout.flush()
 
