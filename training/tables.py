@@ -315,7 +315,8 @@ def comparison_markdown(root: Path, latency_file: Path | None, notes: str = "") 
         + "\n\n## Teachers\n\n"
         + "Larger networks trained as distillation teachers, committed as artifacts under\n"
         + "[`training/teachers/`](../training/teachers/README.md); figures from their manifests,\n"
-        + "measured on the artifact file (PublicTest, 3,589 faces); 'Selected on' is the split that\n"
+        + "measured on the artifact file (PublicTest, 3,589 faces); "
+        + "'Selected on' is the split that\n"
         + "chose the checkpoint (the validation split of Training, 2,872 faces, for runs since it\n"
         + "exists; PublicTest before).\n\n"
         + teachers_table()
