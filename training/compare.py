@@ -17,6 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .data import VAL_FRACTION
 from .paths import CACHE, DOCS, FER2013, REPO, RUNS
 from .strategies import STRATEGIES
 from .train import TrainConfig, train
@@ -40,6 +41,7 @@ def _base(a: argparse.Namespace) -> TrainConfig:
         progress=a.progress,
         seed=a.seed,
         steps_per_epoch=a.steps_per_epoch,
+        val_fraction=a.val_fraction,
     )
 
 
@@ -133,6 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--seed", type=int, default=0, help="initialisation, batch order, augmentation")
+    ap.add_argument(
+        "--val-fraction",
+        type=float,
+        default=VAL_FRACTION,
+        help="validation share of Training that selects each run's epoch; 0: select on "
+        "PublicTest, the rule of the committed tables",
+    )
     ap.add_argument("--root", default=str(ROOT), help="where the strategy runs go")
     ap.add_argument("--data", default=str(FER2013))
     ap.add_argument("--cache", default=str(CACHE))
