@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 from _training_helpers import ROOT, write_folder
@@ -67,3 +68,15 @@ def test_gpu_train_script_cpu_path(tmp_path):
         assert "training.gpu" in m.provenance and "pack.npz" in m.command
     assert m.arch == "rtiny" and m.config["mixup"] == 0.2
     assert len(list(faces.glob("data/fer2013/test/*/*.png"))) == 48
+
+
+def test_time_limit_ends_after_whole_epochs_and_resumes(tmp_path):
+    from _training_helpers import tiny_train_config
+
+    from training.train import train
+
+    write_folder(tmp_path / "fer", n_train=96, n_test=32, corrupt=False)
+    cfg = tiny_train_config(tmp_path, "tl", epochs=3, time_limit=1e-6)
+    assert train(cfg).epochs_run == 1  # the budget is spent: stop after the first whole epoch
+    assert train(cfg, resume=True).epochs_run == 2
+    assert train(replace(cfg, time_limit=0.0), resume=True).epochs_run == 3
