@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from stream_support import (
@@ -20,7 +21,7 @@ from stream_support import (
 
 from ferfast.sinks import JsonlSink
 from ferfast.stream.cli import main
-from ferfast.stream.multi import Lane, MultiStreamLoop
+from ferfast.stream.pipeline import Lane, StreamLoop
 from ferfast.stream.sources import FrameSource, SourceError, parse_source
 from ferfast.stream.tracking import IouTracker
 
@@ -45,12 +46,27 @@ def test_two_files_in_one_process(tiny_model: Path, tmp_path: Path) -> None:
     assert all(s["error"] is None and s["detections"] >= 6 for s in data["sources"])
 
 
-@pytest.mark.parametrize("flag", [["--output", "x.mp4"], ["--display"], ["--save-crops", "d"]])
-def test_single_video_outputs_are_refused_with_several_sources(flag, capsys) -> None:
+def test_a_fullscreen_kiosk_takes_one_source(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["--source", "a.mp4", "--source", "b.mp4", *flag])
+        main(["--source", "a.mp4", "--source", "b.mp4", "--fullscreen"])
     assert exc.value.code == 2
-    assert flag[0] in capsys.readouterr().err
+    assert "--fullscreen" in capsys.readouterr().err
+
+
+def test_every_source_gets_its_own_video_and_crops(tiny_model: Path, tmp_path: Path) -> None:
+    a = write_face_video(tmp_path / "a.mp4", 12)
+    b = write_face_video(tmp_path / "b.mp4", 8)
+    args = ["--source", str(a), "--source", str(b), *engine_args(tiny_model), "-q"]
+    args += ["--output", str(tmp_path / "out.avi"), "--save-crops", str(tmp_path / "crops")]
+    assert main([*args, "--no-progress", "--jsonl", str(tmp_path / "ev.jsonl")]) == 0
+    for i, n in ((0, 12), (1, 8)):
+        cap = cv2.VideoCapture(str(tmp_path / f"out-{i}.avi"))
+        try:
+            assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == n
+        finally:
+            cap.release()
+        assert len(list((tmp_path / "crops" / str(i)).glob("*.jpg"))) >= 0.8 * n
+    assert not (tmp_path / "out.avi").exists()
 
 
 def test_a_failing_source_does_not_stall_the_others(tmp_path: Path) -> None:
@@ -72,7 +88,7 @@ def test_a_failing_source_does_not_stall_the_others(tmp_path: Path) -> None:
     engine = FakeEngine()
     lanes = [Lane(s.open().start(), IouTracker(FAKE_EMOTIONS)) for s in (cam, clip)]
     jsonl = JsonlSink(tmp_path / "ev.jsonl", FAKE_EMOTIONS)
-    loop = MultiStreamLoop(engine, lanes, [jsonl], detect_every=2)
+    loop = StreamLoop(engine, lanes, [jsonl], detect_every=2)
     try:
         result = loop.run()
     finally:
@@ -113,7 +129,7 @@ def test_per_source_stages_split_the_shared_model_run_by_faces() -> None:
     )
     lanes = [Lane(s.open().start(), IouTracker(FAKE_EMOTIONS)) for s in (faces, empty)]
     try:
-        result = MultiStreamLoop(_FacesCostTime(), lanes, detect_every=2).run()
+        result = StreamLoop(_FacesCostTime(), lanes, detect_every=2).run()
     finally:
         faces.stop()
         empty.stop()
@@ -137,7 +153,7 @@ def test_a_lane_keeps_the_single_stream_cadence_and_early_redetect() -> None:
     source = FrameSource(parse_source("a.mp4"), opener=lambda spec, **kw: NumberedCapture(20))
     lane = Lane(source.open().start(), IouTracker(FAKE_EMOTIONS))
     try:
-        result = MultiStreamLoop(engine, [lane], detect_every=4).run()
+        result = StreamLoop(engine, [lane], detect_every=4).run()
     finally:
         source.stop()
     # As in the single-source loop: frame 10's carried face no longer looks like frame 8's.

@@ -24,7 +24,7 @@ from ferfast.detect import Detection
 from ferfast.preprocess import preprocess
 from ferfast.sinks import JsonlSink
 from ferfast.stream.cli import main
-from ferfast.stream.pipeline import Outputs, RunResult, StreamLoop
+from ferfast.stream.pipeline import Lane, RunResult, StreamLoop
 from ferfast.stream.sources import FrameSource, parse_source
 from ferfast.stream.tracking import DEFAULT_DETECT_EVERY, IouTracker
 
@@ -37,7 +37,7 @@ def run_loop(
     source = FrameSource(parse_source("clip.mp4"), opener=lambda spec, **kw: capture).start()
     jsonl = JsonlSink(tmp_path / "ev.jsonl", FAKE_EMOTIONS, force=True)
     tracker = IouTracker(FAKE_EMOTIONS, smoothing=1.0)
-    loop = StreamLoop(engine, source, tracker, Outputs([jsonl]), detect_every=every)
+    loop = StreamLoop(engine, [Lane(source, tracker)], [jsonl], detect_every=every)
     try:
         result = loop.run()
     finally:
@@ -95,7 +95,7 @@ def test_redetect_check_off_carries_a_changed_face(tmp_path) -> None:
     capture = NumberedCapture(20)
     source = FrameSource(parse_source("clip.mp4"), opener=lambda spec, **kw: capture).start()
     loop = StreamLoop(
-        engine, source, IouTracker(FAKE_EMOTIONS), detect_every=4, redetect_threshold=0.0
+        engine, [Lane(source, IouTracker(FAKE_EMOTIONS))], detect_every=4, redetect_threshold=0.0
     )
     loop.run()
     source.stop()
@@ -126,7 +126,9 @@ def test_output_stays_in_order_with_overlapped_stages(tmp_path) -> None:
 
 def test_bad_cadence_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="detect_every"):
-        StreamLoop(FakeEngine(), None, IouTracker(FAKE_EMOTIONS), detect_every=0)  # type: ignore[arg-type]
+        StreamLoop(FakeEngine(), [Lane(None, IouTracker(FAKE_EMOTIONS))], detect_every=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one source"):
+        StreamLoop(FakeEngine(), [])
     with pytest.raises(SystemExit):
         main(["--source", "x.mp4", "--detect-every", "0"])
 
@@ -200,7 +202,7 @@ def test_crops_are_asked_for_only_when_an_appearance_check_reads_them(check, tmp
     source = FrameSource(parse_source("clip.mp4"), opener=lambda spec, **kw: capture).start()
     tracker = IouTracker(FAKE_EMOTIONS, appearance_threshold=check)
     try:
-        StreamLoop(engine, source, tracker, detect_every=2, redetect_threshold=check).run()
+        StreamLoop(engine, [Lane(source, tracker)], detect_every=2, redetect_threshold=check).run()
     finally:
         source.stop()
     assert engine.crops_asked == {check > 0}

@@ -553,7 +553,7 @@ class FakeWindow:
 
 def test_stream_loop_across_a_reconnect_keeps_the_window_alive(tmp_path) -> None:
     from ferfast.stream.kiosk import status_screen
-    from ferfast.stream.pipeline import Outputs, StreamLoop
+    from ferfast.stream.pipeline import Lane, LaneOutputs, StreamLoop
 
     calls = []
 
@@ -568,7 +568,8 @@ def test_stream_loop_across_a_reconnect_keeps_the_window_alive(tmp_path) -> None
     src = FrameSource(parse_source("rtsp://cam"), backoff=(0.15, 0.15), opener=opener).start()
     window = FakeWindow()
     jsonl = JsonlSink(tmp_path / "ev.jsonl", EMOTIONS)
-    loop = StreamLoop(FakeEngine(), src, IouTracker(EMOTIONS), Outputs([jsonl], window=window))
+    lane = Lane(src, IouTracker(EMOTIONS), outputs=LaneOutputs(window=window))
+    loop = StreamLoop(FakeEngine(), [lane], [jsonl])
     loop.max_frames = 8
     result = loop.run()
     src.stop()

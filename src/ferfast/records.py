@@ -11,12 +11,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ferfast.engine import FaceResult
+import numpy as np
+
+
+class FaceLike(Protocol):
+    """What a record reads of a face (``ferfast.engine.FaceResult`` is one)."""
+
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def probs(self) -> np.ndarray: ...
+    @property
+    def emotion(self) -> str: ...
+    @property
+    def emotions(self) -> tuple[str, ...]: ...
+    @property
+    def track_id(self) -> int | None: ...
+    @property
+    def confidence(self) -> float: ...
+
 
 __all__ = [
+    "FaceLike",
     "PIXEL_DIGITS",
     "PROB_DIGITS",
     "TIME_DIGITS",
@@ -33,7 +53,7 @@ TIME_DIGITS = 3
 Row = str | int | float  # a value of FrameRecord.rows()
 
 
-def face_record(face: FaceResult) -> dict[str, Any]:
+def face_record(face: FaceLike) -> dict[str, Any]:
     """``{"id"?, "box", "score", "emotion", "confidence", "probs"}`` of one face, rounded;
     ``"id"`` (first) only for a tracked face."""
     if len(face.probs) != len(face.emotions):
@@ -60,7 +80,7 @@ class FrameRecord:
     source: str  # the file's path, or the stream's --source text
     frame: int  # 0 for an image; the frame's position in a video or stream, from 0
     time: float  # UNIX time when the faces were produced
-    faces: Sequence[FaceResult]
+    faces: Sequence[FaceLike]
     emotions: tuple[str, ...]  # the model's emotion order (the CSV and table columns)
 
     def as_dict(self) -> dict[str, Any]:

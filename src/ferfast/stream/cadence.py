@@ -3,8 +3,7 @@
 :class:`DetectAhead` runs the detector on its own thread on the frames it is due on;
 :class:`Cadence` decides, frame by frame, at which boxes the faces are classified (detected, or
 carried from the last detection), re-detects at once when a carried face is lost, and times the
-detector. Both loops use them: :class:`~ferfast.stream.pipeline.StreamLoop` (one source) and
-:class:`~ferfast.stream.multi.MultiStreamLoop` (one lane per source).
+detector. :class:`~ferfast.stream.pipeline.StreamLoop` keeps one of each per source.
 """
 
 from __future__ import annotations
@@ -156,8 +155,7 @@ class Cadence:
     :meth:`detect` is the detector for :class:`DetectAhead` and for early re-detects: it records
     the ``detect`` stage and counts a run in every one of ``stats``. A frame goes through
     :meth:`plan` (which boxes), the caller's model run on them (alone or batched with other
-    streams), then :meth:`settle` (the lost check; remembers the detection); :meth:`classify`
-    does all three for one stream.
+    streams), then :meth:`settle` (the lost check; remembers the detection).
     """
 
     def __init__(
@@ -219,12 +217,6 @@ class Cadence:
         if detected:
             self._carried = _Carried.detected(results, staged.frame.index, carried)
         return FrameFaces(results, detected, staged.detect_s + early_s, early_s)
-
-    def classify(self, staged: Staged, predict: PredictFn) -> FrameFaces:
-        """:meth:`plan`, ``predict`` and :meth:`settle` for one frame."""
-        plan = self.plan(staged)
-        results = predict(staged.frame.image, plan.boxes) if plan.boxes else []
-        return self.settle(staged, plan, results, predict)
 
 
 @dataclass(frozen=True)

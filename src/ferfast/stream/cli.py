@@ -244,13 +244,11 @@ class _Interrupts:
             signal.signal(sig, handler)
 
 
-#: Outputs of one video each: refused with several sources.
-_SINGLE_ONLY = (
-    ("--output", lambda a: bool(a.output)),
-    ("--display", lambda a: a.display),
-    ("--fullscreen", lambda a: a.fullscreen),
-    ("--save-crops", lambda a: bool(a.save_crops)),
-)
+def lane_path(path: str, position: int, count: int) -> Path:
+    """Where source ``position`` of ``count`` writes a per-source output given as ``path``:
+    ``path`` itself for one source, else ``<stem>-<position><suffix>`` beside it."""
+    p = Path(path)
+    return p if count == 1 else p.with_name(f"{p.stem}-{position}{p.suffix}")
 
 
 def _error(message: object) -> int:
@@ -321,11 +319,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if not (args.jsonl or args.output or args.display or args.fullscreen or args.save_crops):
         args.jsonl = "-"
     inputs = [text for text in args.source if Path(text).is_file()]
-    files = [
+    n = len(args.source)
+    files: list[tuple[str, str | Path | None]] = [
         ("--jsonl", args.jsonl if args.jsonl != "-" else None),
-        ("--output", args.output),
         ("--summary-json", args.summary_json),
     ]
+    if args.output:
+        files += [("--output", lane_path(args.output, i, n)) for i in range(n)]
     seen: dict[Path, str] = {}
     for option, path in files:
         if not path:
@@ -341,7 +341,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if args.save_crops:
         from .crops import CropWriter
 
-        CropWriter(args.save_crops, force=args.force)  # creates the folder, refuses old crops
+        for i in range(n):  # creates the folders, refuses crops of an earlier run
+            CropWriter(_crops_dir(args.save_crops, i, n), force=args.force)
+
+
+def _crops_dir(folder: str, position: int, count: int) -> Path:
+    """--save-crops of source ``position``: the folder itself, or a subfolder per source."""
+    return Path(folder) if count == 1 else Path(folder) / str(position)
 
 
 def _notes(engine: Any, args: argparse.Namespace) -> list[str]:
@@ -361,89 +367,69 @@ def _close(outputs: Any, failure: str | None) -> str | None:
     return failure
 
 
-def _main_many(args: argparse.Namespace, launched: float, interrupts: _Interrupts) -> int:
-    """Several sources in one process (:class:`MultiStreamLoop`); returns the exit status."""
+def _lane_outputs(args: argparse.Namespace, source: FrameSource, position: int) -> Any:
+    """The image outputs of source ``position`` (annotated video, crops, window, progress)."""
+    from .crops import CropWriter
+    from .kiosk import Window
+    from .pipeline import LaneOutputs, progress_bar
+    from .recorder import VideoRecorder
+
+    n = len(args.source)
+    out = LaneOutputs()
+    if args.output:
+        path = lane_path(args.output, position, n)
+        out.video = VideoRecorder(path, source.fps, fourcc=args.fourcc, force=args.force)
+    if args.save_crops:
+        # Checked (and created) before the sources opened; crops of this run are welcome.
+        out.crops = CropWriter(_crops_dir(args.save_crops, position, n), force=True)
+    if args.display or args.fullscreen:
+        title = "ferfast" if n == 1 else f"ferfast #{position} {source.spec.name}"
+        out.window = Window(title, fullscreen=args.fullscreen, size=args.kiosk_size)
+        if args.fullscreen:
+            out.kiosk_size = out.window.size
+    total = source.frame_count
+    if args.max_frames is not None:
+        total = min(total, args.max_frames) if total else args.max_frames
+    out.progress = progress_bar(
+        total, n == 1 and not source.spec.live and not args.no_progress and sys.stderr.isatty()
+    )
+    return out
+
+
+def _print_summary(args: argparse.Namespace, result: Any, notes: list[str]) -> None:
+    """The run's summary on stderr: per source and in all when there are several."""
+    print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
+    if len(result.sources) == 1:  # its error, if any, is the run's error line
+        print(result.summary.format(), file=sys.stderr)
+        indent = ""
+    else:
+        for i, (summary, error) in enumerate(zip(result.sources, result.errors, strict=True)):
+            print(f"source #{i} {args.source[i]}:", file=sys.stderr)
+            print("  " + summary.format().replace("\n", "\n  "), file=sys.stderr)
+            if error:
+                print(f"  error: {error}", file=sys.stderr)
+        print(f"all {len(result.sources)} sources:", file=sys.stderr)
+        print("  " + result.summary.format().replace("\n", "\n  "), file=sys.stderr)
+        indent = "  "
+    for note in notes:
+        print(f"{indent}{note}", file=sys.stderr)
+
+
+def _main(args: argparse.Namespace, launched: float, interrupts: _Interrupts) -> int:
+    """Open the sources, the engine and the outputs, run the loop, report; the exit status."""
     from ..sinks import JsonlSink
-    from .multi import Lane, MultiStreamLoop
+    from .kiosk import display_available, require_gui, x_display_reachable
+    from .pipeline import Lane, StreamLoop
     from .stats import RunStats
 
     sources: list[FrameSource] = []
-    jsonl = None
+    lanes: list[Lane] = []
+    sinks: list[Any] = []
     notes: list[str] = []
+    several = len(args.source) > 1
     try:
         for i, text in enumerate(args.source):
-            sources.append(_open_source(args, text, i))
-        engine = engine_from_args(args)
-        notes = _notes(engine, args)
-        emotions = tuple(engine.emotions)
-        lanes = [
-            Lane(source.start(), _make_tracker(args, emotions), RunStats(launched))
-            for source in sources
-        ]
-        if args.jsonl:
-            jsonl = JsonlSink(
-                args.jsonl, emotions, option="--jsonl", force=args.force, append=args.append
-            )
-        loop = MultiStreamLoop(
-            engine,
-            lanes,
-            [jsonl] if jsonl is not None else [],
-            max_frames=args.max_frames,
-            stats=RunStats(launched),
-            stop=interrupts.stop,
-            detect_every=args.detect_every,
-            redetect_threshold=args.appearance_threshold,
-        )
-        result = loop.run()
-    finally:
-        for source in sources:
-            source.stop()
-    failure = result.error
-    if jsonl is not None:
-        failure = _close(jsonl, failure)
-
-    print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
-    for i, (summary, error) in enumerate(zip(result.sources, result.errors, strict=True)):
-        print(f"source #{i} {args.source[i]}:", file=sys.stderr)
-        print("  " + summary.format().replace("\n", "\n  "), file=sys.stderr)
-        if error:
-            print(f"  error: {error}", file=sys.stderr)
-    print(f"all {len(result.sources)} sources:", file=sys.stderr)
-    print("  " + result.summary.format().replace("\n", "\n  "), file=sys.stderr)
-    for note in notes:
-        print(f"  {note}", file=sys.stderr)
-    if args.summary_json:
-        data = result.summary.as_dict() | {"reason": result.reason}
-        data["sources"] = [
-            s.as_dict() | {"source": text, "error": err}
-            for s, text, err in zip(result.sources, args.source, result.errors, strict=True)
-        ]
-        if not _write_summary(args.summary_json, data):
-            return 1
-    if failure:
-        return _error(failure)
-    failed = [f"#{i}: {err}" for i, err in enumerate(result.errors) if err]
-    if failed:
-        return _error(f"source {'; '.join(failed)}")
-    if result.reason == "interrupted":
-        return interrupts.exit_status()
-    return 0
-
-
-def _main_one(args: argparse.Namespace, launched: float, interrupts: _Interrupts) -> int:
-    """One source (:class:`StreamLoop`, with every output); returns the exit status."""
-    from ..sinks import JsonlSink
-    from .crops import CropWriter
-    from .kiosk import Window, display_available, require_gui, x_display_reachable
-    from .pipeline import Outputs, StreamLoop, progress_bar
-    from .recorder import VideoRecorder
-    from .stats import RunStats
-
-    outputs = Outputs()
-    source: FrameSource | None = None
-    notes: list[str] = []
-    try:
-        source = _open_source(args, args.source[0])
+            sources.append(_open_source(args, text, i if several else None))
         if args.display or args.fullscreen:
             require_gui()  # before the model loads: a headless OpenCV cannot open windows
             if not display_available():
@@ -453,35 +439,22 @@ def _main_one(args: argparse.Namespace, launched: float, interrupts: _Interrupts
         engine = engine_from_args(args)
         notes = _notes(engine, args)
         emotions = tuple(engine.emotions)
-        tracker = _make_tracker(args, emotions)
         if args.jsonl:
-            outputs.sinks.append(
+            sinks.append(
                 JsonlSink(
                     args.jsonl, emotions, option="--jsonl", force=args.force, append=args.append
                 )
             )
-        if args.output:
-            outputs.video = VideoRecorder(
-                args.output, source.fps, fourcc=args.fourcc, force=args.force
-            )
-        if args.save_crops:
-            # Checked (and created) before the source opened; crops of this run are welcome.
-            outputs.crops = CropWriter(args.save_crops, force=True)
-        if args.display or args.fullscreen:
-            outputs.window = Window(fullscreen=args.fullscreen, size=args.kiosk_size)
-            if args.fullscreen:
-                outputs.kiosk_size = outputs.window.size
-        total = source.frame_count
-        if args.max_frames is not None:
-            total = min(total, args.max_frames) if total else args.max_frames
-        outputs.progress = progress_bar(
-            total, not source.spec.live and not args.no_progress and sys.stderr.isatty()
-        )
+        for i, source in enumerate(sources):
+            lane = Lane(source, _make_tracker(args, emotions), RunStats(launched))
+            lanes.append(lane)
+            lane.outputs = _lane_outputs(args, source, i)
+        for source in sources:
+            source.start()
         loop = StreamLoop(
             engine,
-            source.start(),
-            tracker,
-            outputs,
+            lanes,
+            sinks,
             max_frames=args.max_frames,
             stats=RunStats(launched),
             stop=interrupts.stop,
@@ -490,26 +463,41 @@ def _main_one(args: argparse.Namespace, launched: float, interrupts: _Interrupts
         )
         result = loop.run()
     except BaseException:
-        _close(outputs, None)  # the error in flight is the one to report
+        _close_all(lanes, sinks, None)  # the error in flight is the one to report
         raise
     finally:
-        if source is not None:
+        for source in sources:
             source.stop()
-    failure = _close(outputs, result.error)
+    failure = _close_all(lanes, sinks, result.error)
 
-    print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
-    print(result.summary.format(), file=sys.stderr)
-    for note in notes:
-        print(note, file=sys.stderr)
+    _print_summary(args, result, notes)
     if args.summary_json:
         data = result.summary.as_dict() | {"reason": result.reason}
+        if several:
+            data["sources"] = [
+                s.as_dict() | {"source": text, "error": err}
+                for s, text, err in zip(result.sources, args.source, result.errors, strict=True)
+            ]
         if not _write_summary(args.summary_json, data):
             return 1
     if failure:
         return _error(failure)
+    failed = [(i, err) for i, err in enumerate(result.errors) if err]
+    if failed:
+        if not several:
+            return _error(failed[0][1])
+        return _error("source " + "; ".join(f"#{i}: {err}" for i, err in failed))
     if result.reason == "interrupted":
         return interrupts.exit_status()
     return 0
+
+
+def _close_all(lanes: Sequence[Any], sinks: Sequence[Any], failure: str | None) -> str | None:
+    """Close every lane's outputs and every sink; the first failure (the run's own, else a
+    close's)."""
+    for item in (*(lane.outputs for lane in lanes), *sinks):
+        failure = _close(item, failure)
+    return failure
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -530,10 +518,9 @@ def _run(argv: Sequence[str] | None) -> int:
     launched = launch_perf_counter() if argv is None else time.perf_counter()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if len(args.source) > 1:
-        given = [flag for flag, on in _SINGLE_ONLY if on(args)]
-        if given:
-            parser.error(f"{', '.join(given)} take(s) one --source; got {len(args.source)}")
+    if len(args.source) > 1 and args.fullscreen:
+        # A kiosk screen shows one camera; --display opens a window per source instead.
+        parser.error(f"--fullscreen takes one --source; got {len(args.source)}")
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.WARNING if args.quiet else logging.INFO,
@@ -557,9 +544,7 @@ def _run(argv: Sequence[str] | None) -> int:
     # SourceError is a RuntimeError; every failure to open or run prints one line, no traceback.
     try:
         with _Interrupts(stop) as interrupts:
-            if len(args.source) > 1:
-                return _main_many(args, launched, interrupts)
-            return _main_one(args, launched, interrupts)
+            return _main(args, launched, interrupts)
     except OutputPathError as exc:
         print(f"ferfast-stream: error: {exc}", file=sys.stderr)
         return 2
