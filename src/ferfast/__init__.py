@@ -15,9 +15,8 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 if TYPE_CHECKING:
+    __version__: str
     from ferfast.engine import Engine, FaceResult
     from ferfast.files import FramePrediction, predict_files
     from ferfast.labels import EMOTIONS
@@ -53,17 +52,36 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
+def _version() -> str:
+    """The distribution's version, written once, in pyproject.toml. The wheel build copies it
+    into ``ferfast/_version.py`` (pyproject ``[[tool.scikit-build.generate]]``); a source tree
+    on sys.path has no such file and reads the installed package's metadata instead."""
+    try:
+        return str(importlib.import_module("ferfast._version").version)
+    except ImportError:
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ferfast")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ferfast' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    if name == "__version__":
+        value: Any = _version()
+    else:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'ferfast' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
 
 
 __all__ = [
