@@ -7,7 +7,7 @@
 
 #include <utility>
 
-#include "framing_defaults.hpp"
+#include "contract.hpp"
 #include "preprocess.hpp"
 #include "validate.hpp"
 

@@ -65,6 +65,7 @@ namespace {
 
 constexpr float kWB = 0.114f, kWG = 0.587f, kWR = 0.299f;  // BGR -> gray (ITU-R BT.601)
 constexpr int kBlock = 8;     // box mode: output rows per horizontal pass (the transposed lanes)
+static_assert(kOutSide % kBlock == 0, "box mode writes whole kBlock-row tiles of the output");
 constexpr int kRowGroup = 8;  // box mode: source rows summed per pass of the vertical sum
 
 inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
@@ -278,7 +279,8 @@ template <typename Acc>
 inline void rows_sum(Acc* __restrict a, const uint8_t* const* rows, const Acc* w, int nr,
                      int64_t n, bool add) {
 #if FERFAST_X86_DISPATCH
-  if constexpr (std::is_same<Acc, uint16_t>::value) {
+  // The byte-pair path takes the weights as int8: at most 2 * kOutSide (bilinear units).
+  if constexpr (std::is_same<Acc, uint16_t>::value && 2 * kOutSide <= 127) {
     if (kHaveAvx2) return rows_sum_avx2(a, rows, w, nr, n, add);
   }
 #endif

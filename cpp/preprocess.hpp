@@ -4,9 +4,11 @@
 
 #include <cstdint>
 
+#include "contract.hpp"  // generated from src/ferfast/contract.py at configure time (CMakeLists.txt)
+
 namespace ferfast {
 
-constexpr int kOutSide = 48;  // model input side (N, 1, 48, 48)
+constexpr int kOutSide = contract::kSide;  // model input side (N, 1, 48, 48) with SIDE = 48
 constexpr int kOutPixels = kOutSide * kOutSide;
 constexpr int64_t kMaxSideFactor = 16;  // crop side (and warp scale) cap: 16x the frame's larger side
 constexpr int kMaxSupersample = 16;     // landmark warp: at most 16x16 bilinear taps per output pixel

@@ -232,6 +232,11 @@ struct Output {
   float* data = nullptr;
   bool fresh = false;
 
+  static std::string shape() {
+    const std::string side = std::to_string(kOutSide);
+    return "(M, 1, " + side + ", " + side + ")";
+  }
+
   Output(const py::object& out_obj, int64_t n) {
     if (out_obj.is_none()) {
       py::array_t<float> a({static_cast<py::ssize_t>(n), py::ssize_t{1}, py::ssize_t{kOutSide},
@@ -242,13 +247,13 @@ struct Output {
       return;
     }
     if (!PyObject_CheckBuffer(out_obj.ptr()) || !buf.acquire(out_obj.ptr()))
-      type_error("out must be a float32 numpy array of shape (M, 1, 48, 48), got " +
+      type_error("out must be a float32 numpy array of shape " + shape() + ", got " +
                  type_name(out_obj));
     const Py_buffer& v = buf.view();
     if (v.itemsize != 4 || format_char(v) != 'f')
       type_error("out must have dtype float32, got " + dtype_name(out_obj, &v));
     if (v.ndim != 4 || v.shape[1] != 1 || v.shape[2] != kOutSide || v.shape[3] != kOutSide)
-      value_error("out must have shape (M, 1, 48, 48), got " + shape_str(v.shape, v.ndim));
+      value_error("out must have shape " + shape() + ", got " + shape_str(v.shape, v.ndim));
     if (v.shape[0] < n)
       value_error("out has room for " + std::to_string(v.shape[0]) + " faces but " +
                   std::to_string(n) + " boxes were given");

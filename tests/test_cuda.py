@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cxx import include_flags
 
 from ferfast import _core
 
@@ -85,7 +86,7 @@ def test_kernel_math_is_bit_exact_against_baseline_cpu_kernel(tmp_path: Path) ->
             "-O2",
             "-fno-math-errno",
             "-U__linux__",
-            f"-I{REPO / 'cpp'}",
+            *include_flags(),
             str(REPO / "tests" / "cuda_exact.cpp"),
             str(REPO / "cpp" / "preprocess.cpp"),
             str(REPO / "cpp" / "cuda" / "plan.cpp"),

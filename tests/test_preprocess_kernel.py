@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cxx import include_flags
 from test_preprocess import PLAIN, make_frame, reference
 
 from ferfast.preprocess import preprocess
@@ -52,7 +53,7 @@ def test_fallback_paths_are_bit_exact(tmp_path: Path, define: str) -> None:
     sources = [REPO / "tests" / "cuda_exact.cpp", REPO / "cpp" / "preprocess.cpp"]
     sources.append(REPO / "cpp" / "cuda" / "plan.cpp")
     cmd = [cxx, "-std=c++17", "-O2", "-fno-math-errno", "-U__linux__", f"-D{define}"]
-    cmd += [f"-I{REPO / 'cpp'}", *map(str, sources), "-o", str(exe)]
+    cmd += [*include_flags(), *map(str, sources), "-o", str(exe)]
     subprocess.run(cmd, check=True)
     out = subprocess.run([str(exe), "200"], capture_output=True, text=True, check=True).stdout
     worst, exact, total = out.split()

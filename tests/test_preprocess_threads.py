@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cxx import include_flags
 
 import ferfast
 
@@ -194,7 +195,7 @@ def test_helper_pool_is_free_of_data_races(tmp_path: Path) -> None:
     exe = tmp_path / "threads"
     # -U__linux__ leaves out the target_clones resolvers, which run before TSan is initialised.
     cmd = [cxx, "-std=c++17", "-O1", "-g", "-fsanitize=thread", "-pthread", "-U__linux__"]
-    cmd += [f"-I{REPO / 'cpp'}", str(REPO / "tests" / "preprocess_threads.cpp")]
+    cmd += [*include_flags(), str(REPO / "tests" / "preprocess_threads.cpp")]
     cmd += [str(REPO / "cpp" / "preprocess.cpp"), "-o", str(exe)]
     built = subprocess.run(cmd, capture_output=True, text=True)
     if built.returncode != 0 and "tsan" in built.stderr.lower():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cxx import include_flags
 from tiny_model import reference_probs
 
 from ferfast.labels import EMOTIONS
@@ -249,7 +250,7 @@ def test_cpp_runtime_compiles_against_tensorrt_api(version: str, tmp_path: Path)
         "-fvisibility=hidden",
         "-DFERFAST_WITH_CUDA",
         "-DFERFAST_WITH_TENSORRT",
-        f"-I{REPO / 'cpp'}",
+        *include_flags(),
         f"-isystem{standin}",
         f"-isystem{cuda_include}",
         f"-isystem{pybind11.get_include()}",

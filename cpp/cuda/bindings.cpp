@@ -8,9 +8,9 @@
 
 #include <stdexcept>
 
+#include "contract.hpp"
 #include "plan.hpp"
 #include "preprocess_cuda.hpp"
-#include "../framing_defaults.hpp"
 #include "../validate.hpp"
 
 namespace py = pybind11;

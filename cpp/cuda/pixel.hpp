@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "../preprocess.hpp"
+
 #if defined(__CUDACC__)
 #define FERFAST_HD __host__ __device__ __forceinline__
 #else
@@ -20,7 +22,7 @@
 namespace ferfast {
 namespace gpu {
 
-constexpr int kSide = 48;
+constexpr int kSide = kOutSide;
 
 constexpr float kWB = 0.114f, kWG = 0.587f, kWR = 0.299f;  // as preprocess.cpp
 

@@ -21,7 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "../framing_defaults.hpp"
+#include "../preprocess.hpp"
+#include "contract.hpp"
 #include "engine_file.hpp"
 
 #ifdef FERFAST_WITH_CUDA
@@ -40,7 +41,12 @@ namespace ferfast {
 namespace trt {
 namespace {
 
-constexpr int kFace = 48 * 48;
+constexpr int kFace = kOutPixels;
+// The engine input shape for n faces, as messages print it.
+std::string input_shape(const std::string& n) {
+  const std::string side = std::to_string(kOutSide);
+  return "(" + n + ", 1, " + side + ", " + side + ")";
+}
 
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess)
@@ -150,8 +156,12 @@ class TrtRuntime {
       throw std::invalid_argument(path + ": engine output has " + std::to_string(classes_) +
                                   " classes but its header lists " +
                                   std::to_string(emotions_.size()) + " emotions");
-    input_scale_ = std::stod(file.get("input_scale", "0.00392156862745098"));
-    input_bias_ = std::stod(file.get("input_bias", "0.0"));
+    // A header without them means the contract's defaults.
+    const auto number = [&file](const char* key, double fallback) {
+      return file.header.count(key) != 0 ? std::stod(file.get(key)) : fallback;
+    };
+    input_scale_ = number("input_scale", contract::kScale);
+    input_bias_ = number("input_bias", contract::kBias);
 
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     float* p = nullptr;
@@ -213,11 +223,10 @@ class TrtRuntime {
     dims.nbDims = 4;
     dims.d[0] = static_cast<std::remove_reference_t<decltype(dims.d[0])>>(n);
     dims.d[1] = 1;
-    dims.d[2] = 48;
-    dims.d[3] = 48;
+    dims.d[2] = kOutSide;
+    dims.d[3] = kOutSide;
     if (!context_->setInputShape(input_.c_str(), dims))
-      throw std::runtime_error("TensorRT rejected input shape (" + std::to_string(n) +
-                               ", 1, 48, 48)");
+      throw std::runtime_error("TensorRT rejected input shape " + input_shape(std::to_string(n)));
     if (!context_->enqueueV3(stream_)) throw std::runtime_error("TensorRT enqueueV3 failed");
     const size_t out_bytes = static_cast<size_t>(n * classes_) * sizeof(float);
     check(cudaMemcpyAsync(h_out_.get(), d_out_.get(), out_bytes, cudaMemcpyDeviceToHost, stream_),
@@ -236,7 +245,7 @@ class TrtRuntime {
   std::string input_, output_;
   int64_t classes_ = 0, max_batch_ = 0;
   std::vector<std::string> emotions_;
-  double input_scale_ = 1.0 / 255.0, input_bias_ = 0.0;
+  double input_scale_ = contract::kScale, input_bias_ = contract::kBias;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<float, DeviceFree> d_in_, d_out_;
   std::unique_ptr<float, HostFree> h_out_;
@@ -245,13 +254,13 @@ class TrtRuntime {
 
 py::array_t<float> checked_batch(const py::object& obj, int64_t max_batch) {
   if (!py::isinstance<py::array>(obj))
-    throw py::type_error("batch must be a float32 numpy array (n, 1, 48, 48)");
+    throw py::type_error("batch must be a float32 numpy array " + input_shape("n"));
   py::array a = py::reinterpret_borrow<py::array>(obj);
   if (a.dtype().kind() != 'f' || a.itemsize() != 4)
     throw py::type_error("batch must have dtype float32, got " +
                          py::str(a.dtype()).cast<std::string>());
-  if (a.ndim() != 4 || a.shape(1) != 1 || a.shape(2) != 48 || a.shape(3) != 48)
-    throw py::value_error("batch must have shape (n, 1, 48, 48)");
+  if (a.ndim() != 4 || a.shape(1) != 1 || a.shape(2) != kOutSide || a.shape(3) != kOutSide)
+    throw py::value_error("batch must have shape " + input_shape("n"));
   if (a.shape(0) > max_batch)
     throw py::value_error("batch of " + std::to_string(a.shape(0)) +
                           " exceeds the engine's max batch " + std::to_string(max_batch));
@@ -286,7 +295,7 @@ void register_trt(py::module_& m) {
             float* p = trt::pinned_alloc(static_cast<size_t>(n) * trt::kFace);
             py::capsule owner(p, [](void* q) { cudaFreeHost(q); });
             return py::array_t<float>({static_cast<py::ssize_t>(n), py::ssize_t{1},
-                                       py::ssize_t{48}, py::ssize_t{48}},
+                                       py::ssize_t{kOutSide}, py::ssize_t{kOutSide}},
                                       p, owner);
           },
           py::arg("n"), "Pinned (page-locked) float32 (n, 1, 48, 48) buffer for preprocess.")

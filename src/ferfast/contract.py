@@ -4,14 +4,17 @@ Every ferfast ONNX model (training export, INT8 calibration) and every TensorRT 
 follows it; the runners (``ferfast.runtime``, ``ferfast.tensorrt``) read models through
 :func:`parse_metadata`, exporters write metadata with :func:`metadata_props`.
 docs/architecture.md describes the contract in prose.
+
+This module is the one definition of the input side and the normalisation: the C++ extension
+compiles them from a header that CMake generates from it (cpp/contract_header.py), and training
+takes them from here. It imports only the standard library, so that the build can read it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import NamedTuple
-
-import numpy as np
 
 from ferfast.labels import EMOTIONS
 
@@ -96,7 +99,7 @@ def parse_metadata(props: Mapping[str, str], num_classes: int, source: str) -> M
             value = default if text is None else float(text)
         except ValueError:
             raise ValueError(f"{source}: metadata {key}={text!r} is not a number") from None
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             raise ValueError(f"{source}: metadata {key}={text!r} is not finite")
         values.append(value)
     if values[0] == 0.0:

@@ -4,7 +4,9 @@ FER2013 images are 48×48 gray crops framed by the dataset's own face finder. To
 faces framed the same way, the detector box is squared, widened by ``margin`` and shifted by
 ``offset_x/offset_y``; with landmarks, a similarity warp puts the eyes at ``eye_left`` /
 ``eye_right``. The constants below were measured on FER2013 training images with
-``tools/measure_framing.py``; method and numbers are in ``docs/framing.md``.
+``tools/measure_framing.py``; method and numbers are in ``docs/framing.md``. ``FRAMING`` is also
+the default of the C++ entry points, compiled from a header generated from this module
+(cpp/contract_header.py).
 
 Coordinates: ``eye_left`` / ``eye_right`` are 48×48 output pixel coordinates in OpenCV's
 convention (pixel (i, j) is centred at (i, j)). ``eye_left`` is where ``landmarks[:, 0]`` goes
@@ -17,6 +19,8 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, replace
+
+from ferfast.contract import DEFAULT_BIAS, DEFAULT_SCALE
 
 __all__ = ["FRAMING", "FRAMING_HAAR", "FRAMING_YUNET", "Framing", "framing_for"]
 
@@ -40,8 +44,8 @@ class Framing:
     offset_y: float = 0.0
     eye_left: tuple[float, float] = (14.55, 17.7)
     eye_right: tuple[float, float] = (32.1, 17.7)
-    input_scale: float = 1.0 / 255.0
-    input_bias: float = 0.0
+    input_scale: float = DEFAULT_SCALE
+    input_bias: float = DEFAULT_BIAS
 
     def __post_init__(self) -> None:
         values = {
