@@ -11,6 +11,7 @@ import pytest
 from tiny_model import build_tiny_model
 
 from ferfast import Engine
+from ferfast.contract import SIDE
 from ferfast.models import BUNDLED, MODELS_DIR
 
 MODELS = ["tiny", *sorted(BUNDLED)]
@@ -32,7 +33,7 @@ def test_classify(benchmark, engines: dict[str, Engine], model: str, batch: int)
     if model not in engines:
         pytest.skip(f"bundled model {BUNDLED[model]} not present")
     engine = engines[model]
-    faces = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
+    faces = np.random.default_rng(0).integers(0, 256, (batch, SIDE, SIDE), dtype=np.uint8)
     benchmark.group = f"Engine.classify batch {batch}"
     benchmark.extra_info.update(model=model, threads=engine.runner.threads)
     probs = benchmark(engine.classify, faces)

@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from ferfast.contract import DEFAULT_BIAS, DEFAULT_SCALE, INPUT_SHAPE
 from ferfast.models import CATALOG
 from ferfast.runtime import OrtRunner
 
@@ -39,7 +40,8 @@ def _model(name: str) -> Path:
 
 def _faces(batch: int) -> np.ndarray:
     rng = np.random.default_rng(batch)
-    return (rng.integers(0, 256, (batch, 1, 48, 48)) / 255.0).astype(np.float32)
+    gray = rng.integers(0, 256, (batch, *INPUT_SHAPE))
+    return (gray * DEFAULT_SCALE + DEFAULT_BIAS).astype(np.float32)
 
 
 def _bench(benchmark, run: Callable[[], np.ndarray], batch: int, threads: int) -> float:  # noqa: ANN001

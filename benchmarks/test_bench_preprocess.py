@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import ferfast
+from ferfast.contract import INPUT_SHAPE, SIDE
 from ferfast.framing import FRAMING_YUNET
 
 # x, y, w, h: YuNet-like boxes (taller than wide), 150-250 px
@@ -64,10 +65,11 @@ def squares(boxes: np.ndarray) -> list[tuple[int, int, int]]:
 def opencv_path(frame: np.ndarray, crops: list[tuple[int, int, int]]) -> np.ndarray:
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
     faces = [
-        cv2.resize(gray[y : y + s, x : x + s], (48, 48), interpolation=cv2.INTER_AREA)
+        cv2.resize(gray[y : y + s, x : x + s], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
         for x, y, s in crops
     ]
-    return (np.stack(faces).astype(np.float32) / 255.0)[:, None]
+    f = FRAMING_YUNET
+    return (np.stack(faces).astype(np.float32) * f.input_scale + f.input_bias)[:, None]
 
 
 def test_boxes_16_lie_inside_the_frame() -> None:
@@ -81,26 +83,26 @@ def test_opencv_path(benchmark, speedup, frames, group, boxes, channels) -> None
     crops = squares(boxes)
     result = benchmark(opencv_path, frames[channels], crops)
     speedup.record(benchmark, "opencv", baseline=True)
-    assert result.shape == (len(boxes), 1, 48, 48)
+    assert result.shape == (len(boxes), *INPUT_SHAPE)
 
 
 @pytest.mark.parametrize(("group", "boxes", "channels"), CASES, ids=IDS)
 def test_ferfast_preprocess(benchmark, speedup, frames, group, boxes, channels) -> None:
     benchmark.group = f"preprocess {group}"
     frame = frames[channels]
-    out = np.empty((len(boxes), 1, 48, 48), np.float32)
+    out = np.empty((len(boxes), *INPUT_SHAPE), np.float32)
     result = benchmark(ferfast.preprocess, frame, boxes, out)
     speedup.record(benchmark, "ferfast.preprocess")
     assert np.shares_memory(result, out)
     # Same crops, same numbers (within one gray level: OpenCV rounds to uint8 twice).
     ref = opencv_path(frame, squares(boxes))
-    np.testing.assert_allclose(result, ref, rtol=0, atol=1.0 / 255 + 1e-6)
+    np.testing.assert_allclose(result, ref, rtol=0, atol=FRAMING_YUNET.input_scale + 1e-6)
 
 
 def test_ferfast_preprocess_landmarks(benchmark, speedup, frames) -> None:
     """The eye-aligning warp (supersampled bilinear) on the 4 BGR faces: informational."""
     benchmark.group = "preprocess 4 faces, 1080p BGR"
-    out = np.empty((8, 1, 48, 48), np.float32)
+    out = np.empty((8, *INPUT_SHAPE), np.float32)
     lms = np.zeros((4, 5, 2), np.float32)
     for i, (x, y, w, h) in enumerate(BOXES):
         lms[i, 0] = (x + 0.3 * w, y + 0.4 * h)

@@ -30,6 +30,7 @@ import numpy as np
 from moving_face import face_frames  # tools/, next to this script
 
 import ferfast
+from ferfast.contract import DEFAULT_BIAS, DEFAULT_SCALE, SIDE
 from ferfast.preprocess import preprocess
 from ferfast.stream.tracking import DEFAULT_APPEARANCE_THRESHOLD, appearance
 
@@ -66,7 +67,7 @@ def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     warped = cv2.warpAffine(big, m, (192, 192), borderMode=cv2.BORDER_REPLICATE)
     warped = warped * rng.uniform(0.92, 1.08) + rng.uniform(-0.05, 0.05)
     warped = (warped + rng.normal(0, 0.01, warped.shape)).astype(np.float32)
-    return cv2.resize(warped, (48, 48), interpolation=cv2.INTER_AREA)
+    return cv2.resize(warped, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
 
 
 def sims(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
@@ -135,7 +136,8 @@ def main() -> None:
     files = sorted((args.shared / "data" / "fer2013" / "test").glob("*/*.jpg"))
     rng.shuffle(files)
     fer = [
-        cv2.imread(str(f), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255 for f in files[: args.n]
+        cv2.imread(str(f), cv2.IMREAD_GRAYSCALE).astype(np.float32) * DEFAULT_SCALE + DEFAULT_BIAS
+        for f in files[: args.n]
     ]
     results["same_fer2013_jitter"] = summary(sims(fer, [jitter(f, rng) for f in fer]))
     results["different_fer2013"] = summary(sims(fer[:-1], fer[1:]))

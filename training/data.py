@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ferfast.contract import DEFAULT_BIAS, DEFAULT_SCALE
 from ferfast.labels import EMOTIONS
 
 from .paths import CACHE, FER2013
@@ -184,7 +185,9 @@ def read_faces(paths: Sequence[str | os.PathLike]) -> np.ndarray:
     return out
 
 
-def normalise(faces: np.ndarray, scale: float = 1.0 / 255.0, bias: float = 0.0) -> np.ndarray:
+def normalise(
+    faces: np.ndarray, scale: float = DEFAULT_SCALE, bias: float = DEFAULT_BIAS
+) -> np.ndarray:
     """uint8 (N,48,48) faces -> float32 (N,1,48,48) = gray * scale + bias (model input contract).
 
     For 48x48 crops this is what ``Engine.classify`` / ``ferfast.preprocess`` feed the model;

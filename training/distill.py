@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ferfast.contract import DEFAULT_SCALE
+from ferfast.contract import DEFAULT_BIAS, DEFAULT_SCALE
 from ferfast.labels import EMOTIONS
 from ferfast.runtime import OrtRunner
 
@@ -40,7 +40,7 @@ class Teacher:
         for r in self.runners:
             if r.emotions != EMOTIONS:
                 raise ValueError(f"{r.path}: teacher classes {r.emotions} are not {EMOTIONS}")
-            if not np.isclose(r.input_scale, DEFAULT_SCALE) or r.input_bias != 0.0:
+            if not np.isclose(r.input_scale, DEFAULT_SCALE) or r.input_bias != DEFAULT_BIAS:
                 raise ValueError(
                     f"{r.path}: teacher input must be gray/255 "
                     f"(scale {r.input_scale}, bias {r.input_bias})"

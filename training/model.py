@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ferfast.contract import SIDE
+
 # Each architecture: list of (out_channels, stride) for successive Conv3x3-BN-ReLU layers.
 ARCHS: dict[str, list[tuple[int, int]]] = {
     "tiny": [(8, 2), (16, 2), (32, 2)],  # tests only
@@ -151,7 +153,7 @@ def build_net(arch: str, num_classes: int = 7, dropout: float = 0.3) -> nn.Modul
     return FerNet(arch, num_classes, dropout)
 
 
-def count_macs(arch: str, num_classes: int = 7, size: int = 48) -> int:
+def count_macs(arch: str, num_classes: int = 7, size: int = SIDE) -> int:
     """Multiply-accumulates per face (convolutions + classifier); FLOPs = 2 x MACs."""
     net = build_net(arch, num_classes).eval()
     macs = [net.fc.in_features * num_classes]

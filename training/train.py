@@ -30,6 +30,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
+from ferfast.contract import DEFAULT_BIAS, DEFAULT_SCALE
+
 from .augment import AugConfig, augment, mix
 from .data import VAL_FRACTION, load
 from .distill import Teacher, kd_loss, make_ema
@@ -128,7 +130,7 @@ def _score(m: Metrics, select: str) -> float:
 
 
 def _to_input(x: np.ndarray, channels_last: bool) -> torch.Tensor:
-    t = torch.from_numpy(x).float().div_(255.0).unsqueeze(1)
+    t = torch.from_numpy(x).float().mul_(DEFAULT_SCALE).add_(DEFAULT_BIAS).unsqueeze(1)
     return t.contiguous(memory_format=torch.channels_last) if channels_last else t
 
 
@@ -366,7 +368,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult | None:
         tot_loss, tot_correct, tot_n = 0.0, 0.0, 0
         for b in it:
             bt = torch.from_numpy(b).to(device)
-            xb = images[bt].float().div_(255.0).unsqueeze(1)
+            xb = images[bt].float().mul_(DEFAULT_SCALE).add_(DEFAULT_BIAS).unsqueeze(1)
             if cfg.aug:
                 xb = augment(xb, aug_cfg, g)
             yb, lam, yb2 = ytr[bt], 1.0, None

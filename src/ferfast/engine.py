@@ -57,7 +57,9 @@ def _check_faces(faces: object) -> npt.NDArray[np.uint8]:
         raise TypeError(f"faces must be uint8 gray crops, got {faces.dtype}")
     crops: npt.NDArray[np.uint8] = faces[None] if faces.ndim == 2 else faces
     if crops.ndim != 3 or crops.shape[1:] != (SIDE, SIDE):
-        raise ValueError(f"faces must have shape (N, 48, 48) or (48, 48), got {faces.shape}")
+        raise ValueError(
+            f"faces must have shape (N, {SIDE}, {SIDE}) or ({SIDE}, {SIDE}), got {faces.shape}"
+        )
     return crops
 
 

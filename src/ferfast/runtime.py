@@ -203,7 +203,7 @@ class OrtRunner:
             raise ValueError(f"{src}: input {INPUT_NAME!r} must be float32, got {inp.type}")
         shape = list(inp.shape)
         if len(shape) != 4 or shape[1:] != [1, SIDE, SIDE]:
-            raise ValueError(f"{src}: input must have shape (N, 1, 48, 48), got {shape}")
+            raise ValueError(f"{src}: input must have shape (N, 1, {SIDE}, {SIDE}), got {shape}")
         if isinstance(shape[0], int) and shape[0] != -1:
             raise ValueError(f"{src}: input batch dimension must be dynamic, got {shape[0]}")
         out = {o.name: o for o in outputs}.get(OUTPUT_NAME)
@@ -501,7 +501,8 @@ def measure_latency(
     if rows is not None and len(rows) >= batch:
         x[...] = rows[:batch]
     else:
-        x[...] = np.random.default_rng(0).integers(0, 256, x.shape).astype(np.float32) / 255.0
+        gray = np.random.default_rng(0).integers(0, 256, x.shape).astype(np.float32)
+        x[...] = gray * np.float32(runner.input_scale) + np.float32(runner.input_bias)
     for _ in range(warmup):
         runner.run(x)
     times = []

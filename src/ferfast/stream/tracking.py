@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ferfast.contract import SIDE
+
 if TYPE_CHECKING:
     from ferfast.engine import FaceResult
 
@@ -49,8 +51,10 @@ def appearance(crops: np.ndarray) -> np.ndarray:
     c = np.asarray(crops, dtype=np.float32)
     if c.ndim == 4 and c.shape[1] == 1:
         c = c[:, 0]
-    if c.ndim != 3 or c.shape[1:] != (48, 48):
-        raise ValueError(f"crops must have shape (N, 48, 48) or (N, 1, 48, 48), got {c.shape}")
+    if c.ndim != 3 or c.shape[1:] != (SIDE, SIDE):
+        raise ValueError(
+            f"crops must have shape (N, {SIDE}, {SIDE}) or (N, 1, {SIDE}, {SIDE}), got {c.shape}"
+        )
     n, g = c.shape[0], APPEARANCE_GRID
     # Block means as two small matrix products (rows, then columns): for the one or two crops of
     # a stream frame this is cheaper than a reshape-and-mean.
@@ -64,7 +68,7 @@ def appearance(crops: np.ndarray) -> np.ndarray:
 #: (6, 48): row i averages pixels 8i .. 8i+7 (the appearance grid's blocks along one side).
 _BLOCKS = np.kron(
     np.eye(APPEARANCE_GRID, dtype=np.float32),
-    np.full((1, 48 // APPEARANCE_GRID), APPEARANCE_GRID / 48, np.float32),
+    np.full((1, SIDE // APPEARANCE_GRID), APPEARANCE_GRID / SIDE, np.float32),
 )
 
 

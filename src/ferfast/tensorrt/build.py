@@ -199,7 +199,8 @@ def build_engine(
     inp = network.get_input(0)
     out = network.get_output(0)
     if len(inp.shape) != 4 or tuple(inp.shape[1:]) != INPUT_SHAPE:
-        raise ValueError(f"{onnx_path}: input shape {inp.shape} is not (N, 1, 48, 48)")
+        want = ", ".join(map(str, INPUT_SHAPE))
+        raise ValueError(f"{onnx_path}: input shape {inp.shape} is not (N, {want})")
     check_io(info.emotions, int(out.shape[len(out.shape) - 1]))
 
     config = builder.create_builder_config()
