@@ -2,7 +2,8 @@
 
 preprocess_cuda, cuda_* and TrtRuntime exist only when the extension was built with CUDA /
 TensorRT (WITH_CUDA / WITH_TENSORRT tell); calling them otherwise is an AttributeError.
-Framing defaults (``...`` here) are ferfast.framing.FRAMING's (cpp/framing_defaults.hpp).
+Framing defaults (``...`` here) are ferfast.framing.FRAMING's, OUT_SIDE is ferfast.contract.SIDE
+(compiled from the contract.hpp that CMake generates from them).
 """
 
 import numpy as np
