@@ -185,9 +185,10 @@ __attribute__((target("avx2"))) void rows_sum_avx2_n(uint16_t* __restrict a,
   std::memcpy(a, part, m * sizeof(uint16_t));
 }
 
-__attribute__((target("avx2"))) void rows_sum_avx2(uint16_t* __restrict a,
-                                                   const uint8_t* const* rows, const uint16_t* w,
-                                                   int nr, int64_t n, bool add) {
+// Unused for input sides whose bilinear weights do not fit int8 (rows_sum).
+[[maybe_unused]] __attribute__((target("avx2"))) void rows_sum_avx2(
+    uint16_t* __restrict a, const uint8_t* const* rows, const uint16_t* w, int nr, int64_t n,
+    bool add) {
   __m256i wpair[kRowGroup / 2];
   for (int r = 0; r < nr; r += 2) {
     const int hi = r + 1 < nr ? w[r + 1] : 0;

@@ -89,6 +89,7 @@ def check(ok: bool, what: str) -> None:
 
 for mod in (ferfast, ferfast._core):
     check(venv in Path(mod.__file__).resolve().parents, f"{mod.__name__} from the venv")
+check(ferfast.__version__ == md.version("ferfast"), f"ferfast.__version__ {ferfast.__version__}")
 files = {str(f) for f in md.files("ferfast") or ()}
 for rel in [f"models/{m.file}" for m in ferfast.list_models()] + ["models/MODEL_CARD.md"]:
     check(f"ferfast/{rel}" in files, f"wheel holds ferfast/{rel}")
