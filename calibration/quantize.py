@@ -57,7 +57,7 @@ class QuantSettings:
     per_channel: bool = True
     quantize_bias: bool = False
     relu_as_leaky: bool = True
-    float_head: bool = True
+    float_head: bool = True  # the classifier head (head_nodes) in float: full-resolution logits
     exclude_nodes: tuple[str, ...] = ()
     exclude_first_last: bool = False
     chunk: int = 128
