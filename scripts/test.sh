@@ -6,10 +6,10 @@
 #            screenshots), mosquitto (the MQTT tests' broker), installed when missing as root with
 #            apt-get
 #   packages: torch (CPU build, for the training tests), ferfast with its train/test/bench/mqtt
-#            extras (builds the C++ extension, with the CUDA kernel when nvcc is found), the GUI OpenCV
-#            wheel over ferfast's headless one (the kiosk tests open windows), tensorrt-stubs
-#            (the test extra's mypy type-checks the TensorRT code with them; installed without
-#            their TensorRT dependency, which needs NVIDIA's own index).
+#            extras (builds the C++ extension, with the CUDA kernel when nvcc is found), the GUI
+#            OpenCV wheel over ferfast's headless one (the kiosk tests open windows),
+#            tensorrt-stubs (the test extra's mypy type-checks the TensorRT code with them;
+#            installed without their TensorRT dependency, which needs NVIDIA's own index).
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh benchmarks/`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
