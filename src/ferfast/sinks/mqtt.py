@@ -202,7 +202,8 @@ class _Connection:
         # those acknowledgements, so records arrive in order.
         self.resuming = False
         self.ever_connected = False
-        self.refused: str | None = None
+        self.refused: str | None = None  # the broker's reason for refusing the login
+        self.closed_early: str | None = None  # the connection closed before the broker answered
         self.answered = threading.Event()  # the first CONNACK arrived (accepted or not)
         self.stopping = False  # close(): send what is queued, then stop
         self.last_faces: dict[object, str] = {}  # change mode: face key -> emotion last sent
@@ -276,6 +277,9 @@ class _Connection:
         with self.cond:
             was = self.connected
             self.connected = False
+        if not self.answered.is_set():  # closed before any CONNACK: no point in waiting
+            self.closed_early = str(reason)
+            self.answered.set()
         if was and not self.stopping:
             log.warning(
                 "MQTT: lost the connection to %s; records wait in a queue of %d (%s)",
@@ -366,12 +370,21 @@ class _Connection:
         except OSError as exc:
             raise MqttError(f"{where}: cannot connect: {exc.strerror or exc}") from None
         self.client.loop_start()
-        if not self.answered.wait(timeout) or self.refused is not None:
+        answered = self.answered.wait(timeout)
+        if not answered or not self.ever_connected:
+            if not answered:
+                error = f"the broker did not answer within {timeout:g} s"
+            elif self.refused is not None:
+                error = f"the broker refused the connection: {self.refused}"
+            else:
+                error = "the connection closed before the broker answered; " + (
+                    "does it require a client certificate (--mqtt-cert, --mqtt-key)?"
+                    if url.tls
+                    else "is it a TLS port (mqtts://)?"
+                )
             self.client.disconnect()
             self.client.loop_stop()
-            if self.refused is not None:
-                raise MqttError(f"{where}: the broker refused the connection: {self.refused}")
-            raise MqttError(f"{where}: the broker did not answer within {timeout:g} s")
+            raise MqttError(f"{where}: {error}")
         self.thread = threading.Thread(
             target=self._send, name=f"mqtt-send {self.source}", daemon=True
         )
