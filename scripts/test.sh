@@ -5,7 +5,7 @@
 #   system:  ffmpeg (network-camera tests), Xvfb, x11-apps, x11-xserver-utils, imagemagick (kiosk
 #            screenshots), mosquitto (the MQTT tests' broker), installed when missing as root with
 #            apt-get
-#   packages: torch (CPU build, for the training tests), ferfast with its train/test/bench/mqtt
+#   packages: torch (CPU build, for the training tests), ferfast with its train/test/bench/mqtt/ray
 #            extras (builds the C++ extension, with the CUDA kernel when nvcc is found), the GUI
 #            OpenCV wheel over ferfast's headless one (the kiosk tests open windows),
 #            tensorrt-stubs (the test extra's mypy type-checks the TensorRT code with them;
@@ -17,7 +17,7 @@ source scripts/python-env.sh
 apt_install ffmpeg xvfb x11-apps x11-xserver-utils imagemagick mosquitto
 "$PY" -m pip install -q torch==2.13.0
 # --no-warn-conflicts: pip_check below reports conflicts, less the expected tensorrt-stubs one.
-"$PY" -m pip install -q --no-warn-conflicts ".[train,test,bench,mqtt]"
+"$PY" -m pip install -q --no-warn-conflicts ".[train,test,bench,mqtt,ray]"
 use_gui_opencv  # the kiosk tests open windows
 "$PY" -m pip install -q --no-deps tensorrt-stubs
 pip_check

@@ -341,8 +341,39 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "replaced)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_ray_arguments(p.add_argument_group("ray (pip install 'ferfast[ray]'; docs/scale.md)"))
     add_engine_arguments(p.add_argument_group("engine"))
     p.set_defaults(func=_cmd_predict)
+
+
+def _ray_address(text: str) -> str:
+    """A --ray value: "local", "auto", HOST:PORT or ray://HOST:PORT (not a path taken as one)."""
+    if text in ("local", "auto") or text.startswith("ray://") or text.rpartition(":")[2].isdigit():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a Ray address (auto, HOST:PORT, ray://HOST:PORT); give the paths "
+        "before --ray, or write --ray=ADDRESS"
+    )
+
+
+def _add_ray_arguments(group: argparse._ActionsContainer) -> None:
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        type=_ray_address,
+        metavar="ADDRESS",
+        help="run on Ray: a new local instance, or the cluster at ADDRESS (auto, HOST:PORT, "
+        "ray://HOST:PORT); each actor reads its own files; -o FILE.parquet (one row per frame), "
+        ".csv or .jsonl: the same records, sorted by source and frame",
+    )
+    group.add_argument(
+        "--actors",
+        type=positive_int,
+        metavar="N",
+        help="with --ray: Engine actors, each on --threads CPUs (default 1) (default: as many "
+        "as the cluster's CPUs hold)",
+    )
 
 
 def _annotated_path(root: Path, item: InputFile, frame: int) -> Path:
@@ -428,6 +459,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for pred in missing:
         print(f"ferfast predict: skipped {pred.source}: {pred.error}", file=sys.stderr)
+    if args.ray is not None:
+        return _predict_ray(args, inputs, fmt, len(missing))
     counts = {"frames": 0, "faces": 0, "errors": len(missing), "undecodable": 0}
     notes: list[str] = []
     small: list[str] = []
@@ -490,6 +523,60 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if failure is not None:
         print(f"ferfast predict: error: {failure}", file=sys.stderr)
         return EXIT_ERROR
+    if counts["frames"] == 0:
+        print("ferfast predict: error: nothing could be processed", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _predict_ray(args: argparse.Namespace, inputs: list[InputFile], fmt: str, missing: int) -> int:
+    """``ferfast predict --ray``: the same records from Ray actors (ferfast.ray), after the
+    output checks of _cmd_predict."""
+    from .outpaths import OutputError
+
+    if args.annotate:
+        print("ferfast predict: error: --annotate does not work with --ray", file=sys.stderr)
+        return EXIT_USAGE
+    if args.format is None and Path(args.output or "").suffix.lower() == ".parquet":
+        fmt = "parquet"
+    try:
+        from . import ray as fray
+    except ImportError:
+        print(
+            'ferfast predict: error: --ray needs Ray (not installed): pip install "ferfast[ray]"',
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    counts = {"frames": 0, "faces": 0, "errors": missing, "undecodable": 0}
+    notes: list[str] = []
+    if inputs:
+        try:
+            with fray.connect(args.ray, quiet=True):
+                run = fray.predict_ray(
+                    inputs,
+                    args.output or "-",
+                    fray.EngineOptions.from_args(args),
+                    fmt=fmt,
+                    every=args.every,
+                    actors=args.actors,
+                    force=args.force,
+                    progress=not args.no_progress and sys.stderr.isatty(),
+                )
+        except OutputError as exc:
+            print(f"ferfast predict: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        for source, why in run.errors:
+            print(f"ferfast predict: skipped {source}: {why}", file=sys.stderr)
+        counts.update(frames=run.frames, faces=run.faces, undecodable=run.undecodable)
+        counts["errors"] += len(run.errors)
+        haar = run.detectors.get("haar", 0)
+        if haar and args.detector == "auto":
+            notes.append(
+                f"detector: the Haar fallback on {haar} frames, YuNet could not be had on a node "
+                "(docs/scale.md)"
+            )
+        notes.append(f"Ray: {run.actors} actors, {run.tasks} tasks, {run.seconds:.1f} s")
+    print(_summary(counts, notes), file=sys.stderr)
     if counts["frames"] == 0:
         print("ferfast predict: error: nothing could be processed", file=sys.stderr)
         return EXIT_ERROR

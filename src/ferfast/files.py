@@ -52,6 +52,10 @@ class InputFile:
     path: Path
     kind: str  # "image", "video", or "unknown" (a file named directly: tried as both)
     root: Path | None = None  # the folder argument it came from, None for a file argument
+    # The frame positions of a video to read, start <= i < stop (None: to the end); a share of a
+    # long video that one worker reads (ferfast.ray). The whole video by default.
+    start: int = 0
+    stop: int | None = None
 
     @property
     def relative(self) -> Path:
@@ -151,7 +155,8 @@ def frame_count(item: InputFile, every: int = 1) -> int:
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
     finally:
         cap.release()
-    return max(0, -(-n // every))
+    n = max(0, min(n, item.stop if item.stop is not None else n))
+    return max(0, -(-n // every) - -(-item.start // every))
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,8 @@ class _Frame:
 
 
 def _frames(item: InputFile, every: int) -> Iterator[_Frame]:
-    """Each frame of ``item`` to process (every ``every``-th video frame, by position)."""
+    """Each frame of ``item`` to process (every ``every``-th video frame, by position, within
+    ``item.start`` and ``item.stop``)."""
     if item.kind in ("image", "unknown"):
         image = _read_image(item.path)
         if image is not None:
@@ -184,12 +190,23 @@ def _frames(item: InputFile, every: int) -> Iterator[_Frame]:
         reader = FrameReader(cap)
         read_any = False
         reported = 0  # undecodable frames already attached to a yielded frame
-        while (got := reader.next(decode=lambda i: i % every == 0)) is not None:
+        start, stop = item.start, item.stop
+
+        # Frames before ``start`` are only grabbed: positions count the same as in a whole read.
+        def wanted(i: int) -> bool:
+            return i >= start and i % every == 0
+
+        while (got := reader.next(decode=wanted)) is not None:
+            if stop is not None and got.index >= stop:
+                break
             read_any = True
-            if got.image is not None:
+            if got.index < start:
+                reported = reader.skipped  # a gap before the range is not this share's
+            elif got.image is not None:
                 yield _Frame(video, got.index, got.image, None, reader.skipped - reported)
                 reported = reader.skipped
-        if not read_any:
+        # A share that starts past the end (frame counts are estimates) is empty, not an error.
+        if not read_any and start == 0:
             yield _Frame(item, 0, None, "no frame could be decoded")
     finally:
         cap.release()
