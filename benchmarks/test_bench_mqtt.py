@@ -6,6 +6,9 @@
   in-flight windows (``inflight``; the default is 32).
 - ``test_write_cost``: one ``MqttSink.write`` (the change filter, JSON, the queue): what the
   stream loop pays per frame.
+- ``test_stream_cost``: the stream loop on the benchmark video (the fast INT8 model, YuNet at 320,
+  default cadence) with no output, ``--jsonl``, ``--mqtt`` and ``--mqtt-on change``, alternating
+  (3 rounds): fps and process CPU per frame (the sender and paho threads included).
 - ``test_delivery_after_restart``: the broker stops, a full queue (3,000 records, 100 s of a 30 fps
   camera) is written meanwhile, the broker starts again: how many arrive (all of them is the
   contract), how long from the broker's start to the sink's reconnect, and at what rate the
@@ -16,6 +19,7 @@ Loopback only, nothing leaves the machine. Skips without mosquitto or paho-mqtt.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +39,7 @@ from mqtt_support import (  # noqa: E402
     wait_for,
 )
 
+from ferfast.sinks import JsonlSink  # noqa: E402
 from ferfast.sinks.mqtt import DEFAULT_INFLIGHT, MqttSink  # noqa: E402
 
 N = 5000
@@ -138,3 +143,57 @@ def test_delivery_after_restart(benchmark, broker: Broker) -> None:
         f"reconnect {reconnect_s:.2f} s after the broker started (median), then "
         f"{drain:,.0f} records/s"
     )
+
+
+def test_stream_cost(benchmark, broker: Broker, tmp_path: Path) -> None:
+    from stream_support import YUNET, write_face_video
+
+    from ferfast import Engine
+    from ferfast.stream.pipeline import Lane, StreamLoop
+    from ferfast.stream.sources import FrameSource, parse_source
+    from ferfast.stream.tracking import IouTracker
+
+    video = write_face_video(tmp_path / "face.mp4", 300)
+    engine = Engine("fast", detector="yunet", detector_model=str(YUNET), threads=1)
+    outputs = ("none", "jsonl", "mqtt", "mqtt change")
+    fps: dict[str, list[float]] = {k: [] for k in outputs}
+    cpu: dict[str, list[float]] = {k: [] for k in outputs}
+
+    def run(kind: str, i: int) -> None:
+        sinks: list = []
+        if kind == "jsonl":
+            sinks.append(JsonlSink(tmp_path / f"{i}.jsonl", engine.emotions, option="--jsonl"))
+        elif kind.startswith("mqtt"):
+            mode = "change" if kind.endswith("change") else "frame"
+            url = f"mqtt://127.0.0.1:{broker.port}/bench"
+            sinks.append(MqttSink(url, [str(video)], mode=mode))
+        source = FrameSource(parse_source(str(video)), decode_threads=1).open().start()
+        try:
+            lane = Lane(source, IouTracker(engine.emotions))
+            result = StreamLoop(engine, [lane], sinks=sinks).run()
+        finally:
+            source.stop()
+            for sink in sinks:
+                sink.close()
+        if kind == "mqtt":
+            stats = sinks[0].stats()
+            assert (stats.published, stats.dropped) == (300, 0)
+        fps[kind].append(result.summary.fps)
+        cpu[kind].append(result.summary.cpu_ms_per_frame)
+
+    def rounds() -> None:
+        for i in range(3):
+            for kind in outputs:
+                run(kind, i)
+
+    benchmark.pedantic(rounds, rounds=1, iterations=1)
+    benchmark.group = "mqtt stream"
+    print()
+    for kind in outputs:
+        line = (
+            f"{kind:12} {statistics.median(fps[kind]):6.0f} fps "
+            f"({' '.join(f'{f:.0f}' for f in fps[kind])}), "
+            f"{statistics.median(cpu[kind]):.2f} ms CPU per frame"
+        )
+        benchmark.extra_info[kind] = line
+        print(f"stream, {line}")
