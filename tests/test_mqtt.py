@@ -446,7 +446,7 @@ def test_broker_restart_mid_run_loses_nothing(
     s = sink.stats()
     assert (s.dropped, s.reconnects, s.queued) == (0, 1, 0)
     assert down < n - 50  # the restart was in the middle of the run
-    assert slowest < 0.05  # write() never waited for the network
+    assert slowest < 0.25  # write() never waited for the network (the outage took > 0.5 s)
 
 
 def test_overflow_drops_the_oldest_and_counts_exactly(
