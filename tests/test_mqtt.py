@@ -264,9 +264,10 @@ def test_each_source_has_its_topics_and_status(broker: Broker, prefix: str, clos
     closing.append(sink)
     for i in range(40):
         sink.write(record(i, "a.mp4" if i % 2 else "b.mp4"))
+    sink.write(record(99, "other.mp4"))  # not named at start: the first source's topic
     assert sink.flush(10)
-    assert sub.wait(lambda c: len(c.on("/faces")) == 40)
-    assert sub.frames("/lobby/faces") == list(range(1, 40, 2))
+    assert sub.wait(lambda c: len(c.on("/faces")) == 41)
+    assert sub.frames("/lobby/faces") == [*range(1, 40, 2), 99]
     assert sub.frames("/door/faces") == list(range(0, 40, 2))
     sink.publish_summary({"frames": 20}, source="a.mp4")
     sink.close()
@@ -275,7 +276,7 @@ def test_each_source_has_its_topics_and_status(broker: Broker, prefix: str, clos
     )
     lobby = json.loads(sub.on("/lobby/status")[-1].payload)
     door = json.loads(sub.on("/door/status")[-1].payload)
-    assert (lobby["frames"], lobby["mqtt"]["published"]) == (20, 20)
+    assert (lobby["frames"], lobby["mqtt"]["published"]) == (20, 21)
     assert "frames" not in door and door["state"] == "stopped"
 
 

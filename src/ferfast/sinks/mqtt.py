@@ -332,7 +332,15 @@ class _Connection:
                 payload = self.pending.popleft()
                 self.inflight += 1
             # Never under self.cond: paho calls _on_publish while holding its own lock.
-            info = self.client.publish(self.faces_topic, payload, qos=1)
+            try:
+                info = self.client.publish(self.faces_topic, payload, qos=1)
+            except (ValueError, RuntimeError) as exc:  # a record paho will not take: count it
+                log.error("MQTT: cannot publish a record to %s: %s", self.faces_topic, exc)
+                with self.cond:
+                    self.inflight -= 1
+                    self.dropped += 1
+                    self.cond.notify_all()
+                continue
             # Success, or not connected just now: paho keeps the message and sends it after the
             # reconnect either way. Anything else is a bug in the arguments, not the network.
             with self.cond:
