@@ -112,16 +112,18 @@ def test_ray_option_refuses_a_path_as_its_address(capsys: pytest.CaptureFixture[
 def test_plan_cuts_long_videos_and_groups_images(clip: Path) -> None:
     from ferfast.ray import plan_tasks
 
-    photos = [InputFile(Path(f"p{i}.jpg"), "image") for i in range(10)]
+    photos = [InputFile(clip.parent / f"p{i}.jpg", "image") for i in range(9, -1, -1)]
     tasks = plan_tasks([*photos, InputFile(clip, "video")], every=2, actors=2, task_frames=4)
-    flat = [
-        (src, start, stop)
-        for t in tasks
-        for src, start, stop in zip(t.sources, t.starts, t.stops, strict=True)
+    # Sorted by source; 10 images + 10 frames make 10 per actor: the video (one fair share)
+    # stays whole, the images go 4 to a task.
+    assert [t.sources for t in tasks] == [
+        [str(clip)],
+        *(
+            [str(clip.parent / f"p{i}.jpg") for i in group]
+            for group in ((0, 1, 2, 3), (4, 5, 6, 7), (8, 9))
+        ),
     ]
-    # 10 images + 10 frames, 10 per actor: the video (one fair share) stays whole.
-    assert [s for s, _, _ in flat] == [f"p{i}.jpg" for i in range(10)] + [str(clip)]
-    assert all(sum(1 for _ in t.paths) <= 4 for t in tasks)
+    assert [t.stops for t in tasks] == [[-1], [-1] * 4, [-1] * 4, [-1] * 2]
     # Alone, it is cut in two at a multiple of `every`, the last range open-ended.
     tasks = plan_tasks([InputFile(clip, "video")], every=2, actors=2, task_frames=4)
     assert [(t.starts, t.stops) for t in tasks] == [([0], [10]), ([10], [-1])]

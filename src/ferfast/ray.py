@@ -7,7 +7,8 @@ files; a video longer than one actor's fair share is cut into frame ranges). Eac
 :func:`~ferfast.files.predict_files`, so no decoded frame leaves the node that decoded it. An
 actor returns one row per frame: the :class:`~ferfast.records.FrameRecord` as its ``as_dict()``
 (source, frame, time, faces), plus the read error, skipped undecodable frames and detector kind.
-The rows are sorted by (source, frame) and written on the driver: Parquet holds the frame record
+Tasks are planned in source order and Ray Data keeps their order, so the rows come sorted by
+(source, frame), and the driver writes them as they come: Parquet holds the frame record
 as it is (one row per frame, faces a list of structs, docs/scale.md); CSV, JSON Lines and the
 table go through the sinks of ``ferfast predict``, row for row the same.
 
@@ -141,8 +142,9 @@ def _estimate(item: InputFile, every: int) -> int:
 def plan_tasks(
     inputs: Sequence[InputFile], *, every: int = 1, actors: int = 1, task_frames: int = TASK_FRAMES
 ) -> list[Task]:
-    """The tasks of a job: files in input order, grouped into tasks of about ``task_frames``
-    processed frames (fewer when that leaves an actor without a task).
+    """The tasks of a job: files in the order of their source (``str(path)``, the order of the
+    records), grouped into tasks of about ``task_frames`` processed frames (fewer when that
+    leaves an actor without a task).
 
     A video longer than one actor's fair share of all frames is cut into at most ``actors``
     frame ranges (multiples of ``every`` frames; the last one reads to the end, since frame
@@ -151,7 +153,8 @@ def plan_tasks(
     """
     if every < 1 or actors < 1 or task_frames < 1:
         raise ValueError("every, actors and task_frames must be >= 1")
-    sized = [(item, _estimate(item, every)) for item in inputs]
+    ordered = sorted(inputs, key=lambda item: str(item.path))
+    sized = [(item, _estimate(item, every)) for item in ordered]
     fair = max(1, math.ceil(sum(n for _, n in sized) / actors))
     task_frames = min(task_frames, fair)
     shares: list[tuple[InputFile, int]] = []
@@ -285,7 +288,8 @@ def tasks_dataset(
     actors: int = 1,
     gpus_per_actor: float = 0,
 ) -> ray.data.Dataset:
-    """The frame records of ``tasks`` (:func:`plan_tasks`), sorted by (source, frame).
+    """The frame records of ``tasks`` (:func:`plan_tasks`), in the tasks' order: sorted by
+    (source, frame).
 
     ``actors`` actors (at most one per task) each build one Engine from ``options`` and
     reserve ``options.threads`` CPUs (and ``gpus_per_actor`` GPUs). Rows follow
@@ -308,7 +312,10 @@ def tasks_dataset(
         num_cpus=options.threads,
         num_gpus=gpus_per_actor,
     )
-    return ds.sort(["source", "frame"])
+    # The tasks come sorted by source and each reads its frames in order, so keeping the
+    # order sorts the records; a distributed sort would cost seconds of shuffle tasks.
+    ds.context.execution_options.preserve_order = True
+    return ds
 
 
 def records_dataset(
@@ -438,7 +445,7 @@ def connect(
     Already connected: that connection is used and kept. ``quiet``: Ray Data's progress
     messages are not logged (a command line's output stays its own)."""
     if quiet:
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     if ray.is_initialized():
         yield
         return
