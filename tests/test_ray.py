@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import subprocess
 import sys
 from collections.abc import Iterator
 from itertools import pairwise
@@ -99,6 +100,21 @@ def test_predict_ray_without_ray_is_one_line_naming_the_extra(
     assert err == [
         'ferfast predict: error: --ray needs Ray (not installed): pip install "ferfast[ray]"'
     ]
+
+
+@needs_ray
+def test_paths_that_are_not_utf8_are_reported_not_planned(tmp_path: Path) -> None:
+    from ferfast.ray import _split
+
+    bad = tmp_path / "caf\udce9.jpg"  # a Latin-1 name as Python decodes it
+    inputs, errors = _split([InputFile(bad, "image"), InputFile(tmp_path / "ok.jpg", "image")])
+    assert [i.path.name for i in inputs] == ["ok.jpg"]
+    assert errors == [(str(bad), "the path is not UTF-8 (use ferfast predict without --ray)")]
+
+
+def test_import_ferfast_does_not_import_ray() -> None:
+    code = "import sys, ferfast, ferfast.cli; sys.exit(len({'ray', 'pyarrow'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
 
 
 def test_ray_option_refuses_a_path_as_its_address(capsys: pytest.CaptureFixture[str]) -> None:

@@ -265,18 +265,29 @@ class FrameRecords:
 def _split(
     paths: PathLike | Sequence[PathLike | InputFile],
 ) -> tuple[list[InputFile], list[tuple[str, str]]]:
-    """Input files (``collect_inputs``; InputFiles as they are) and (path, why) of bad paths."""
+    """Input files (``collect_inputs``; InputFiles as they are) and (path, why) of bad paths.
+
+    A path that is not valid UTF-8 is a bad one here: records travel as Arrow strings.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     inputs: list[InputFile] = []
     errors: list[tuple[str, str]] = []
     for item in paths:
         if isinstance(item, InputFile):
-            inputs.append(item)
+            found = [item]
         else:
             found, missing = collect_inputs([item])
-            inputs.extend(found)
             errors.extend((m.source, m.error or "") for m in missing)
+        for i in found:
+            try:
+                os.path.abspath(i.path).encode("utf-8")
+            except UnicodeEncodeError:
+                errors.append(
+                    (str(i.path), "the path is not UTF-8 (use ferfast predict without --ray)")
+                )
+            else:
+                inputs.append(i)
     return inputs, errors
 
 
