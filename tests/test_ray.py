@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -122,6 +123,19 @@ def test_ray_option_refuses_a_path_as_its_address(capsys: pytest.CaptureFixture[
         cli_main(["predict", "--ray", "photos/", "x.jpg"])
     assert exc.value.code == 2
     assert "'photos/' is not a Ray address" in capsys.readouterr().err
+
+
+@needs_ray
+def test_an_address_nothing_listens_on_fails_at_once() -> None:
+    """Ray would retry for minutes; connect() refuses at once (the CLI: one line, exit 1)."""
+    from ferfast.ray import RayJobError, _check_reachable
+
+    with socket.socket() as sock:  # a port that was free a moment ago
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(RayJobError, match=f"cannot reach the Ray head at 127.0.0.1:{port}: "):
+        _check_reachable(f"127.0.0.1:{port}")
+    _check_reachable("auto")  # left to Ray
 
 
 @needs_ray

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -461,16 +462,34 @@ def connect(
         yield
         return
     local = address in (None, "local")
-    ray.init(
-        address="local" if local else address,
-        num_cpus=num_cpus if local else None,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-    )
+    if not local and address is not None:
+        _check_reachable(address)
+    try:
+        ray.init(
+            address="local" if local else address,
+            num_cpus=num_cpus if local else None,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
+    except (ConnectionError, OSError) as exc:
+        raise RayJobError(f"cannot connect to Ray at {address}: {exc}") from exc
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a HOST:PORT (or ray://HOST:PORT) address nothing listens on, at once: Ray itself
+    retries for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        raise RayJobError(f"cannot reach the Ray head at {address}: {why}") from None
 
 
 def _cluster_actors(threads: int) -> int:
