@@ -17,7 +17,7 @@ source scripts/python-env.sh
 apt_install ffmpeg xvfb x11-apps x11-xserver-utils imagemagick mosquitto
 "$PY" -m pip install -q torch==2.13.0
 # --no-warn-conflicts: pip_check below reports conflicts, less the expected tensorrt-stubs one.
-"$PY" -m pip install -q --no-warn-conflicts ".[train,test,bench,mqtt,ray]"
+"$PY" -m pip install -q --no-warn-conflicts ".[train,test,bench,mqtt,metrics,ray]"
 use_gui_opencv  # the kiosk tests open windows
 "$PY" -m pip install -q --no-deps tensorrt-stubs
 pip_check

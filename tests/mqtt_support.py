@@ -4,7 +4,6 @@ collects what arrives, test certificates and frame records."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -281,13 +280,3 @@ def record(frame: int, source: str = "cam", faces: list[FaceResult] | None = Non
     """A frame record with one tracked face (id 1) unless ``faces`` says otherwise."""
     faces = [face(1, EMOTIONS[frame % 7])] if faces is None else faces
     return FrameRecord(source, frame, 1_700_000_000.0 + frame / 30, faces, EMOTIONS)
-
-
-def runner_env() -> dict[str, str]:
-    """Environment for tests/mqtt_runner.py: tests/ and the repository on the path."""
-    env = dict(os.environ)
-    here = Path(__file__).resolve().parent
-    paths = [str(here), str(here.parent), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env

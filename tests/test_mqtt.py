@@ -30,11 +30,16 @@ from mqtt_support import (  # noqa: E402
     make_password_file,
     need_mosquitto,
     record,
-    runner_env,
     unique,
     wait_for,
 )
-from stream_support import check_record  # noqa: E402
+from stream_support import (  # noqa: E402
+    check_record,
+    cli_command,
+    cli_env,
+    engine_args,
+    write_face_video,
+)
 
 from ferfast.sinks import JsonlSink  # noqa: E402
 from ferfast.sinks.mqtt import (  # noqa: E402
@@ -498,22 +503,25 @@ def test_close_with_the_broker_away_is_bounded_and_counts_the_unsent(
 # -- a process that dies --------------------------------------------------------------------
 
 
-def _runner(port: int, prefix: str, *args: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, str(HERE / "mqtt_runner.py"), "--mqtt", url(port, prefix), *args]
+def _stream(port: int, prefix: str, video: Path, model: Path, *args: str) -> subprocess.Popen[str]:
+    """ferfast-stream on ``video`` with only the MQTT output, its source named ``cam``."""
+    cmd = cli_command("--source", video, *engine_args(model), "--mqtt", url(port, prefix))
+    cmd += ["--mqtt-source-name", "cam", "--no-progress", *args]
     return subprocess.Popen(
-        cmd, env=runner_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
 def test_last_will_says_offline_when_the_stream_is_killed(
-    broker: Broker, prefix: str, closing: list
+    broker: Broker, prefix: str, closing: list, tiny_model: Path, tmp_path: Path
 ) -> None:
+    video = write_face_video(tmp_path / "v.mp4", 150)
     sub = Collector(broker.port, f"{prefix}/#")
     closing.append(sub)
-    proc = _runner(broker.port, prefix, "--frames", "100000", "--interval", "0.01")
+    proc = _stream(broker.port, prefix, video, tiny_model, "--realtime")
     try:
         assert sub.wait(lambda c: len(c.on("/faces")) >= 20, 30.0), proc.poll()
-        assert sub.on("/cam.mp4/status")[0].payload == b"online"
+        assert sub.on("/cam/status")[0].payload == b"online"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
@@ -524,15 +532,31 @@ def test_last_will_says_offline_when_the_stream_is_killed(
     assert (late.messages[0].payload, late.messages[0].retain) == (b"offline", True)
 
 
-def test_a_clean_stop_leaves_the_summary(broker: Broker, prefix: str, closing: list) -> None:
+def test_a_clean_stop_leaves_the_summary(
+    broker: Broker, prefix: str, closing: list, tiny_model: Path, tmp_path: Path
+) -> None:
+    video = write_face_video(tmp_path / "v.mp4", 50)
     sub = Collector(broker.port, f"{prefix}/#")
     closing.append(sub)
-    proc = _runner(broker.port, prefix, "--frames", "50")
+    proc = _stream(broker.port, prefix, video, tiny_model)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "published 50, dropped 0" in out
+    assert out == ""  # --mqtt is an output: nothing on stdout
+    assert "published 50, dropped 0" in err.splitlines()[-1]
     assert sub.wait(lambda c: c.on("/status")[-1].payload[:1] == b"{")
     assert sub.frames() == list(range(50))
-    final = json.loads(sub.on("/cam.mp4/status")[-1].payload)
+    for message in sub.on("/cam/faces"):
+        check_record(json.loads(message.payload))
+    final = json.loads(sub.on("/cam/status")[-1].payload)
     assert (final["state"], final["reason"], final["frames"]) == ("stopped", "end", 50)
     assert final["mqtt"]["published"] == 50
+
+
+def test_a_bad_broker_fails_before_the_model_loads(tiny_model: Path, tmp_path: Path) -> None:
+    video = write_face_video(tmp_path / "v.mp4", 5)
+    cmd = cli_command("--source", video, *engine_args(tiny_model))
+    cmd += ["--mqtt", f"mqtt://127.0.0.1:{free_port()}/x", "--mqtt-timeout", "2"]
+    res = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("ferfast-stream: error:") and "Traceback" not in res.stderr

@@ -604,6 +604,10 @@ class MqttSink:
             connected=all(p.connected for p in parts),
         )
 
+    def source_stats(self) -> dict[str, MqttStats]:
+        """The counters now, per source (the record ``source`` values)."""
+        return {source: conn.stats() for source, conn in self._connections.items()}
+
     def summary_line(self) -> str:
         """One line for the run summary, e.g. ``mqtt mqtt://host:1883/ferfast: published 300,
         dropped 0 (queue 3000), unsent 0, reconnects 0``."""

@@ -34,6 +34,7 @@ from ..argtypes import (
     seconds,
     size,
 )
+from ..sinks.mqtt import add_mqtt_arguments
 
 if TYPE_CHECKING:
     # Deferred at run time (NumPy, OpenCV): the process reaches main(), and its Ctrl-C
@@ -156,6 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--summary-json", metavar="FILE", help="write the end-of-run summary as JSON")
     out.add_argument("--no-progress", action="store_true", help="no progress bar for files")
     out.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+    fleet = p.add_argument_group("fleet")
+    add_mqtt_arguments(fleet)
+    fleet.add_argument(
+        "--metrics-port",
+        type=non_negative_int,
+        metavar="N",
+        help="serve Prometheus metrics on http://HOST:N/metrics (frames, faces, drops, "
+        "reconnects, detector runs, stage latency histograms, per source; 0: a free port, "
+        "logged); needs prometheus-client (pip install 'ferfast[metrics]')",
+    )
+    fleet.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the metrics server binds (default 127.0.0.1; 0.0.0.0 for a scraper on "
+        "another machine)",
+    )
 
     run = p.add_argument_group("processing")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
@@ -281,7 +300,7 @@ def _open_source(args: argparse.Namespace, text: str, index: int | None = None) 
         if index is None:
             raise
         raise SourceError(f"--source{name}: {exc}") from None
-    log.info("opened %s source%s %s", spec.kind.value, name, spec.text)
+    log.info("opened %s source%s %s", spec.kind.value, name, spec.name)
     return source
 
 
@@ -316,7 +335,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
     """
     from ..outpaths import OutputPathError, check_file
 
-    if not (args.jsonl or args.output or args.display or args.fullscreen or args.save_crops):
+    chosen = (args.jsonl, args.output, args.display, args.fullscreen, args.save_crops, args.mqtt)
+    if not any(chosen):
         args.jsonl = "-"
     inputs = [text for text in args.source if Path(text).is_file()]
     n = len(args.source)
@@ -396,6 +416,13 @@ def _lane_outputs(args: argparse.Namespace, source: FrameSource, position: int) 
     return out
 
 
+def _source_name(text: str) -> str:
+    """A ``--source`` as messages name it (a URL without its password)."""
+    from .sources import parse_source
+
+    return parse_source(text).name
+
+
 def _print_summary(args: argparse.Namespace, result: Any, notes: list[str]) -> None:
     """The run's summary on stderr: per source and in all when there are several."""
     print(f"ferfast-stream: stopped ({result.reason})", file=sys.stderr)
@@ -404,7 +431,7 @@ def _print_summary(args: argparse.Namespace, result: Any, notes: list[str]) -> N
         indent = ""
     else:
         for i, (summary, error) in enumerate(zip(result.sources, result.errors, strict=True)):
-            print(f"source #{i} {args.source[i]}:", file=sys.stderr)
+            print(f"source #{i} {_source_name(args.source[i])}:", file=sys.stderr)
             print("  " + summary.format().replace("\n", "\n  "), file=sys.stderr)
             if error:
                 print(f"  error: {error}", file=sys.stderr)
@@ -418,6 +445,7 @@ def _print_summary(args: argparse.Namespace, result: Any, notes: list[str]) -> N
 def _main(args: argparse.Namespace, launched: float, interrupts: _Interrupts) -> int:
     """Open the sources, the engine and the outputs, run the loop, report; the exit status."""
     from ..sinks import JsonlSink
+    from ..sinks.mqtt import mqtt_sink_from_args
     from .kiosk import display_available, require_gui, x_display_reachable
     from .pipeline import Lane, StreamLoop
     from .stats import RunStats
@@ -426,10 +454,15 @@ def _main(args: argparse.Namespace, launched: float, interrupts: _Interrupts) ->
     lanes: list[Lane] = []
     sinks: list[Any] = []
     notes: list[str] = []
+    metrics = None
+    mqtt = None
     several = len(args.source) > 1
     try:
         for i, text in enumerate(args.source):
             sources.append(_open_source(args, text, i if several else None))
+        mqtt = mqtt_sink_from_args(args, args.source)  # a bad broker fails before the model
+        if mqtt is not None:
+            sinks.append(mqtt)
         if args.display or args.fullscreen:
             require_gui()  # before the model loads: a headless OpenCV cannot open windows
             if not display_available():
@@ -449,6 +482,8 @@ def _main(args: argparse.Namespace, launched: float, interrupts: _Interrupts) ->
             lane = Lane(source, _make_tracker(args, emotions), RunStats(launched))
             lanes.append(lane)
             lane.outputs = _lane_outputs(args, source, i)
+        if args.metrics_port is not None:
+            metrics = _serve_metrics(args, engine, lanes, mqtt)
         for source in sources:
             source.start()
         loop = StreamLoop(
@@ -468,14 +503,25 @@ def _main(args: argparse.Namespace, launched: float, interrupts: _Interrupts) ->
     finally:
         for source in sources:
             source.stop()
+        if metrics is not None:
+            metrics.shutdown()
+    if mqtt is not None:  # the run summary stays in each source's retained status topic
+        for lane, summary in zip(lanes, result.sources, strict=True):
+            mqtt.publish_summary(
+                summary.as_dict() | {"reason": result.reason}, lane.source.spec.name
+            )
     failure = _close_all(lanes, sinks, result.error)
 
+    if mqtt is not None:
+        notes.append(mqtt.summary_line())
     _print_summary(args, result, notes)
     if args.summary_json:
         data = result.summary.as_dict() | {"reason": result.reason}
+        if mqtt is not None:
+            data["mqtt"] = mqtt.stats().as_dict()
         if several:
             data["sources"] = [
-                s.as_dict() | {"source": text, "error": err}
+                s.as_dict() | {"source": _source_name(text), "error": err}
                 for s, text, err in zip(result.sources, args.source, result.errors, strict=True)
             ]
         if not _write_summary(args.summary_json, data):
@@ -490,6 +536,48 @@ def _main(args: argparse.Namespace, launched: float, interrupts: _Interrupts) ->
     if result.reason == "interrupted":
         return interrupts.exit_status()
     return 0
+
+
+def _serve_metrics(
+    args: argparse.Namespace, engine: Any, lanes: Sequence[Any], mqtt: Any | None
+) -> Any:
+    """Start the Prometheus endpoint of ``--metrics-port`` (with ``mqtt``'s queue, if any);
+    returns its server."""
+    from .. import __version__
+    from .metrics import QueueStats, StreamCollector, serve
+
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "--metrics-port needs prometheus-client: pip install 'ferfast[metrics]'"
+        ) from None
+    info = {
+        "version": __version__,
+        "model": str(args.model),
+        "backend": str(getattr(engine.runner, "provider", "tensorrt")),
+    }
+    queues = []
+    if mqtt is not None:
+
+        def mqtt_queues() -> dict[str, QueueStats]:
+            return {
+                source: QueueStats(s.published, s.dropped, s.queued)
+                for source, s in mqtt.source_stats().items()
+            }
+
+        queues.append(mqtt_queues)
+    collector = StreamCollector(lanes, info, queues)
+    try:
+        server = serve(collector, args.metrics_port, args.metrics_host)
+    except OSError as exc:
+        raise OSError(
+            f"--metrics-port: cannot serve on {args.metrics_host}:{args.metrics_port}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    host, port = server.server_address[:2]
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return server
 
 
 def _close_all(lanes: Sequence[Any], sinks: Sequence[Any], failure: str | None) -> str | None:

@@ -159,7 +159,7 @@ def open_capture(
         cap.release()
         if spec.kind is SourceKind.FILE:
             raise SourceError(f"cannot open file source {spec.text}: {_UNDECODABLE}")
-        raise SourceError(f"cannot open {spec.kind.value} source: {spec.text}")
+        raise SourceError(f"cannot open {spec.kind.value} source: {spec.name}")
     if size is not None and spec.kind in (SourceKind.CAMERA, SourceKind.DEVICE):
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
@@ -302,7 +302,7 @@ class FrameSource:
                 if first is None:
                     cap.release()
                     raise SourceError(
-                        f"no frame could be read from {self.spec.text}: {_UNDECODABLE}"
+                        f"no frame could be read from {self.spec.name}: {_UNDECODABLE}"
                     )
                 self._first = first
                 self.frame_count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
@@ -369,7 +369,7 @@ class FrameSource:
                             "skipped %d undecodable frame(s) before frame %d: %s",
                             got.skipped,
                             self._base + got.index,
-                            self.spec.text,
+                            self.spec.name,
                         )
                     self.undecodable += got.skipped
                     self.frames_read += 1
@@ -386,7 +386,7 @@ class FrameSource:
                         "end of file after %d frames (%d undecodable skipped): %s",
                         self.frames_read,
                         self.undecodable,
-                        self.spec.text,
+                        self.spec.name,
                     )
                     return
                 reopened = self._reconnect()
@@ -409,16 +409,16 @@ class FrameSource:
     def _reconnect_loop(self) -> tuple[cv2.VideoCapture, FrameReader] | None:
         delay = self._backoff[0]
         attempt = 0
-        log.warning("source lost: %s; reconnecting", self.spec.text)
+        log.warning("source lost: %s; reconnecting", self.spec.name)
         while not self._stop.is_set():
             if self._max_reconnects is not None and attempt >= self._max_reconnects:
                 self.error = SourceError(
-                    f"giving up on {self.spec.text} after {attempt} reconnect attempts"
+                    f"giving up on {self.spec.name} after {attempt} reconnect attempts"
                 )
                 log.error("%s", self.error)
                 return None
             attempt += 1
-            log.warning("reconnect attempt %d in %.2f s: %s", attempt, delay, self.spec.text)
+            log.warning("reconnect attempt %d in %.2f s: %s", attempt, delay, self.spec.name)
             if self._stop.wait(delay):
                 return None
             try:
@@ -438,12 +438,12 @@ class FrameSource:
                 log.warning(
                     "reconnect attempt %d failed: connected, but no frame decoded: %s",
                     attempt,
-                    self.spec.text,
+                    self.spec.name,
                 )
                 delay = min(delay * 2.0, self._backoff[1])
                 continue
             self._first = first
             self.reconnects += 1
-            log.warning("reconnected after %d attempt(s): %s", attempt, self.spec.text)
+            log.warning("reconnected after %d attempt(s): %s", attempt, self.spec.name)
             return cap, reader
         return None

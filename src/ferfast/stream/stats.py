@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 import os
 import threading
@@ -20,6 +21,23 @@ STAGES = ("read", "wait", "detect", "classify", "infer", "track", "output", "lat
 
 #: Percentiles are computed over the most recent samples only (bounded memory on long runs).
 WINDOW = 100_000
+
+#: Upper bounds (seconds) of the latency histogram buckets that metrics export (plus +Inf).
+BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Cumulative latency histogram of one stage since the run started (all samples, not only
+    the percentile window): ``counts[i]`` samples fell at or below ``BUCKETS[i]``,
+    ``counts[-1]`` (the +Inf bucket) is every sample."""
+
+    counts: tuple[int, ...]
+    sum_s: float
+
+    @property
+    def count(self) -> int:
+        return self.counts[-1]
 
 
 @dataclass(frozen=True)
@@ -112,12 +130,41 @@ class RunStats:
         self._cpu_last: float | None = None  # process CPU time when the run finished
         self.first_result: float | None = None
         self.last_result: float | None = None
+        # Per stage: samples per bucket (the last one: above every bound) and their sum; kept
+        # only once histograms() was asked for, so an unwatched run pays nothing for them.
+        self._buckets: dict[str, list[int]] | None = None
+        self._sums: dict[str, float] = {}
 
     def record(self, stage: str, seconds: float) -> None:
         """Add one latency sample for ``stage``."""
         if stage not in self._samples:
             raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
         self._samples[stage].append(seconds)
+        if self._buckets is not None:
+            with self._lock:  # the detect stage is recorded from two threads
+                self._buckets[stage][bisect.bisect_left(BUCKETS, seconds)] += 1
+                self._sums[stage] += seconds
+
+    def keep_histograms(self) -> None:
+        """Count every sample from now on into :meth:`histograms` (metrics)."""
+        with self._lock:
+            if self._buckets is None:
+                self._buckets = {name: [0] * (len(BUCKETS) + 1) for name in STAGES}
+                self._sums = dict.fromkeys(STAGES, 0.0)
+
+    def histograms(self) -> dict[str, Histogram]:
+        """Each stage's cumulative histogram since :meth:`keep_histograms` (empty before)."""
+        with self._lock:
+            if self._buckets is None:
+                return {}
+            out = {}
+            for name, counts in self._buckets.items():
+                running, total = [], 0
+                for n in counts:
+                    total += n
+                    running.append(total)
+                out[name] = Histogram(tuple(running), self._sums[name])
+            return out
 
     def detected(self) -> None:
         """Count one run of the detector (any thread)."""
