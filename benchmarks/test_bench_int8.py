@@ -22,7 +22,7 @@ import pytest
 
 from ferfast.contract import DEFAULT_BIAS, DEFAULT_SCALE, INPUT_SHAPE
 from ferfast.models import CATALOG
-from ferfast.runtime import OrtRunner
+from ferfast.ort import OrtRunner
 
 PATHS = {m.name: m.path for m in CATALOG}  # bundled model name -> file
 PATHS["fast"] = Path(os.environ.get("FERFAST_BENCH_INT8", PATHS["fast"]))

@@ -4,7 +4,7 @@ quantization (symmetric int8, per-channel weights) -> PublicTest comparison.
 ``python -m calibration`` builds ``src/ferfast/models/ferfast_int8.onnx``;
 ``python -m calibration.compare`` writes the method table to ``docs/int8.md``. Faces, metrics and
 default paths come from ``training`` (``data``, ``metrics``, ``paths``; no torch import), models
-run in ``ferfast.runtime.OrtRunner`` (``run_batches``, ``measure_latency``).
+run in ``ferfast.ort.OrtRunner`` (``ferfast.measure``: ``run_batches``, ``measure_latency``).
 """
 
 from __future__ import annotations

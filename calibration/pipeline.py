@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ferfast.contract import ModelMetadata
-from ferfast.runtime import Latency, OrtRunner, measure_latency, run_batches
+from ferfast.measure import Latency, measure_latency, run_batches
+from ferfast.ort import OrtRunner
 from training.data import EMOTIONS, load, normalise, read_faces
 from training.paths import CACHE, FER2013, MODELS
 

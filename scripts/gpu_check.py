@@ -25,7 +25,9 @@ import ferfast
 from ferfast import _core
 from ferfast.detect import YuNetDetector
 from ferfast.framing import FRAMING
-from ferfast.runtime import OrtRunner, Runner, make_runner
+from ferfast.ort import OrtRunner
+from ferfast.runner import Runner
+from ferfast.runtime import make_runner
 from ferfast.tensorrt.gpu import cuda_device_count
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,17 +15,14 @@ import onnxruntime
 import pytest
 
 import ferfast.engine
-import ferfast.runtime as runtime
+import ferfast.ort
 from ferfast import Engine
 from ferfast.framing import Framing
+from ferfast.labels import EMOTIONS
+from ferfast.ort import OrtRunner
 from ferfast.preprocess import preprocess
-from ferfast.runtime import (
-    BackendUnavailableError,
-    OrtRunner,
-    frame_runner,
-    make_runner,
-    select_backend,
-)
+from ferfast.runner import BackendUnavailableError, frame_runner
+from ferfast.runtime import make_runner, select_backend
 from ferfast.tensorrt import gpu
 
 CPU_ONLY = ["CPUExecutionProvider"]
@@ -93,7 +90,9 @@ def test_both_wheels_installed_says_how_to_repair(
     simulate, monkeypatch: pytest.MonkeyPatch, tiny_model: Path
 ) -> None:
     simulate(CPU_ONLY, 1)
-    monkeypatch.setattr(runtime, "_ort_distributions", lambda: ["onnxruntime", "onnxruntime-gpu"])
+    monkeypatch.setattr(
+        ferfast.ort, "_ort_distributions", lambda: ["onnxruntime", "onnxruntime-gpu"]
+    )
     with pytest.raises(BackendUnavailableError, match="both onnxruntime and onnxruntime-gpu"):
         make_runner(tiny_model, "cuda")
 
@@ -144,7 +143,7 @@ def test_tensorrt_engine_without_tensorrt(tmp_path: Path) -> None:
 
     if tensorrt_available():
         pytest.skip("tensorrt is installed here")
-    header = EngineHeader("10.0.0", "Some GPU", "8.7", "int8", ferfast.engine.EMOTIONS)
+    header = EngineHeader("10.0.0", "Some GPU", "8.7", "int8", EMOTIONS)
     path = write_engine(tmp_path / "m.engine", header, b"plan")
     with pytest.raises(BackendUnavailableError, match="TensorRT backend is unavailable"):
         make_runner(path, "tensorrt")

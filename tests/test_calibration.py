@@ -23,7 +23,8 @@ from calibration.quantize import (
     relu_to_leaky,
 )
 from ferfast.labels import EMOTIONS
-from ferfast.runtime import Latency, OrtRunner, run_batches
+from ferfast.measure import Latency, run_batches
+from ferfast.ort import OrtRunner
 from training.data import normalise, read_faces
 from training.paths import REPO
 

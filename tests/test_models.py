@@ -142,7 +142,7 @@ def test_accurate_model_is_the_mean_of_its_committed_members() -> None:
     import onnx
 
     from ferfast.assets import sha256_file
-    from ferfast.runtime import OrtRunner
+    from ferfast.ort import OrtRunner
 
     info = model_info("accurate-fp32")
     meta = {

@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 from tiny_model import reference_probs
 
+from ferfast.contract import parse_metadata
 from ferfast.labels import EMOTIONS
+from ferfast.measure import Latency, measure_latency, run_batches
 from ferfast.models import BUNDLED, MODELS_DIR, model_path
-from ferfast.runtime import (
-    Latency,
-    OrtRunner,
-    default_threads,
-    make_runner,
-    measure_latency,
-    parse_metadata,
-    run_batches,
-)
+from ferfast.ort import OrtRunner, default_threads
+from ferfast.runtime import make_runner
 from ferfast.tensorrt import tensorrt_available
 
 

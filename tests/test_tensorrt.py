@@ -18,7 +18,7 @@ from cxx import include_flags
 from tiny_model import reference_probs
 
 from ferfast.labels import EMOTIONS
-from ferfast.runtime import OrtRunner
+from ferfast.ort import OrtRunner
 from ferfast.tensorrt import (
     EngineHeader,
     EngineMismatchError,
@@ -295,7 +295,7 @@ def test_read_onnx_info_defaults(tiny_model: Path) -> None:
 
 
 def test_read_onnx_info_parses_like_the_runner(make_model) -> None:  # type: ignore[no-untyped-def]
-    """Metadata goes through runtime.parse_metadata: same defaults and checks as OrtRunner."""
+    """Metadata goes through contract.parse_metadata: same defaults and checks as OrtRunner."""
     six = make_model("six.onnx", k=6)
     assert read_onnx_info(six).emotions == OrtRunner(six).emotions
     assert "disgust" not in read_onnx_info(six).emotions
@@ -554,7 +554,7 @@ def test_runner_splits_large_batches_and_checks_input(tmp_path: Path) -> None:
     np.testing.assert_allclose(runner.run(x), reference_probs(x), rtol=1e-6)
     assert runner._impl.calls == [("run", 4), ("run", 4), ("run", 2)]  # type: ignore[attr-defined]
     assert runner.run(x[:0]).shape == (0, 7)
-    # The same checks as OrtRunner (runtime.check_batch): no hidden copy of a strided batch.
+    # The same checks as OrtRunner (runner.check_batch): no hidden copy of a strided batch.
     with pytest.raises(ValueError, match="C-contiguous"):
         runner.run(x[::2])
     with pytest.raises(TypeError, match="float32"):
@@ -618,7 +618,7 @@ def test_engine_from_another_gpu_is_refused(tiny_model: Path, tmp_path: Path) ->
 @needs_trt_gpu
 def test_int8_engine_from_bundled_qdq_model_matches_onnxruntime(tmp_path: Path) -> None:
     from ferfast.models import MODELS_DIR
-    from ferfast.runtime import OrtRunner
+    from ferfast.ort import OrtRunner
 
     model = MODELS_DIR / "ferfast_int8.onnx"
     if not model.is_file():
@@ -654,7 +654,7 @@ def test_run_frame_on_gpu_matches_cpu_path(tiny_model: Path, tmp_path: Path) -> 
 def test_bench_engine_times_with_runtime_measure_latency(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """bench-engine: warm-up + timed runs per batch size through runtime.measure_latency."""
+    """bench-engine: warm-up + timed runs per batch size through measure.measure_latency."""
     import ferfast.tensorrt
     from ferfast.cli import main
 

@@ -14,7 +14,7 @@ from tiny_model import build_tiny_model
 
 from calibration.quantize import QuantSettings, quantize_model
 from ferfast.contract import EMOTIONS, KEY_EMOTIONS, KEY_INPUT_SCALE, parse_metadata
-from ferfast.runtime import OrtRunner
+from ferfast.ort import OrtRunner
 from training.ensemble import (
     KEY_ARCH,
     KEY_ENSEMBLE,

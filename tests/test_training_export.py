@@ -9,7 +9,7 @@ import torch
 from _training_helpers import SHARED, synthetic_faces
 
 from ferfast.labels import EMOTIONS
-from ferfast.runtime import OrtRunner
+from ferfast.ort import OrtRunner
 from training.data import normalise
 from training.evaluate import onnx_probs
 from training.export import export_onnx, parity

@@ -13,7 +13,7 @@ import pytest
 import torch
 from _training_helpers import tiny_train_config, write_folder
 
-from ferfast.runtime import OrtRunner
+from ferfast.ort import OrtRunner
 from training.data import load, normalise
 from training.distill import Teacher
 from training.export import export_onnx, load_checkpoint_net

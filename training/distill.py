@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ferfast.contract import DEFAULT_BIAS, DEFAULT_SCALE
 from ferfast.labels import EMOTIONS
-from ferfast.runtime import OrtRunner
+from ferfast.ort import OrtRunner
 
 
 class Teacher:
@@ -26,7 +26,7 @@ class Teacher:
     ``paths``: one model, or several (a list, or one string with comma-separated items); an
     item may also be a teacher artifact folder, a folder of them, or an artifact name
     (:func:`training.teacher.resolve_teachers`). Each runs in a
-    :class:`ferfast.runtime.OrtRunner` (the engine's own contract checks) with idle spinning
+    :class:`ferfast.ort.OrtRunner` (the engine's own contract checks) with idle spinning
     off, so its worker threads leave the cores to the student between batches.
     """
 

@@ -18,7 +18,7 @@ quantizer leaves in float (``Div``, ``Sum``, ``Reshape`` of float tensors, ``Red
 probabilities keep full resolution in a Q/DQ model, as a single model's ``Softmax`` does.
 
 ``evaluate`` prints one table row (PublicTest accuracy, macro-F1, disgust recall; median latency at
-batch 1 and 64 in ``ferfast.runtime.OrtRunner``); ``--record`` writes it as JSON for the generated
+batch 1 and 64 in ``ferfast.ort.OrtRunner``); ``--record`` writes it as JSON for the generated
 table in docs/comparison.md (:func:`training.tables.ensembles_table`).
 """
 
@@ -69,9 +69,9 @@ class Member:
 
 def load_members(specs: list[str | Path]) -> list[Member]:
     """Members from ONNX paths or teacher artifacts (folders, names), contract-checked by
-    :class:`ferfast.runtime.OrtRunner`; ValueError when they disagree on emotions, input
+    :class:`ferfast.ort.OrtRunner`; ValueError when they disagree on emotions, input
     normalisation or default-domain opset."""
-    from ferfast.runtime import OrtRunner
+    from ferfast.ort import OrtRunner
 
     from .teacher import resolve_teachers
 
@@ -376,8 +376,9 @@ def evaluate(
     threads: int | None = None,
 ) -> EnsembleRow:
     """PublicTest scores (``training.evaluate.onnx_probs``, ``training.metrics``) and median
-    latency at batch 1 and 64 (``ferfast.runtime.measure_latency`` on PublicTest faces)."""
-    from ferfast.runtime import OrtRunner, measure_latency
+    latency at batch 1 and 64 (``ferfast.measure.measure_latency`` on PublicTest faces)."""
+    from ferfast.measure import measure_latency
+    from ferfast.ort import OrtRunner
 
     from .data import load, normalise
     from .evaluate import onnx_probs

@@ -109,7 +109,8 @@ def plot_samples(
 
 def onnx_probs(path: str, images: np.ndarray) -> np.ndarray:
     """Probabilities of an exported model on uint8 faces (expanded to 7 classes by its metadata)."""
-    from ferfast.runtime import OrtRunner, run_batches
+    from ferfast.measure import run_batches
+    from ferfast.ort import OrtRunner
 
     runner = OrtRunner(path)
     out = np.zeros((len(images), len(EMOTIONS)), np.float32)

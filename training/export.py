@@ -108,7 +108,7 @@ def _inline_identities(m: onnx.ModelProto) -> onnx.ModelProto:
 
 def parity(net: torch.nn.Module, onnx_path: str | os.PathLike, x: np.ndarray) -> ParityResult:
     """Compare softmax probs of ``net`` (fp32, eval) and the ONNX file on ``x`` (N,1,48,48)."""
-    from ferfast.runtime import OrtRunner
+    from ferfast.ort import OrtRunner
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     with torch.no_grad():

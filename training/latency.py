@@ -3,8 +3,8 @@
 Each net is exported by ``training.export``, quantized by ``calibration.quantize`` (the recipe
 of the shipped INT8 model: Q/DQ, per-channel symmetric int8 weights, symmetric int8
 activations, Softmax float; MinMax calibration on ``--calib`` Training faces) and timed in
-``ferfast.runtime.OrtRunner`` (2 intra-op threads, IO binding) by
-``ferfast.runtime.measure_latency``.
+``ferfast.ort.OrtRunner`` (2 intra-op threads, IO binding) by
+``ferfast.measure.measure_latency``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class Latency:
 
 def time_onnx(path: Path, batch: int, reps: int = 200, threads: int = 2) -> float:
     """Median milliseconds per face at ``batch`` (fewer timed runs for large batches)."""
-    from ferfast.runtime import OrtRunner, measure_latency
+    from ferfast.measure import measure_latency
+    from ferfast.ort import OrtRunner
 
     repeats = max(20, reps // max(1, batch // 8))
     runner = OrtRunner(path, threads=threads)

@@ -273,7 +273,7 @@ def _add_bench_engine(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _cmd_bench_engine(args: argparse.Namespace) -> int:
-    from .runtime import measure_latency
+    from .measure import measure_latency
     from .tensorrt import TensorRTRunner
 
     try:

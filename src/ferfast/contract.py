@@ -1,7 +1,7 @@
 """The ferfast model contract: tensor names and shapes, metadata keys, defaults, label order.
 
 Every ferfast ONNX model (training export, INT8 calibration) and every TensorRT engine header
-follows it; the runners (``ferfast.runtime``, ``ferfast.tensorrt``) read models through
+follows it; the runners (``ferfast.ort``, ``ferfast.tensorrt``) read models through
 :func:`parse_metadata`, exporters write metadata with :func:`metadata_props`.
 docs/architecture.md describes the contract in prose.
 

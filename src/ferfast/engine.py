@@ -18,7 +18,8 @@ from ferfast.framing import FRAMING, Framing
 from ferfast.labels import EMOTIONS
 from ferfast.preprocess import preprocess
 from ferfast.records import face_record
-from ferfast.runtime import Runner, frame_runner, make_runner
+from ferfast.runner import Runner, frame_runner
+from ferfast.runtime import make_runner
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from ferfast.contract import DEFAULT_BIAS, DEFAULT_SCALE
 
-__all__ = ["FRAMING", "FRAMING_HAAR", "FRAMING_YUNET", "Framing", "framing_for"]
+__all__ = ["FRAMING", "FRAMING_HAAR", "FRAMING_YUNET", "Framing"]
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,3 @@ class Framing:
 FRAMING_YUNET = Framing(margin=0.966, offset_x=0.0, offset_y=0.016)
 FRAMING_HAAR = Framing(margin=1.016, offset_x=0.0, offset_y=0.0)
 FRAMING = FRAMING_YUNET
-
-
-def framing_for(detector: str) -> Framing:
-    """The framing for a detector kind: ``"yunet"`` or ``"haar"`` (anything else: YuNet)."""
-    return FRAMING_HAAR if detector.lower().startswith("haar") else FRAMING_YUNET

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from .._types import PathLike
 from ..contract import INPUT_SHAPE
-from ..runtime import check_batch
+from ..runner import check_batch
 from ._compat import require_pycuda, require_tensorrt
 from .gpu import gpu_info
 from .header import EngineHeader, check_compatible, check_io, read_engine
