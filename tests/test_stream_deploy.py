@@ -91,3 +91,90 @@ def test_launcher_fails_without_display(tmp_path: Path) -> None:
     proc = subprocess.run([str(LAUNCHER)], env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
     assert "X display :987 is not available" in proc.stderr
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of an EnvironmentFile (comments and blank lines skipped)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value
+    return out
+
+
+def launch_with_fakes(tmp_path: Path, settings: dict[str, str]) -> tuple[list[str], str]:
+    """Run the launcher with the shipped settings file updated by ``settings``, a stand-in
+    ``xset`` (no X server needed) and a stand-in ``ferfast-stream`` that records its arguments
+    and environment; returns those arguments and the password it saw in its environment."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "xset").write_text("#!/bin/sh\nexit 0\n")
+    argv_file, password_file = tmp_path / "argv", tmp_path / "password"
+    (bin_dir / "ferfast-stream").write_text(
+        f"#!/bin/sh\nprintf '%s\\0' \"$@\" > '{argv_file}'\n"
+        f"printf '%s' \"${{FERFAST_MQTT_PASSWORD:-}}\" > '{password_file}'\n"
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    env = read_env_file(DEPLOY / "ferfast-kiosk.env") | {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FERFAST_STREAM": str(bin_dir / "ferfast-stream"),
+        "FERFAST_EVENTS_DIR": str(tmp_path / "events"),
+        "FERFAST_X_WAIT": "1",
+    }
+    proc = subprocess.run(
+        [str(LAUNCHER)], env=env | settings, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    return argv_file.read_text().split("\0")[:-1], password_file.read_text()
+
+
+def test_launcher_passes_mqtt_and_metrics_settings(tmp_path: Path) -> None:
+    from ferfast.stream.cli import build_parser
+
+    argv, password = launch_with_fakes(
+        tmp_path,
+        {
+            "FERFAST_MQTT": "mqtts://kiosk@broker.example:8883/site",
+            "FERFAST_MQTT_PASSWORD": "s3cret pw",
+            "FERFAST_MQTT_CA": "/etc/ferfast/ca.pem",
+            "FERFAST_MQTT_CERT": "/etc/ferfast/kiosk.crt",
+            "FERFAST_MQTT_KEY": "/etc/ferfast/kiosk.key",
+            "FERFAST_MQTT_NAME": "lobby-1",
+            "FERFAST_METRICS_PORT": "9464",
+            "FERFAST_METRICS_HOST": "0.0.0.0",
+            "FERFAST_EXTRA_ARGS": "--mqtt-on change",
+        },
+    )
+    args = build_parser().parse_args(argv)  # ferfast-stream accepts what the launcher passes
+    assert args.mqtt == "mqtts://kiosk@broker.example:8883/site"
+    assert args.mqtt_source_name == ["lobby-1"]
+    assert (args.mqtt_ca, args.mqtt_cert, args.mqtt_key) == (
+        "/etc/ferfast/ca.pem",
+        "/etc/ferfast/kiosk.crt",
+        "/etc/ferfast/kiosk.key",
+    )
+    assert (args.metrics_port, args.metrics_host) == (9464, "0.0.0.0")
+    assert args.mqtt_on == "change"
+    assert args.fullscreen and args.source == ["0"]
+    # The password reaches ferfast-stream through its environment only (not visible in ps).
+    assert password == "s3cret pw"
+    assert not any("s3cret" in a for a in argv)
+
+
+def test_launcher_defaults_no_mqtt_no_metrics_kiosk_named_after_the_host(tmp_path: Path) -> None:
+    from ferfast.stream.cli import build_parser
+
+    argv, _ = launch_with_fakes(tmp_path / "plain", {})  # the shipped settings as they are
+    args = build_parser().parse_args(argv)
+    assert args.mqtt is None and args.metrics_port is None
+    argv, _ = launch_with_fakes(
+        tmp_path / "mqtt", {"FERFAST_MQTT": "mqtt://broker/site", "FERFAST_METRICS_PORT": "9464"}
+    )
+    args = build_parser().parse_args(argv)
+    host = subprocess.run(["hostname", "-s"], capture_output=True, text=True).stdout.strip()
+    assert args.mqtt_source_name == [host]
+    assert args.mqtt_ca is None and args.mqtt_cert is None
+    assert (args.metrics_port, args.metrics_host) == (9464, "127.0.0.1")

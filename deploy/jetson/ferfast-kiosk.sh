@@ -40,6 +40,25 @@ if [[ -n "$EVENTS_DIR" ]]; then
     # One file per start: a restart never truncates earlier events.
     args+=(--jsonl "$EVENTS_DIR/events-$(date -u +%Y%m%dT%H%M%SZ).jsonl")
 fi
+if [[ -n "${FERFAST_MQTT:-}" ]]; then
+    # The kiosk's topic level (PREFIX/<name>/faces, .../status): the host name unless set, so
+    # kiosks that all read camera 0 still publish apart. The password stays in the environment
+    # (FERFAST_MQTT_PASSWORD, read by ferfast-stream itself), never on the command line.
+    args+=(--mqtt "$FERFAST_MQTT" --mqtt-source-name "${FERFAST_MQTT_NAME:-$(hostname -s)}")
+    if [[ -n "${FERFAST_MQTT_CA:-}" ]]; then
+        args+=(--mqtt-ca "$FERFAST_MQTT_CA")
+    fi
+    if [[ -n "${FERFAST_MQTT_CERT:-}" ]]; then
+        args+=(--mqtt-cert "$FERFAST_MQTT_CERT")
+    fi
+    if [[ -n "${FERFAST_MQTT_KEY:-}" ]]; then
+        args+=(--mqtt-key "$FERFAST_MQTT_KEY")
+    fi
+fi
+if [[ -n "${FERFAST_METRICS_PORT:-}" ]]; then
+    args+=(--metrics-port "$FERFAST_METRICS_PORT")
+    args+=(--metrics-host "${FERFAST_METRICS_HOST:-127.0.0.1}")
+fi
 # shellcheck disable=SC2206  # extra flags are split on purpose
 extra=(${FERFAST_EXTRA_ARGS:-})
 
