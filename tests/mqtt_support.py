@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ferfast.engine import FaceResult
+from ferfast.faces import FaceResult
 from ferfast.records import FrameRecord
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

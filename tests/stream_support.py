@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ferfast.detect import Detection
-from ferfast.engine import FaceResult
+from ferfast.faces import Faces, as_faces
 from tools.moving_face import face_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,28 +85,23 @@ class FakeEngine:
         self.detected: list[int] = []
         self.crops_asked: set[bool] = set()  # the crops= values predict was called with
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray) -> Faces:
         n = int(image[0, 0, 0])
         self.detected.append(n)
         time.sleep(self.delay(n))
         box = self.box(n) if callable(self.box) else self.box
-        return [Detection(box, 0.9)]
+        return Faces(np.array([box], np.float64), np.array([0.9]))
 
-    def predict(self, image: np.ndarray, boxes=None, *, crops: bool = False) -> list[FaceResult]:
+    def predict(self, image: np.ndarray, boxes=None, *, crops: bool = False) -> Faces:
         n = int(image[0, 0, 0])
         self.crops_asked.add(crops)
-        if boxes is None:
-            boxes = self.detect(image)
-        probs = np.full(7, 0.05, np.float32)
-        probs[n % 7] = 0.7
-        crop = self.look(n) if crops else None
-        emotion = FAKE_EMOTIONS[n % 7]
-        return [
-            FaceResult(tuple(b.box), b.score, b.landmarks, probs, emotion, FAKE_EMOTIONS, crop)
-            for b in boxes
-        ]
+        faces = self.detect(image) if boxes is None else as_faces(boxes, FAKE_EMOTIONS)
+        probs = np.full((len(faces), 7), 0.05, np.float32)
+        probs[:, n % 7] = 0.7
+        look = np.stack([self.look(n)] * len(faces)) if crops and len(faces) else None
+        return Faces(faces.boxes, faces.scores, faces.landmarks, probs, look, None, FAKE_EMOTIONS)
 
-    def predict_batch(self, images, boxes, *, crops: bool = False) -> list[list[FaceResult]]:
+    def predict_batch(self, images, boxes, *, crops: bool = False) -> list[Faces]:
         return [self.predict(i, b, crops=crops) for i, b in zip(images, boxes, strict=True)]
 
 

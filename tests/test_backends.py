@@ -217,7 +217,7 @@ def test_engine_hands_frames_to_a_frame_runner(
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a.probs, b.probs, rtol=1e-6, atol=1e-7)
         assert a.emotion == b.emotion and a.box == b.box
-    assert gpu_engine.predict(frame, np.empty((0, 4))) == []
+    assert len(gpu_engine.predict(frame, np.empty((0, 4)))) == 0
     assert fake.frames == [2]
     # crops=True needs the model input on the host: that call preprocesses on the CPU.
     with_crops = gpu_engine.predict(frame, BOXES, crops=True)

@@ -12,12 +12,12 @@ import pytest
 
 from ferfast import assets
 from ferfast.detect import (
-    Detection,
     HaarDetector,
     YuNetDetector,
     check_frame,
     make_detector,
 )
+from ferfast.faces import Face
 
 HAAR_PHOTOS = ("images_1.jpg", "demo_1.png")  # Haar misses the occluded face in demo_2
 
@@ -125,7 +125,7 @@ def test_yunet_finds_one_face(photos: dict, yunet_path: Path, name: str) -> None
     dets = YuNetDetector(yunet_path).detect(frame)
     assert len(dets) == 1
     det = dets[0]
-    assert isinstance(det, Detection)
+    assert isinstance(det, Face)
     x, y, w, h = det.box
     assert det.score >= 0.6
     assert 0.25 * frame.shape[1] < w < frame.shape[1] and h > 0.25 * frame.shape[0]
@@ -179,7 +179,7 @@ def test_yunet_backends_agree(photos: dict, yunet_path: Path) -> None:
                 np.testing.assert_allclose(x.box, y.box, atol=1e-2)
                 np.testing.assert_allclose(x.landmarks, y.landmarks, atol=1e-2)
                 assert x.score == pytest.approx(y.score, abs=1e-4)
-        assert len(ort.detect(pair)) == 2 and ort.detect(blank) == []
+        assert len(ort.detect(pair)) == 2 and len(ort.detect(blank)) == 0
     with pytest.raises(ValueError, match="backend"):
         YuNetDetector(yunet_path, backend="dnn")
 
@@ -202,5 +202,5 @@ def test_gray_bgra_and_strided_frames(photos: dict, yunet_path: Path, detector: 
 @pytest.mark.parametrize("detector", ["yunet", "haar"])
 def test_no_face_in_blank_frame(yunet_path: Path, detector: str) -> None:
     det = make_detector(detector, yunet_path)
-    assert det.detect(np.full((240, 320, 3), 127, np.uint8)) == []
-    assert det.detect(np.zeros((20, 30), np.uint8)) == []  # tiny frame, upscaled, no crash
+    assert len(det.detect(np.full((240, 320, 3), 127, np.uint8))) == 0
+    assert len(det.detect(np.zeros((20, 30), np.uint8))) == 0  # tiny frame, upscaled, no crash

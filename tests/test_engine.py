@@ -15,7 +15,8 @@ from tiny_model import reference_probs
 
 import ferfast
 from ferfast import EMOTIONS, Engine, FaceResult
-from ferfast.detect import Detection, HaarDetector, YuNetDetector
+from ferfast.detect import HaarDetector, YuNetDetector
+from ferfast.faces import Face
 from ferfast.framing import FRAMING, FRAMING_HAAR, FRAMING_YUNET
 from ferfast.models import BUNDLED, MODELS_DIR
 
@@ -128,8 +129,8 @@ def test_predict_with_boxes_matches_preprocess_reference(tiny_model: Path) -> No
     haar_framed = engine.predict(frame, boxes=boxes, framing=FRAMING_HAAR)
     ref_haar = reference_probs(ferfast.preprocess(frame, boxes, framing=FRAMING_HAAR))
     np.testing.assert_allclose([r.probs for r in haar_framed], ref_haar, **TOL)
-    assert engine.predict(frame, boxes=np.zeros((0, 4))) == []
-    assert engine.predict(frame, boxes=[]) == []
+    assert len(engine.predict(frame, boxes=np.zeros((0, 4)))) == 0
+    assert len(engine.predict(frame, boxes=[])) == 0
 
 
 def test_predict_with_landmarks_uses_alignment(tiny_model: Path) -> None:
@@ -192,8 +193,8 @@ def test_custom_detector_object(tiny_model: Path) -> None:
     class Fixed:
         framing = FRAMING_HAAR
 
-        def detect(self, frame: np.ndarray) -> list[Detection]:
-            return [Detection((5.0, 6.0, 30.0, 30.0), 0.9)]
+        def detect(self, frame: np.ndarray) -> list[Face]:
+            return [Face((5.0, 6.0, 30.0, 30.0), 0.9)]
 
     frame = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     engine = Engine(tiny_model, detector=Fixed())

@@ -49,7 +49,7 @@ def test_predict_batch_equals_predict_per_frame(
     frames = [photos["images_1.jpg"], np.zeros((120, 160, 3), np.uint8), photos["demo_1.png"]]
     batched = engine.predict_batch(frames)
     assert [len(r) for r in batched] == [len(engine.predict(f)) for f in frames]
-    assert len(batched[0]) >= 1 and batched[1] == [] and len(batched[2]) >= 1
+    assert len(batched[0]) >= 1 and len(batched[1]) == 0 and len(batched[2]) >= 1
     for frame, results in zip(frames, batched, strict=True):
         for one, many in zip(engine.predict(frame), results, strict=True):
             assert one.box == many.box and one.emotion == many.emotion
@@ -84,7 +84,7 @@ def test_predict_files_images_videos_and_unreadable(
     assert sorted(by_source) == ["a.jpg", "b.png", "c.jpg", "clip.avi", "notes.jpg"]
     assert [p.frame for p in by_source["clip.avi"]] == [0, 2, 4]
     (bad,) = by_source["notes.jpg"]
-    assert bad.error and bad.faces == []
+    assert bad.error and len(bad.faces) == 0
     for name in ("a.jpg", "b.png", "c.jpg"):
         (p,) = by_source[name]
         assert p.error is None and len(p.faces) >= 1

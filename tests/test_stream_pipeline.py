@@ -20,7 +20,7 @@ from stream_support import (
 )
 
 import ferfast
-from ferfast.detect import Detection
+from ferfast.faces import Face
 from ferfast.preprocess import preprocess
 from ferfast.sinks import JsonlSink
 from ferfast.stream.cli import main
@@ -151,8 +151,8 @@ def test_predict_hands_back_the_crops_the_model_saw(tiny_model, photos) -> None:
 
 def test_predict_batch_hands_back_crops(tiny_model, photos) -> None:
     class OneBox:
-        def detect(self, frame: np.ndarray) -> list[Detection]:
-            return [Detection((40.0, 30.0, 120.0, 140.0), 0.8)]
+        def detect(self, frame: np.ndarray) -> list[Face]:
+            return [Face((40.0, 30.0, 120.0, 140.0), 0.8)]
 
     engine = ferfast.Engine(model=tiny_model, detector=OneBox(), threads=1)
     frame = photos["images_1.jpg"]
@@ -183,7 +183,7 @@ def test_faces_found_in_99_percent_of_real_video_frames(tmp_path) -> None:
 def test_predict_batch_with_boxes_skips_the_detector(tiny_model, photos) -> None:
     engine = ferfast.Engine(model=tiny_model, detector=None, threads=1)
     a, b = photos["images_1.jpg"], photos["demo_1.png"]
-    boxes = [[Detection((40.0, 30.0, 120.0, 140.0), 0.8)], [], np.array([[5.0, 5.0, 50, 60]])]
+    boxes = [[Face((40.0, 30.0, 120.0, 140.0), 0.8)], [], np.array([[5.0, 5.0, 50, 60]])]
     out = engine.predict_batch([a, b, b], boxes, crops=True)
     assert [len(r) for r in out] == [1, 0, 1]
     single = engine.predict(b, boxes=boxes[2], crops=True)[0]

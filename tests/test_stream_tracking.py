@@ -93,7 +93,7 @@ def test_tracker_appearance_arguments() -> None:
     assert not IouTracker(emotions, enabled=False).uses_crops
 
     face = ferfast.FaceResult((0.0, 0.0, 10.0, 10.0), 1.0, None, np.full(7, 1 / 7), "angry")
-    with pytest.raises(ValueError, match="2 crops for 1 detections"):
+    with pytest.raises(ValueError, match="2 crops for 1 faces"):
         IouTracker(emotions).update([face], np.zeros((2, 48, 48), np.float32))
 
 

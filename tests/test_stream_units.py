@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from stream_support import FakeEngine
 
-from ferfast.engine import FaceResult
+from ferfast.faces import FaceResult
 from ferfast.records import FrameRecord, face_record, row_fields
 from ferfast.sinks import JsonlSink, open_sink
 from ferfast.stream.annotate import color_of, draw_faces, draw_fps
@@ -275,7 +275,7 @@ def test_tracker_rejects_bad_input() -> None:
         IouTracker(EMOTIONS, smoothing=0.0)
     with pytest.raises(ValueError, match="iou_threshold"):
         IouTracker(EMOTIONS, iou_threshold=1.5)
-    with pytest.raises(ValueError, match="probabilities"):
+    with pytest.raises(ValueError, match="probs"):
         IouTracker(EMOTIONS).update([det((0, 0, 1, 1), np.ones(3, np.float32))])
     with pytest.raises(ValueError, match="box"):
         IouTracker(EMOTIONS).update([det((0, 0, 1), onehot(0))])  # type: ignore[arg-type]
@@ -290,7 +290,9 @@ def test_tracker_returns_the_faces_with_track_id_and_smoothed_probs() -> None:
     (out,) = tr.update([face])
     assert out.track_id == 1 and face.track_id is None  # a copy; the input is unchanged
     assert out.box == (2.0, 0.0, 50.0, 50.0) and out.score == 0.75
-    assert out.landmarks is marks and out.crop is crop and out.emotions == EMOTIONS
+    np.testing.assert_array_equal(out.landmarks, marks)
+    np.testing.assert_array_equal(out.crop, crop)
+    assert out.emotions == EMOTIONS
     np.testing.assert_allclose(out.probs, 0.5 * onehot(3) + 0.5 * onehot(4), rtol=1e-6)
     assert out.emotion == "happy" and face.emotion == "sad"  # the label follows the smoothing
 

@@ -4,7 +4,7 @@ frame -> detect -> preprocess -> run -> results::
 
     import ferfast
     engine = ferfast.Engine()                 # "fast" INT8 model, ONNX Runtime CPU, YuNet/Haar
-    for face in engine.predict(frame_bgr):    # list[FaceResult]
+    for face in engine.predict(frame_bgr):    # Faces: one Face view per face
         print(face.box, face.emotion, face.confidence)
 """
 
@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     __version__: str
-    from ferfast.engine import Engine, FaceResult
+    from ferfast.engine import Engine
+    from ferfast.faces import Face, FaceResult, Faces
     from ferfast.files import FramePrediction, predict_files
     from ferfast.labels import EMOTIONS
     from ferfast.models import ModelInfo, list_models, model_info, model_path
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 _LAZY = {
     "EMOTIONS": "ferfast.labels",
     "Engine": "ferfast.engine",
-    "FaceResult": "ferfast.engine",
+    "Face": "ferfast.faces",
+    "FaceResult": "ferfast.faces",
+    "Faces": "ferfast.faces",
     "FramePrediction": "ferfast.files",
     "ModelInfo": "ferfast.models",
     "list_models": "ferfast.models",
@@ -87,7 +90,9 @@ def __dir__() -> list[str]:
 __all__ = [
     "EMOTIONS",
     "Engine",
+    "Face",
     "FaceResult",
+    "Faces",
     "FramePrediction",
     "ModelInfo",
     "__version__",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,19 +21,11 @@ import numpy as np
 
 from ferfast import assets
 from ferfast._types import PathLike
+from ferfast.faces import Faces
 from ferfast.framing import FRAMING_HAAR, FRAMING_YUNET, Framing
 
 YUNET_ENV = "FERFAST_YUNET"
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-
-
-@dataclass(frozen=True, eq=False)
-class Detection:
-    """One detected face: box (x, y, w, h) and landmarks (5, 2) in frame pixels."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray | None = None  # float32 (5, 2), YuNet order; None for Haar
 
 
 class Detector(Protocol):
@@ -42,7 +33,7 @@ class Detector(Protocol):
 
     framing: Framing  # how preprocess frames this detector's boxes
 
-    def detect(self, frame: np.ndarray) -> list[Detection]: ...
+    def detect(self, frame: np.ndarray) -> Faces: ...
 
 
 def check_frame(frame: Any) -> np.ndarray:
@@ -252,7 +243,7 @@ class YuNetDetector:
         self._lock = threading.Lock()
         self.framing: Framing = FRAMING_YUNET
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
+    def detect(self, frame: np.ndarray) -> Faces:
         """Faces in ``frame`` (best score first), boxes and landmarks in frame pixels."""
         small, sx, sy = _resize_longer(check_frame(frame), self.input_size)
         if small.ndim == 2:
@@ -266,21 +257,15 @@ class YuNetDetector:
                 self._size = size
             _, faces = self._net.detect(small)
         if faces is None:
-            return []
-        faces = np.asarray(faces, dtype=np.float64)
-        faces = faces[np.argsort(-faces[:, 14], kind="stable")]
-        out = []
-        for row in faces:
-            x, y, w, h = row[0] * sx, row[1] * sy, row[2] * sx, row[3] * sy
-            marks = row[4:14].reshape(5, 2) * (sx, sy)
-            out.append(
-                Detection(
-                    box=(float(x), float(y), float(w), float(h)),
-                    score=float(row[14]),
-                    landmarks=marks.astype(np.float32),
-                )
-            )
-        return out
+            return Faces.empty()
+        rows = np.asarray(faces, dtype=np.float64).reshape(-1, 15)
+        rows = rows[np.argsort(-rows[:, 14], kind="stable")]
+        scale = np.array([sx, sy], np.float64)
+        return Faces(
+            boxes=rows[:, :4] * np.tile(scale, 2),
+            scores=rows[:, 14],
+            landmarks=(rows[:, 4:14].reshape(-1, 5, 2) * scale).astype(np.float32),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -322,7 +307,7 @@ class HaarDetector:
         self._lock = threading.Lock()
         self.framing: Framing = FRAMING_HAAR
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
+    def detect(self, frame: np.ndarray) -> Faces:
         """Faces in ``frame`` (largest first), boxes in frame pixels, score 1.0."""
         frame = check_frame(frame)
         if self.input_size is None:
@@ -339,8 +324,9 @@ class HaarDetector:
                 minNeighbors=self.min_neighbors,
                 minSize=(self.min_size, self.min_size),
             )
-        boxes = sorted(([float(v) for v in r] for r in rects), key=lambda r: -r[2] * r[3])
-        return [Detection(box=(x * sx, y * sy, w * sx, h * sy), score=1.0) for x, y, w, h in boxes]
+        boxes = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
+        boxes = boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
+        return Faces(boxes * (sx, sy, sx, sy), np.ones(len(boxes)))
 
     def __repr__(self) -> str:
         return f"HaarDetector(input_size={self.input_size})"

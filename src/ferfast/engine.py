@@ -1,11 +1,9 @@
-"""The ferfast Engine: frame -> detect -> preprocess -> run -> FaceResult list."""
+"""The ferfast Engine: frame -> detect -> preprocess -> run -> Faces."""
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,41 +11,12 @@ import numpy.typing as npt
 
 from ferfast._types import PathLike
 from ferfast.contract import SIDE
-from ferfast.detect import Detection, Detector, check_frame, make_detector
+from ferfast.detect import Detector, check_frame, make_detector
+from ferfast.faces import Face, Faces, as_faces
 from ferfast.framing import FRAMING, Framing
-from ferfast.labels import EMOTIONS
 from ferfast.preprocess import preprocess
-from ferfast.records import face_record
 from ferfast.runner import Runner, frame_runner
 from ferfast.runtime import make_runner
-
-
-@dataclass(frozen=True, eq=False)
-class FaceResult:
-    """One classified face."""
-
-    box: tuple[float, float, float, float]  # x, y, w, h in frame pixels
-    score: float  # detector score (1.0 for caller-given boxes and Haar)
-    landmarks: np.ndarray | None  # (5, 2) float32 frame pixels, YuNet order; else None
-    probs: np.ndarray  # (K,) float32 in ``emotions`` order
-    emotion: str  # argmax label
-    emotions: tuple[str, ...] = field(default=EMOTIONS, repr=False)
-    # (48, 48) float32 model input of this face (gray * input_scale + input_bias), when asked
-    # for with ``crops=True`` (e.g. for a tracker's appearance check); else None.
-    crop: np.ndarray | None = field(default=None, repr=False)
-    # Stable id of the face's track across frames, set by ferfast-stream's tracker (whose
-    # results carry smoothed ``probs`` and their ``emotion``); None for a single frame's face.
-    track_id: int | None = None
-
-    @property
-    def confidence(self) -> float:
-        """The highest probability (that of ``emotion``)."""
-        return float(self.probs.max())
-
-    def as_dict(self) -> dict[str, object]:
-        """The face's part of the frame record (:func:`ferfast.records.face_record`): "id"
-        (tracked faces only), box, score, emotion, confidence and probs by emotion name."""
-        return face_record(self)
 
 
 def _check_faces(faces: object) -> npt.NDArray[np.uint8]:
@@ -77,35 +46,8 @@ def _as_boxes(boxes: Any) -> np.ndarray:
     return arr
 
 
-@dataclass(frozen=True)
-class _Faces:
-    """The faces of one frame, ready for preprocess: boxes, scores, landmarks and framing."""
-
-    boxes: np.ndarray  # float64 (N, 4)
-    scores: list[float]
-    landmarks: np.ndarray | None  # float32 (N, 5, 2) or None
-    framing: Framing
-
-
-def _is_detections(boxes: Any) -> bool:
-    """True for a non-empty list/tuple of ``Detection`` objects."""
-    return (
-        isinstance(boxes, (list, tuple))
-        and len(boxes) > 0
-        and all(isinstance(b, Detection) for b in boxes)
-    )
-
-
-def _as_scores(scores: Any, n: int) -> list[float]:
-    """Caller scores -> n finite floats."""
-    if (
-        isinstance(scores, list)
-        and len(scores) == n
-        and all(type(v) is float and math.isfinite(v) for v in scores)
-    ):
-        # Detections' scores (a stream classifies at them every frame): already finite floats,
-        # so the array round trip below is skipped.
-        return list(scores)
+def _as_scores(scores: Any, n: int) -> np.ndarray:
+    """Caller scores -> (n,) finite float64."""
     try:
         arr = np.asarray(scores, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
@@ -114,7 +56,14 @@ def _as_scores(scores: Any, n: int) -> list[float]:
         raise ValueError(f"scores must have one value per box ({n}), got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError("scores must be finite")
-    return [float(v) for v in arr]
+    return arr
+
+
+def _is_face_list(boxes: Any) -> bool:
+    """True for a non-empty list/tuple of :class:`Face` views."""
+    if not isinstance(boxes, (list, tuple)) or not boxes:
+        return False
+    return all(isinstance(b, Face) for b in boxes)
 
 
 def _as_landmarks(landmarks: Any) -> np.ndarray:
@@ -182,7 +131,6 @@ class Engine:
             raise TypeError(
                 "detector must be 'auto', 'yunet', 'haar', None or an object with detect(frame)"
             )
-        self._detect_lock = threading.Lock()
         self._local = threading.local()
         # Crop geometry per detector (framing.py), input normalisation from the model metadata.
         base = getattr(self.detector, "framing", None)
@@ -215,63 +163,63 @@ class Engine:
             np.add(dst, np.float32(self.input_bias), out=dst)
         return self.runner.run(batch)
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        """Faces found by the detector in ``frame`` (uint8 gray/BGR/BGRA)."""
+    def detect(self, frame: np.ndarray) -> Faces:
+        """Faces found by the detector in ``frame`` (uint8 gray/BGR/BGRA): boxes, scores and
+        (YuNet) landmarks, not yet classified."""
         frame = check_frame(frame)
         if self.detector is None:
             raise ValueError("this Engine has no detector (detector=None): pass boxes to predict")
-        with self._detect_lock:
-            return list(self.detector.detect(frame))
+        # A custom detector may give a list of Face views.
+        return as_faces(self.detector.detect(frame))
 
     def predict(
         self,
         frame: np.ndarray,
-        boxes: npt.ArrayLike | Sequence[Detection] | None = None,
+        boxes: npt.ArrayLike | Faces | Sequence[Face] | None = None,
         landmarks: npt.ArrayLike | None = None,
         framing: Framing | None = None,
         scores: npt.ArrayLike | None = None,
         *,
         crops: bool = False,
-    ) -> list[FaceResult]:
+    ) -> Faces:
         """Detect faces (unless ``boxes`` are given), preprocess them, classify them.
 
         ``frame``: uint8 (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA, any strides.
-        ``boxes``: optional (N, 4) x, y, w, h in frame pixels (e.g. from a tracker), or a list of
-        ``Detection`` (from ``detect``: their boxes, scores and landmarks are used).
-        ``landmarks``: optional (N, 5, 2) YuNet landmarks for given boxes (eye alignment).
-        ``framing``: crop geometry for given boxes (default: that of this engine's detector).
-        ``scores``: optional (N,) detector scores for given boxes, kept in the results (default
-        1.0). Results follow the detector's order (YuNet: best score first; Haar: largest first),
-        or the order of the given boxes. ``crops``: also hand back each face's model input as
-        ``FaceResult.crop`` (a copy of what the model saw; no second preprocess).
+        ``boxes``: optional :class:`Faces` (e.g. from ``detect`` or a tracker: their boxes,
+        scores and landmarks are used), a list of :class:`Face`, or (N, 4) x, y, w, h in frame
+        pixels. ``landmarks``: optional (N, 5, 2) YuNet landmarks for given boxes (eye
+        alignment). ``framing``: crop geometry for given boxes (default: that of this engine's
+        detector). ``scores``: optional (N,) detector scores for given boxes (default 1.0).
+        Results follow the detector's order (YuNet: best score first; Haar: largest first), or
+        the order of the given boxes. ``crops``: also hand back each face's model input in
+        ``Faces.crops`` (a copy of what the model saw; no second preprocess).
         """
         located = self._locate(frame, boxes, landmarks, framing, scores)
-        return self._classify([(frame, located)], crops)[0]
+        return self._classify([(frame, *located)], crops)[0]
 
     def predict_batch(
         self,
         frames: Sequence[np.ndarray],
-        boxes: Sequence[npt.ArrayLike | Sequence[Detection]] | None = None,
+        boxes: Sequence[npt.ArrayLike | Faces | Sequence[Face]] | None = None,
         *,
         crops: bool = False,
-    ) -> list[list[FaceResult]]:
+    ) -> list[Faces]:
         """Detect faces in each frame and classify the faces of all frames in one model run.
 
         Same results as ``[predict(f, crops=crops) for f in frames]``, with one model call
         instead of one per frame (batches run faster per face). ``boxes``: optional, one entry
-        per frame, each what ``predict`` takes as ``boxes`` ((N, 4) array or a list of
-        ``Detection``; empty for none): the detector is skipped. Returns one list of results per
-        frame, in order.
+        per frame, each what ``predict`` takes as ``boxes`` (empty for none): the detector is
+        skipped. Returns the :class:`Faces` of each frame, in order.
         """
         if isinstance(frames, np.ndarray):
             raise TypeError("frames must be a sequence of frames; use predict() for one frame")
         if boxes is None:
-            return self._classify([(f, self._locate(f)) for f in frames], crops)
+            return self._classify([(f, *self._locate(f)) for f in frames], crops)
         if len(boxes) != len(frames):
             raise ValueError(
                 f"boxes must have one entry per frame ({len(frames)}), got {len(boxes)}"
             )
-        located = [(f, self._locate(f, b)) for f, b in zip(frames, boxes, strict=True)]
+        located = [(f, *self._locate(f, b)) for f, b in zip(frames, boxes, strict=True)]
         return self._classify(located, crops)
 
     def _locate(
@@ -281,60 +229,57 @@ class Engine:
         landmarks: Any = None,
         framing: Framing | None = None,
         scores: Any = None,
-    ) -> _Faces:
-        """Where the faces of ``frame`` are: detected, or the caller's boxes (validated)."""
+    ) -> tuple[Faces, Framing]:
+        """Where the faces of ``frame`` are (detected, or the caller's boxes, validated) and the
+        crop geometry for them."""
         if boxes is None:
             if landmarks is not None or framing is not None or scores is not None:
                 raise ValueError(
                     "landmarks, framing and scores are only accepted together with boxes"
                 )
-            dets = self.detect(frame)
-            box_arr = np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
-            lm_arr = None
-            if dets and all(d.landmarks is not None for d in dets):
-                lm_arr = np.array([d.landmarks for d in dets], dtype=np.float32)
-            return _Faces(box_arr, [d.score for d in dets], lm_arr, self.framing)
+            return self.detect(frame), self.framing
         check_frame(frame)
-        if _is_detections(boxes):
-            if landmarks is not None or scores is not None:
-                raise ValueError("Detections carry their own landmarks and scores: pass neither")
-            scores = [d.score for d in boxes]
-            if boxes and all(d.landmarks is not None for d in boxes):
-                landmarks = [d.landmarks for d in boxes]
-            boxes = [d.box for d in boxes]
-        box_arr = _as_boxes(boxes)
-        lm_arr = None if landmarks is None else _as_landmarks(landmarks)
-        score_list = [1.0] * len(box_arr) if scores is None else _as_scores(scores, len(box_arr))
         if framing is None:
             geometry = self.framing
         elif isinstance(framing, Framing):
             geometry = framing.with_input(self.input_scale, self.input_bias)
         else:
             raise TypeError(f"framing must be a Framing, got {type(framing).__name__}")
-        return _Faces(box_arr, score_list, lm_arr, geometry)
+        if isinstance(boxes, Faces) or _is_face_list(boxes):
+            if landmarks is not None or scores is not None:
+                raise ValueError("Faces carry their own landmarks and scores: pass neither")
+            given = as_faces(boxes)
+            return Faces(given.boxes, given.scores, given.landmarks), geometry
+        box_arr = _as_boxes(boxes)
+        n = len(box_arr)
+        return Faces(
+            box_arr,
+            np.ones(n) if scores is None else _as_scores(scores, n),
+            None if landmarks is None else _as_landmarks(landmarks),
+        ), geometry
 
     def _classify(
-        self, located: list[tuple[np.ndarray, _Faces]], crops: bool = False
-    ) -> list[list[FaceResult]]:
+        self, located: list[tuple[np.ndarray, Faces, Framing]], crops: bool = False
+    ) -> list[Faces]:
         """Classify every located face (one model run, or one native call per frame), split."""
-        total = sum(len(faces.boxes) for _, faces in located)
+        total = sum(len(faces) for _, faces, _ in located)
         if total == 0:
-            return [[] for _ in located]
+            return [faces.replace(emotions=self.emotions) for _, faces, _ in located]
         kept: np.ndarray | None = None
         if self._frame_runner is not None and not crops:
             # The runner crops on the GPU straight into its input: one native call per frame.
             probs = np.concatenate(
                 [
-                    self._frame_runner.run_frame(frame, faces.boxes, faces.landmarks, faces.framing)
-                    for frame, faces in located
-                    if len(faces.boxes)
+                    self._frame_runner.run_frame(frame, faces.boxes, faces.landmarks, framing)
+                    for frame, faces, framing in located
+                    if len(faces)
                 ]
             )
         else:
             batch = self._input(total)
             start = 0
-            for frame, faces in located:
-                n = len(faces.boxes)
+            for frame, faces, framing in located:
+                n = len(faces)
                 if n:
                     # The kernel validates boxes and landmarks (finite, sizes, shapes) at its
                     # boundary.
@@ -343,31 +288,24 @@ class Engine:
                         faces.boxes,
                         out=batch[start : start + n],
                         landmarks=faces.landmarks,
-                        framing=faces.framing,
+                        framing=framing,
                     )
                 start += n
             # A copy: the input buffer is this thread's and the next call overwrites it.
             kept = batch[:, 0].copy() if crops else None
             probs = self.runner.run(batch)
-        top = probs.argmax(axis=1)
-        out: list[list[FaceResult]] = []
+        out: list[Faces] = []
         start = 0
-        for _, faces in located:
+        for _, faces, _ in located:
+            n = len(faces)
             out.append(
-                [
-                    FaceResult(
-                        box=tuple(faces.boxes[i].tolist()),
-                        score=float(faces.scores[i]),
-                        landmarks=None if faces.landmarks is None else faces.landmarks[i],
-                        probs=probs[start + i],
-                        emotion=self.emotions[top[start + i]],
-                        emotions=self.emotions,
-                        crop=None if kept is None else kept[start + i],
-                    )
-                    for i in range(len(faces.boxes))
-                ]
+                faces.replace(
+                    probs=probs[start : start + n],
+                    crops=None if kept is None else kept[start : start + n],
+                    emotions=self.emotions,
+                )
             )
-            start += len(faces.boxes)
+            start += n
         return out
 
     def __repr__(self) -> str:

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from ferfast._types import PathLike
-from ferfast.engine import Engine, FaceResult
+from ferfast.engine import Engine
+from ferfast.faces import Faces
 from ferfast.video import FrameReader
 
 __all__ = [
@@ -69,7 +70,7 @@ class FramePrediction:
 
     source: str  # the file's path as found
     frame: int  # 0 for an image; the frame's position (from 0) in a video
-    faces: list[FaceResult] = field(default_factory=list)
+    faces: Faces = field(default_factory=Faces.empty)
     error: str | None = None  # set when the file could not be read
     image: np.ndarray | None = field(default=None, repr=False)  # BGR, with keep_images=True
     # The input it came from, its kind as decoded ("image" or "video"); None for a missing path.

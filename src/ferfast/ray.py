@@ -41,7 +41,8 @@ except ImportError as exc:  # the extra is not installed
 import numpy as np
 
 from ferfast._types import PathLike
-from ferfast.engine import Engine, FaceResult
+from ferfast.engine import Engine
+from ferfast.faces import FaceResult
 from ferfast.files import InputFile, collect_inputs, frame_count, predict_files
 from ferfast.models import DEFAULT_MODEL
 from ferfast.outpaths import OutputError, check_file, open_text

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 if TYPE_CHECKING:
-    from ferfast.engine import FaceResult
+    from ferfast.faces import FaceResult
 
 #: BGR colour per emotion name; unknown names fall back to white.
 COLORS: dict[str, tuple[int, int, int]] = {

@@ -12,23 +12,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ferfast.detect import Detection
+from ferfast.faces import Faces
 
 from .sources import Frame, FrameSource, _Mailbox
 from .stats import RunStats
 from .tracking import appearance, iou
 
-if TYPE_CHECKING:
-    from ferfast.engine import FaceResult
-
 #: Finds the faces of a frame (``Engine.detect``).
-DetectFn = Callable[[np.ndarray], Sequence[Detection]]
+DetectFn = Callable[[np.ndarray], Faces]
 #: Classifies a frame's faces at the given boxes, with crops (``Engine.predict(crops=True)``).
-PredictFn = Callable[[np.ndarray, Sequence[Detection]], "list[FaceResult]"]
+PredictFn = Callable[[np.ndarray, Faces], Faces]
 
 
 @dataclass(frozen=True)
@@ -36,7 +32,7 @@ class Staged:
     """A frame on its way to classification, with the detector's faces when it ran on it."""
 
     frame: Frame
-    detections: list[Detection] | None  # None: the detector skipped this frame (boxes carried)
+    detections: Faces | None  # None: the detector skipped this frame (boxes carried)
     detect_s: float  # seconds the detector took on this frame (0 when skipped)
 
 
@@ -102,7 +98,7 @@ class DetectAhead:
                 dets, spent = None, 0.0
                 if received % self._every == 0:
                     t0 = time.perf_counter()
-                    dets = list(self._detect(frame.image))
+                    dets = self._detect(frame.image)
                     spent = time.perf_counter() - t0
                 received += 1
                 self._box.put(Staged(frame, dets, spent), self._stop)
@@ -116,7 +112,7 @@ class DetectAhead:
 class Plan:
     """The boxes to classify one frame at (see :meth:`Cadence.plan`)."""
 
-    boxes: list[Detection]
+    boxes: Faces
     detected: bool  # the detector found them on this frame (False: carried boxes)
     early_s: float  # seconds of an early re-detect spent here (a carried box left the frame)
 
@@ -125,7 +121,7 @@ class Plan:
 class FrameFaces:
     """One frame's classified faces and the detector time they cost."""
 
-    results: list[FaceResult]
+    results: Faces
     detected: bool  # the detector found them on this frame (False: carried boxes)
     detect_s: float  # detector seconds on this frame: on the detector thread plus early_s
     early_s: float  # of which early re-detects, spent on the classifying thread
@@ -136,10 +132,9 @@ class FrameFaces:
         A carried box keeps the detected size, so its crop is framed a little differently; a
         carried face gets its own check against its detection (:meth:`Cadence.settle`).
         """
-        crops = [r.crop for r in self.results]
-        if not self.detected or not crops or any(c is None for c in crops):
+        if not self.detected or not len(self.results):
             return None
-        return np.stack([c for c in crops if c is not None])
+        return self.results.crops
 
 
 class Cadence:
@@ -170,17 +165,17 @@ class Cadence:
         self.redetect_threshold = redetect_threshold
         self._carried: _Carried | None = None  # the last detection's faces, moved along
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray) -> Faces:
         """Run the detector on ``image``, timed and counted."""
         t0 = time.perf_counter()
-        dets = list(self._detect(image))
+        dets = self._detect(image)
         spent = time.perf_counter() - t0
         for stats in self.stats:
             stats.record("detect", spent)
             stats.detected()
         return dets
 
-    def _redetect(self, image: np.ndarray) -> tuple[list[Detection], float]:
+    def _redetect(self, image: np.ndarray) -> tuple[Faces, float]:
         t0 = time.perf_counter()
         dets = self.detect(image)
         for stats in self.stats:
@@ -192,27 +187,25 @@ class Cadence:
         if staged.detections is not None:
             return Plan(staged.detections, True, 0.0)
         carried = self._carried
-        if carried is None or not carried.faces:
-            return Plan([], False, 0.0)
+        if carried is None or not len(carried.faces):
+            return Plan(Faces.empty(), False, 0.0)
         moved = carried.at(staged.frame.index, staged.frame.image.shape)
         if moved is not None:
             return Plan(moved, False, 0.0)
         dets, spent = self._redetect(staged.frame.image)
         return Plan(dets, True, spent)
 
-    def settle(
-        self, staged: Staged, plan: Plan, results: list[FaceResult], predict: PredictFn
-    ) -> FrameFaces:
+    def settle(self, staged: Staged, plan: Plan, results: Faces, predict: PredictFn) -> FrameFaces:
         """The frame's faces, given the model's ``results`` at ``plan.boxes``.
 
         A lost carried face re-detects on this frame and classifies there (``predict``).
         """
         detected, early_s = plan.detected, plan.early_s
         carried = self._carried
-        if not detected and carried is not None and results:
+        if not detected and carried is not None and len(results):
             if carried.lost(results, self.redetect_threshold):
                 dets, spent = self._redetect(staged.frame.image)
-                results = predict(staged.frame.image, dets) if dets else []
+                results = predict(staged.frame.image, dets) if len(dets) else dets
                 detected, early_s = True, early_s + spent
         if detected:
             self._carried = _Carried.detected(results, staged.frame.index, carried)
@@ -227,45 +220,43 @@ class _Carried:
     overlap), which keeps the crops centred on a moving face; size and score stay as detected.
     """
 
-    faces: list[Detection]
+    faces: Faces  # boxes, scores and landmarks as detected
     index: int  # frame index of the detection
     velocity: np.ndarray  # (N, 2) pixels per frame of each face
     anchors: np.ndarray | None  # (N, 36) appearance of each face when detected
 
     @classmethod
-    def detected(
-        cls, results: Sequence[FaceResult], index: int, before: _Carried | None
-    ) -> _Carried:
+    def detected(cls, results: Faces, index: int, before: _Carried | None) -> _Carried:
         """The faces just detected on frame ``index``; ``before``: the previous detection."""
-        faces = [Detection(r.box, r.score, r.landmarks) for r in results]
+        faces = Faces(results.boxes, results.scores, results.landmarks)
         velocity = np.zeros((len(faces), 2))
-        if before is not None and before.faces and index > before.index:
+        if before is not None and len(before.faces) and index > before.index:
             gap = index - before.index
-            expected = [
-                _shift(f.box, v * gap) for f, v in zip(before.faces, before.velocity, strict=True)
-            ]
-            for i, face in enumerate(faces):
-                overlaps = [iou(face.box, box) for box in expected]
+            expected = before.faces.boxes.copy()
+            expected[:, :2] += before.velocity * gap
+            now, then = _centres(faces.boxes), _centres(before.faces.boxes)
+            for i, box in enumerate(faces.boxes):
+                overlaps = [iou(box, other) for other in expected]
                 j = int(np.argmax(overlaps))
                 if overlaps[j] >= 0.3:
-                    velocity[i] = (_centre(face.box) - _centre(before.faces[j].box)) / gap
+                    velocity[i] = (now[i] - then[j]) / gap
         return cls(faces, index, velocity, _looks(results))
 
-    def at(self, index: int, shape: tuple[int, ...]) -> list[Detection] | None:
+    def at(self, index: int, shape: tuple[int, ...]) -> Faces | None:
         """The faces moved to frame ``index``; None when one has left the frame (re-detect)."""
         height, width = shape[:2]
-        out = []
-        for face, v in zip(self.faces, self.velocity, strict=True):
-            step = v * (index - self.index)
-            box = _shift(face.box, step)
-            cx, cy = _centre(box)
-            if not (0.0 <= cx < width and 0.0 <= cy < height):
-                return None
-            marks = None if face.landmarks is None else face.landmarks + step.astype(np.float32)
-            out.append(Detection(box, face.score, marks))
-        return out
+        step = self.velocity * (index - self.index)
+        boxes = self.faces.boxes.copy()
+        boxes[:, :2] += step
+        cx, cy = _centres(boxes).T
+        if not ((cx >= 0.0) & (cx < width) & (cy >= 0.0) & (cy < height)).all():
+            return None
+        marks = self.faces.landmarks
+        if marks is not None:
+            marks = marks + step[:, None, :].astype(np.float32)
+        return Faces(boxes, self.faces.scores, marks)
 
-    def lost(self, results: Sequence[FaceResult], threshold: float) -> bool:
+    def lost(self, results: Faces, threshold: float) -> bool:
         """Whether a carried face no longer looks like it did when it was detected."""
         if threshold <= 0 or self.anchors is None:
             return False
@@ -278,17 +269,13 @@ class _Carried:
         return bool(np.any((sim < threshold) & ~flat))
 
 
-def _centre(box: Sequence[float]) -> np.ndarray:
-    return np.array([box[0] + box[2] / 2.0, box[1] + box[3] / 2.0])
+def _centres(boxes: np.ndarray) -> np.ndarray:
+    """(N, 2) centres of (N, 4) x, y, w, h boxes."""
+    return boxes[:, :2] + boxes[:, 2:] / 2.0
 
 
-def _shift(box: Sequence[float], step: np.ndarray) -> tuple[float, float, float, float]:
-    return (float(box[0] + step[0]), float(box[1] + step[1]), float(box[2]), float(box[3]))
-
-
-def _looks(results: Sequence[FaceResult]) -> np.ndarray | None:
-    """Appearance descriptors of the results' crops; None when some result has no crop."""
-    crops = [r.crop for r in results]
-    if not crops or any(c is None for c in crops):
+def _looks(results: Faces) -> np.ndarray | None:
+    """Appearance descriptors of the results' crops; None without crops."""
+    if results.crops is None or not len(results):
         return None
-    return appearance(np.stack([c for c in crops if c is not None]))
+    return appearance(results.crops)

@@ -12,7 +12,7 @@ import numpy as np
 from ferfast.outpaths import OutputError, OutputPathError, check_dir
 
 if TYPE_CHECKING:
-    from ferfast.engine import FaceResult
+    from ferfast.faces import FaceResult
 
 
 class CropWriter:

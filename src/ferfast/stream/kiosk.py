@@ -16,7 +16,7 @@ import numpy as np
 from .annotate import FONT, color_of, draw_faces
 
 if TYPE_CHECKING:
-    from ferfast.engine import FaceResult
+    from ferfast.faces import FaceResult
 
 log = logging.getLogger("ferfast.stream")
 

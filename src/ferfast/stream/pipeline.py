@@ -17,12 +17,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from ferfast.detect import Detection
+from ferfast.faces import Faces
 from ferfast.outpaths import OutputError
 from ferfast.records import FrameRecord
 from ferfast.sinks import Sink
@@ -36,9 +36,6 @@ from .sources import FrameSource
 from .stats import RunStats, RunSummary
 from .tracking import DEFAULT_APPEARANCE_THRESHOLD, DEFAULT_DETECT_EVERY, IouTracker
 
-if TYPE_CHECKING:
-    from ferfast.engine import FaceResult
-
 log = logging.getLogger("ferfast.stream")
 
 
@@ -47,19 +44,13 @@ class EngineLike(Protocol):
 
     emotions: tuple[str, ...]
 
-    def detect(self, frame: np.ndarray) -> list[Detection]: ...
+    def detect(self, frame: np.ndarray) -> Faces: ...
 
-    def predict(
-        self, frame: np.ndarray, boxes: Sequence[Detection] | None = None, *, crops: bool = False
-    ) -> list[FaceResult]: ...
+    def predict(self, frame: np.ndarray, boxes: Faces, *, crops: bool = False) -> Faces: ...
 
     def predict_batch(
-        self,
-        frames: Sequence[np.ndarray],
-        boxes: Sequence[Sequence[Detection]],
-        *,
-        crops: bool = False,
-    ) -> list[list[FaceResult]]: ...
+        self, frames: Sequence[np.ndarray], boxes: Sequence[Faces], *, crops: bool = False
+    ) -> list[Faces]: ...
 
 
 @dataclass
@@ -255,7 +246,7 @@ class StreamLoop:
                 return False
         return True
 
-    def _predict(self, image: np.ndarray, boxes: Sequence[Detection]) -> list[FaceResult]:
+    def _predict(self, image: np.ndarray, boxes: Faces) -> Faces:
         return self.engine.predict(image, boxes=boxes, crops=self._crops)
 
     def _step(self, ready: list[tuple[Lane, Staged]], t_wait: float) -> bool:
@@ -312,7 +303,7 @@ class StreamLoop:
                 stats.frame_done(t3, len(tracked))
         return keep_going
 
-    def _show(self, lane: Lane, staged: Staged, faces: list[FaceResult], now: float) -> bool:
+    def _show(self, lane: Lane, staged: Staged, faces: Faces, now: float) -> bool:
         """The lane's image outputs for one frame; False when its window was closed."""
         out = lane.outputs
         frame = staged.frame

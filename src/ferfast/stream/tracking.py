@@ -4,15 +4,12 @@ emotion probabilities."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
 from ferfast.contract import SIDE
-
-if TYPE_CHECKING:
-    from ferfast.engine import FaceResult
+from ferfast.faces import Face, Faces, as_faces
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -136,33 +133,42 @@ class IouTracker:
         """Whether :meth:`update` makes use of the faces' crops (tracking on, check on)."""
         return self.enabled and self.appearance_threshold > 0
 
-    def update(
-        self, detections: Sequence[FaceResult], crops: np.ndarray | None = None
-    ) -> list[FaceResult]:
-        """Match this frame's faces; per face, in order, a copy with its ``track_id`` and the
-        track's smoothed ``probs`` and their ``emotion``.
+    def update(self, faces: Faces | Sequence[Face], crops: np.ndarray | None = None) -> Faces:
+        """Match this frame's faces to the tracks; the faces with their ``track_ids`` and the
+        tracks' smoothed ``probs`` (so each face's emotion follows the smoothing).
 
-        ``crops``: optional (N, 48, 48) or (N, 1, 48, 48) gray crops of the detections (the
-        model input); with them the appearance check applies (see the class docstring).
+        ``faces``: classified :class:`Faces` (or a list of :class:`Face`). ``crops``: optional
+        (N, 48, 48) or (N, 1, 48, 48) gray crops of the faces (the model input); with them the
+        appearance check applies (see the class docstring).
         """
-        probs = [self._check(d) for d in detections]
+        faces = as_faces(faces, self.emotions)
+        n = len(faces)
+        if n == 0:
+            probs = np.empty((0, len(self.emotions)), np.float32)
+        elif faces.probs is None:
+            raise ValueError("faces must be classified (probs) to be tracked")
+        else:
+            probs = faces.probs
+        if probs.shape[1] != len(self.emotions):
+            raise ValueError(
+                f"faces have {probs.shape[1]} probabilities, tracker expects {len(self.emotions)}"
+            )
         if not self.enabled:
-            out = []
-            for det, p in zip(detections, probs, strict=True):
-                out.append(self._emit(_Track(self._new_id(), _box(det.box), p, None), det))
-            return out
-        looks: list[np.ndarray | None] = [None] * len(detections)
+            ids = np.array([self._new_id() for _ in range(n)], np.int64)
+            return faces.replace(probs=probs, track_ids=ids, emotions=self.emotions)
+        looks: list[np.ndarray | None] = [None] * n
         if crops is not None and self.appearance_threshold > 0:
             desc = appearance(crops)
-            if len(desc) != len(detections):
-                raise ValueError(f"got {len(desc)} crops for {len(detections)} detections")
+            if len(desc) != n:
+                raise ValueError(f"got {len(desc)} crops for {n} faces")
             # A flat crop says nothing about who it is: IoU alone decides for it.
             looks = [d if d.any() else None for d in desc]
 
+        boxes = [_box(b) for b in faces.boxes]
         pairs = []
         for ti, track in enumerate(self._tracks):
-            for di, det in enumerate(detections):
-                overlap = iou(track.box, det.box)
+            for di, box in enumerate(boxes):
+                overlap = iou(track.box, box)
                 if overlap < self.iou_threshold:
                     continue
                 look = looks[di]
@@ -180,54 +186,34 @@ class IouTracker:
             match[di] = ti
 
         a = self.smoothing
-        out = []
+        out_probs = np.empty((n, len(self.emotions)), np.float32)
+        out_ids = np.empty(n, np.int64)
         kept = []
-        for di, det in enumerate(detections):
+        for di in range(n):
             if di in match:
                 track = self._tracks[match[di]]
                 track.probs = a * probs[di] + (1.0 - a) * track.probs
-                track.box = _box(det.box)
+                track.box = boxes[di]
                 look = looks[di]
                 if look is not None:
                     track.look = _blend(track.look, look)
                 track.missed = 0
             else:
-                track = _Track(self._new_id(), _box(det.box), probs[di], looks[di])
+                track = _Track(self._new_id(), boxes[di], probs[di].copy(), looks[di])
             kept.append(track)
-            out.append(self._emit(track, det))
+            out_probs[di] = track.probs
+            out_ids[di] = track.id
         for ti, track in enumerate(self._tracks):
             if ti not in used_tracks:
                 track.missed += 1
                 if track.missed <= self.max_missed:
                     kept.append(track)
         self._tracks = kept
-        return out
-
-    def _check(self, det: FaceResult) -> np.ndarray:
-        p = np.asarray(det.probs, dtype=np.float32).reshape(-1)
-        if p.shape[0] != len(self.emotions):
-            raise ValueError(
-                f"detection has {p.shape[0]} probabilities, tracker expects {len(self.emotions)}"
-            )
-        if len(det.box) != 4:
-            raise ValueError(f"box must be (x, y, w, h), got {det.box!r}")
-        return p
+        return faces.replace(probs=out_probs, track_ids=out_ids, emotions=self.emotions)
 
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id - 1
-
-    def _emit(self, track: _Track, face: FaceResult) -> FaceResult:
-        p = track.probs.astype(np.float32, copy=True)
-        return replace(
-            face,
-            box=track.box,
-            score=float(face.score),
-            probs=p,
-            emotion=self.emotions[int(np.argmax(p))],
-            emotions=self.emotions,
-            track_id=track.id,
-        )
 
 
 def _blend(old: np.ndarray | None, new: np.ndarray) -> np.ndarray:
