@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import warnings
 from pathlib import Path
@@ -15,8 +16,8 @@ from ferfast.detect import (
     HaarDetector,
     YuNetDetector,
     check_frame,
-    make_detector,
 )
+from ferfast.detectors import make_detector
 from ferfast.faces import Face
 
 HAAR_PHOTOS = ("images_1.jpg", "demo_1.png")  # Haar misses the occluded face in demo_2
@@ -204,3 +205,30 @@ def test_no_face_in_blank_frame(yunet_path: Path, detector: str) -> None:
     det = make_detector(detector, yunet_path)
     assert len(det.detect(np.full((240, 320, 3), 127, np.uint8))) == 0
     assert len(det.detect(np.zeros((20, 30), np.uint8))) == 0  # tiny frame, upscaled, no crash
+
+
+def test_the_registry_names_every_detector_with_its_framing(yunet_path: Path) -> None:
+    from ferfast.argtypes import add_engine_arguments
+    from ferfast.detectors import DETECTOR_NAMES, DETECTORS
+
+    assert DETECTOR_NAMES == ("auto", *DETECTORS) and set(DETECTORS) == {"yunet", "haar"}
+    for name, kind in DETECTORS.items():
+        det = make_detector(name, yunet_path)
+        assert det is not None and det.framing == kind.framing, name
+    parser = argparse.ArgumentParser()
+    add_engine_arguments(parser)
+    (action,) = [a for a in parser._actions if a.dest == "detector"]
+    assert tuple(action.choices) == DETECTOR_NAMES
+    with pytest.raises(ValueError, match="'auto', 'yunet', 'haar'"):
+        make_detector("mtcnn")
+
+
+def test_a_detector_object_must_say_how_its_boxes_are_framed(tiny_model: Path) -> None:
+    from ferfast import Engine
+
+    class NoFraming:
+        def detect(self, frame: np.ndarray) -> list[Face]:
+            return [Face((1.0, 1.0, 10.0, 10.0))]
+
+    with pytest.raises(TypeError, match="framing"):
+        Engine(tiny_model, detector=NoFraming())

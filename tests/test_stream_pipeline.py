@@ -21,6 +21,7 @@ from stream_support import (
 
 import ferfast
 from ferfast.faces import Face
+from ferfast.framing import FRAMING_YUNET
 from ferfast.preprocess import preprocess
 from ferfast.sinks import JsonlSink
 from ferfast.stream.cli import main
@@ -151,6 +152,8 @@ def test_predict_hands_back_the_crops_the_model_saw(tiny_model, photos) -> None:
 
 def test_predict_batch_hands_back_crops(tiny_model, photos) -> None:
     class OneBox:
+        framing = FRAMING_YUNET
+
         def detect(self, frame: np.ndarray) -> list[Face]:
             return [Face((40.0, 30.0, 120.0, 140.0), 0.8)]
 

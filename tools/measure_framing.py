@@ -33,6 +33,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ferfast.detectors import DETECTORS, make_detector
+
 SIDE = 48.0
 
 
@@ -163,46 +165,30 @@ def main(argv: list[str] | None = None) -> None:
 
     paths = sample_images(args.data, args.n, args.seed)
     size = (48 + 2 * args.pad) * args.up
-    yunet = cv2.FaceDetectorYN.create(str(args.model), "", (size, size), args.score, 0.3, 50)
-    haar = cv2.CascadeClassifier(
-        str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml")
-    )
-    if haar.empty():
-        raise SystemExit("cannot load the Haar cascade")
-
-    y_boxes: list[np.ndarray] = []
-    y_eyes: list[np.ndarray] = []
-    h_boxes: list[np.ndarray] = []
+    # Every registered detector, run as the Engine runs it, at the prepared image's own size.
+    detectors = {
+        name: make_detector(name, args.model, input_size=size, score_threshold=args.score)
+        for name in DETECTORS
+    }
+    boxes: dict[str, list[np.ndarray]] = {name: [] for name in detectors}
+    eyes: dict[str, list[np.ndarray]] = {name: [] for name in detectors}
     for path in tqdm(paths, desc="measuring", unit="img"):
         img = prepare(path, args.up, args.pad)
-        _, faces = yunet.detect(img)
-        if faces is not None and len(faces):
-            boxes48 = [to48_box(f, args.up, args.pad) for f in faces]
+        for name, detector in detectors.items():
+            assert detector is not None
+            faces = detector.detect(img)
+            boxes48 = [to48_box(b, args.up, args.pad) for b in faces.boxes]
             i = central(boxes48)
-            if i is not None:
-                y_boxes.append(boxes48[i])
-                pts = faces[i][4:14].reshape(5, 2)
-                y_eyes.append(
-                    np.stack(
-                        [
-                            to48_point(pts[0], args.up, args.pad),
-                            to48_point(pts[1], args.up, args.pad),
-                        ]
-                    )
-                )
-        rects = haar.detectMultiScale(
-            cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), scaleFactor=1.1, minNeighbors=5, minSize=(24, 24)
-        )
-        if len(rects):
-            boxes48 = [to48_box(np.asarray(r, np.float64), args.up, args.pad) for r in rects]
-            i = central(boxes48)
-            if i is not None:
-                h_boxes.append(boxes48[i])
+            if i is None:
+                continue
+            boxes[name].append(boxes48[i])
+            if faces.landmarks is not None:
+                pts = faces.landmarks[i]
+                eyes[name].append(np.stack([to48_point(pts[k], args.up, args.pad) for k in (0, 1)]))
 
-    results = [
-        summarise("yunet", len(paths), y_boxes, y_eyes),
-        summarise("haar", len(paths), h_boxes, []),
-    ]
+    results = [summarise(name, len(paths), boxes[name], eyes[name]) for name in detectors]
+    for name, kind in DETECTORS.items():
+        print(f"{name}: framing in use (ferfast.detectors.DETECTORS): {kind.framing}")
     for r in results:
         print(f"\n{r.detector}: detected {r.detected}/{r.images}")
         for key, val in asdict(r).items():

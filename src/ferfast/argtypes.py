@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
+from ferfast.detectors import DETECTOR_NAMES, DETECTORS
 from ferfast.models import DEFAULT_MODEL, names_text
 
 if TYPE_CHECKING:
@@ -92,13 +93,14 @@ def add_engine_arguments(
         "CPU. cpu (alias onnxruntime), cuda: ONNX Runtime on that device; tensorrt: an .engine "
         "model, or ONNX Runtime's TensorRT provider for an .onnx model (default auto)",
     )
+    kinds = "; ".join(f"{k.name}: {k.about}" for k in DETECTORS.values())
     group.add_argument(
         "--detector",
         default="auto",
-        choices=("auto", "yunet", "haar"),
+        choices=DETECTOR_NAMES,
         help="auto: YuNet (--detector-model, else $FERFAST_YUNET, else the copy fetched once "
         "into the cache, see ferfast download), the Haar cascade with a warning when YuNet "
-        "cannot be had; yunet: the same, an error instead of Haar (default auto)",
+        f"cannot be had; {kinds}; yunet fails instead of falling back (default auto)",
     )
     group.add_argument("--detector-model", metavar="PATH", help="YuNet ONNX model file")
     group.add_argument(

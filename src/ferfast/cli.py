@@ -692,7 +692,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     import onnxruntime
 
     from . import __version__, _core, assets
-    from .detect import YUNET_ENV
+    from .detectors import YUNET_ENV
     from .models import list_models
     from .stream.kiosk import gui_backend
 
@@ -711,7 +711,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         + ("compiled in" if _core.WITH_TENSORRT else "not compiled in"),
     ]
     home = assets.cache_dir()
-    yunet_env = os.environ.get(YUNET_ENV)  # read as detect.make_detector reads it
+    yunet_env = os.environ.get(YUNET_ENV)  # read as detectors.make_detector reads it
     for key, asset in assets.ASSETS.items():
         found = assets.cached(asset)
         if asset is assets.YUNET and yunet_env:

@@ -10,21 +10,17 @@ Detectors serialise their own calls with a lock, so one instance may be shared b
 
 from __future__ import annotations
 
-import os
 import threading
-import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from ferfast import assets
 from ferfast._types import PathLike
 from ferfast.faces import Faces
 from ferfast.framing import FRAMING_HAAR, FRAMING_YUNET, Framing
 
-YUNET_ENV = "FERFAST_YUNET"
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 
 
@@ -103,19 +99,11 @@ class _OrtYuNet:
         nms_threshold: float,
         top_k: int,
         threads: int = 1,
+        provider: str = "cpu",
     ) -> None:
-        import onnxruntime as ort
+        from ferfast.ort import make_session
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = make_session(model_path, provider=provider, threads=threads, spin=False)
         inputs = self._session.get_inputs()
         names = {o.name for o in self._session.get_outputs()}
         missing = [n for n in _YUNET_OUTPUTS if n not in names]
@@ -195,7 +183,8 @@ class _OrtYuNet:
 class YuNetDetector:
     """YuNet face detector run on a frame scaled to ``input_size``.
 
-    ``backend``: "onnxruntime" (default: :class:`_OrtYuNet`, one CPU thread) or "opencv"
+    ``backend``: "onnxruntime" (default: :class:`_OrtYuNet`, one thread, on ONNX Runtime's
+    ``provider``: "cpu", or "cuda" beside an Engine on the GPU) or "opencv"
     (``cv2.FaceDetectorYN``, OpenCV's DNN module). Both decode the network's output the same
     way; their convolutions round differently, so boxes agree to about 1e-3 pixels.
     """
@@ -208,6 +197,7 @@ class YuNetDetector:
         nms_threshold: float = 0.3,
         top_k: int = 5000,
         backend: str = "onnxruntime",
+        provider: str = "cpu",
     ) -> None:
         self.model_path = Path(model_path)
         self.input_size = _check_size(input_size)
@@ -226,7 +216,12 @@ class YuNetDetector:
         try:
             if backend == "onnxruntime":
                 self._net = _OrtYuNet(
-                    self.model_path, size, self.score_threshold, self.nms_threshold, top_k
+                    self.model_path,
+                    size,
+                    self.score_threshold,
+                    self.nms_threshold,
+                    top_k,
+                    provider=provider,
                 )
             else:
                 self._net = cv2.FaceDetectorYN.create(
@@ -330,63 +325,3 @@ class HaarDetector:
 
     def __repr__(self) -> str:
         return f"HaarDetector(input_size={self.input_size})"
-
-
-def _yunet_hint() -> str:
-    return f"pass detector_model= (--detector-model on the command line) or set {YUNET_ENV}=path"
-
-
-def make_detector(
-    kind: str | None = "auto",
-    model_path: PathLike | None = None,
-    input_size: int = 320,
-    score_threshold: float = 0.6,
-    nms_threshold: float = 0.3,
-) -> YuNetDetector | HaarDetector | None:
-    """Build a detector.
-
-    ``kind``: "auto", "yunet", "haar", or None (no detector: the caller always gives boxes).
-    YuNet's model is ``model_path``, else $FERFAST_YUNET, else the pinned YuNet release from the
-    cache (``ferfast.assets``: fetched once, verified, used offline afterwards). A given model
-    file that is missing or corrupt is an error, never a silent fallback. When the cached model
-    cannot be fetched, "yunet" raises RuntimeError (AssetError) and "auto" warns once, naming
-    the cause and the fix, and uses the Haar cascade.
-    """
-    if kind is None or kind == "none":
-        return None
-    if kind not in ("auto", "yunet", "haar"):
-        raise ValueError(f"detector must be 'auto', 'yunet', 'haar' or None, got {kind!r}")
-    if kind == "haar":
-        return HaarDetector(input_size=input_size)
-    if model_path is None:
-        model_path = os.environ.get(YUNET_ENV) or None
-    if model_path is None:
-        try:
-            model_path = assets.fetch(assets.YUNET)
-        except assets.AssetError as exc:
-            if kind == "yunet":
-                raise assets.AssetError(f"detector 'yunet': {exc}; or {_yunet_hint()}") from exc
-            return _haar_fallback(exc, input_size)
-    return YuNetDetector(
-        model_path,
-        input_size=input_size,
-        score_threshold=score_threshold,
-        nms_threshold=nms_threshold,
-    )
-
-
-def _haar_fallback(cause: assets.AssetError, input_size: int) -> HaarDetector:
-    """The Haar cascade for detector "auto" when YuNet cannot be fetched (one warning)."""
-    try:
-        detector = HaarDetector(input_size=input_size)
-    except (RuntimeError, FileNotFoundError, ValueError) as exc:
-        raise RuntimeError(
-            f"no face detector available: YuNet cannot be fetched ({cause}; or {_yunet_hint()}) "
-            f"and this OpenCV build has no usable Haar cascade ({exc})"
-        ) from exc
-    warnings.warn(
-        f"using the Haar cascade instead of YuNet (less accurate): {cause}; or {_yunet_hint()}",
-        UserWarning,
-        stacklevel=3,
-    )
-    return detector

@@ -11,7 +11,8 @@ import numpy.typing as npt
 
 from ferfast._types import PathLike
 from ferfast.contract import SIDE
-from ferfast.detect import Detector, check_frame, make_detector
+from ferfast.detect import Detector, check_frame
+from ferfast.detectors import DETECTOR_NAMES, make_detector
 from ferfast.faces import Face, Faces, as_faces
 from ferfast.framing import FRAMING, Framing
 from ferfast.preprocess import preprocess
@@ -118,25 +119,29 @@ class Engine:
         self.input_scale = float(self.runner.input_scale)
         self.input_bias = float(self.runner.input_bias)
         self.detector: Detector | None
+        names = ", ".join(repr(n) for n in DETECTOR_NAMES)
         if detector is None or isinstance(detector, str):
             self.detector = make_detector(
                 detector,
                 model_path=detector_model,
                 input_size=detector_size,
                 score_threshold=score_threshold,
+                # Beside a model on the GPU, the detector runs there too.
+                provider="cuda" if getattr(self.runner, "provider", "cpu") != "cpu" else "cpu",
             )
         elif callable(getattr(detector, "detect", None)):
+            if not isinstance(getattr(detector, "framing", None), Framing):
+                raise TypeError(
+                    "a detector object needs a framing attribute (a ferfast.framing.Framing: "
+                    "how its boxes are cropped, e.g. FRAMING_YUNET or FRAMING_HAAR)"
+                )
             self.detector = detector
         else:
-            raise TypeError(
-                "detector must be 'auto', 'yunet', 'haar', None or an object with detect(frame)"
-            )
+            raise TypeError(f"detector must be {names}, None or an object with detect(frame)")
         self._local = threading.local()
         # Crop geometry per detector (framing.py), input normalisation from the model metadata.
-        base = getattr(self.detector, "framing", None)
-        self.framing: Framing = (base if isinstance(base, Framing) else FRAMING).with_input(
-            self.input_scale, self.input_bias
-        )
+        base = FRAMING if self.detector is None else self.detector.framing
+        self.framing: Framing = base.with_input(self.input_scale, self.input_bias)
 
     def _input(self, n: int) -> np.ndarray:
         """This thread's model input buffer, the leading ``n`` rows (grown on demand)."""

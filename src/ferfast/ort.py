@@ -44,6 +44,32 @@ def default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def make_session(
+    path: PathLike, *, provider: str = "cpu", threads: int = 1, spin: bool = True
+) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime session for ``path``: the one place ferfast sets session options.
+
+    Full graph optimisation, ``threads`` intra-op threads, one inter-op thread, sequential
+    execution, quiet logs; ``spin=False`` stops idle worker threads from spinning between runs
+    (for a model that shares its cores with other busy threads). ``provider``: a key of
+    ``PROVIDERS``. Raises ValueError for a file ONNX Runtime cannot load.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), options, providers=_provider_list(provider))
+    except Exception as exc:  # ORT raises its own exception types (InvalidProtobuf, Fail...)
+        raise ValueError(f"cannot load ONNX model {path}: {exc}") from exc
+
+
 class OrtRunner:
     """ONNX Runtime runner on one execution provider: ``"cpu"`` (default), ``"cuda"`` or
     ``"tensorrt"`` (``PROVIDERS``; the GPU providers need onnxruntime-gpu and an NVIDIA GPU).
@@ -85,20 +111,9 @@ class OrtRunner:
         self.provider = provider
         if provider != "cpu":
             _require_gpu_provider(provider)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), options, providers=_provider_list(provider)
-            )
-        except Exception as exc:  # ORT raises its own exception types (InvalidProtobuf, Fail...)
-            raise ValueError(f"cannot load ONNX model {self.path}: {exc}") from exc
+        self.session = make_session(
+            self.path, provider=provider, threads=self.threads, spin=spin
+        )
         active = self.session.get_providers()
         if active[0] != PROVIDERS[provider][0]:
             raise BackendUnavailableError(_fallback_message(provider, active))

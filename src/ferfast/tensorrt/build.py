@@ -74,9 +74,9 @@ def read_onnx_info(onnx_path: PathLike) -> OnnxInfo:
     try:
         import onnx
     except ImportError:
-        import onnxruntime as ort
+        from ferfast.ort import make_session
 
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sess = make_session(path)
         meta = dict(sess.get_modelmeta().custom_metadata_map)
         outputs = {o.name: list(o.shape) for o in sess.get_outputs()}
         has_qdq = None
