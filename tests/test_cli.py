@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from ferfast import EMOTIONS
-from ferfast.cli import EXIT_UNAVAILABLE, main, make_parser, resolve_onnx_model
+from ferfast.cli import main, make_parser
+from ferfast.commands.common import EXIT_UNAVAILABLE
+from ferfast.commands.engines import resolve_onnx_model
 from ferfast.models import model_path
 from ferfast.tensorrt import tensorrt_available
 

@@ -1,0 +1,1 @@
+"""The ``ferfast`` subcommands, one module each; ``ferfast.cli`` builds the parser from them."""
