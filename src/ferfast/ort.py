@@ -111,9 +111,7 @@ class OrtRunner:
         self.provider = provider
         if provider != "cpu":
             _require_gpu_provider(provider)
-        self.session = make_session(
-            self.path, provider=provider, threads=self.threads, spin=spin
-        )
+        self.session = make_session(self.path, provider=provider, threads=self.threads, spin=spin)
         active = self.session.get_providers()
         if active[0] != PROVIDERS[provider][0]:
             raise BackendUnavailableError(_fallback_message(provider, active))
