@@ -86,7 +86,7 @@ class Engine:
     (ONNX Runtime on the CPU; "onnxruntime" is an alias), "cuda" (ONNX Runtime's CUDA provider:
     ``pip install "ferfast[gpu]"``) or "tensorrt" (an .engine file, or an .onnx model on ONNX
     Runtime's TensorRT provider). A backend that cannot run here raises
-    ``ferfast.runtime.BackendUnavailableError`` naming the missing package or GPU. With a
+    ``ferfast.runner.BackendUnavailableError`` naming the missing package or GPU. With a
     TensorRT engine and the extension's CUDA kernel, ``predict`` crops the faces on the GPU.
     ``detector``: "auto" (YuNet: ``detector_model``, else $FERFAST_YUNET, else the pinned
     release fetched once into the cache, ``ferfast.assets``; when that fetch fails, one warning
