@@ -466,3 +466,12 @@ def test_engine_commands_check_their_output_before_any_work(
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert old.read_bytes() == b"keep" and plan.read_bytes() == b"plan"
+
+
+def test_dev_null_and_fifos_are_outputs_without_force(tmp_path: Path) -> None:
+    assert check_file("/dev/null", "--jsonl") == Path("/dev/null")
+    with open_text("/dev/null", "--jsonl") as fh:
+        fh.write("discarded\n")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert check_file(fifo, "-o") == fifo

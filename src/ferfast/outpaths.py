@@ -10,6 +10,7 @@ two runs given the same file cannot interleave their lines.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
@@ -48,6 +49,15 @@ def same_file(a: PathLike, b: PathLike) -> bool:
         return False
 
 
+def _stream_like(path: Path) -> bool:
+    """Whether ``path`` exists and is not a regular file (a device, FIFO or socket)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
 def _writable_dir(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
@@ -77,6 +87,8 @@ def check_file(
     for item in inputs:
         if same_file(p, item):
             raise OutputPathError(f"{option} {p} is an input of this run; it would be overwritten")
+    if _stream_like(p):  # /dev/null, a FIFO, a terminal: nothing there to overwrite
+        return p
     if p.exists() or p.is_symlink():
         if not (force or append):
             how = "--force to replace it" + ("" if append is None else " or --append to add to it")
@@ -136,14 +148,15 @@ def open_text(path: PathLike, option: str, *, force: bool = False, append: bool 
     :class:`OutputPathError`.
     """
     p = Path(path)
+    stream = _stream_like(p)
     flags = os.O_WRONLY | os.O_CREAT
     if append:
         flags |= os.O_APPEND
-    elif not force:
+    elif not (force or stream):
         flags |= os.O_EXCL
     fd = _open_fd(p, option, flags)
     _lock(fd, p, option)
-    if not append:
+    if not (append or stream):
         os.ftruncate(fd, 0)
     return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
