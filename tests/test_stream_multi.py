@@ -137,7 +137,8 @@ def test_per_source_stages_split_the_shared_model_run_by_faces() -> None:
     for lane in stages:  # every stage of the single-source loop, once per frame
         for name in ("read", "wait", "classify", "infer", "track", "output", "latency"):
             assert lane[name].count == 12, name
-        assert lane["detect"].count == 6
+    # Every 2nd frame; the second lane at its own phase: its frame 0, then 1, 3, 5, ..., 11.
+    assert [lane["detect"].count for lane in stages] == [6, 7]
     # The frames with a face carry the 10 ms of their model run; the faceless ones none of it.
     assert stages[0]["classify"].p50_ms >= 9.5
     assert stages[1]["classify"].p50_ms < 2.0
@@ -159,3 +160,25 @@ def test_a_lane_keeps_the_single_stream_cadence_and_early_redetect() -> None:
     # As in the single-source loop: frame 10's carried face no longer looks like frame 8's.
     assert sorted(engine.detected) == [0, 4, 8, 10, 12, 16]
     assert result.sources[0].redetects == 1 and result.summary.detections == 6
+
+
+def test_lanes_detect_at_their_own_phase() -> None:
+    """Lane k detects on its first frame, then every N-th counted from k: the sources' detector
+    runs, which take turns on one detector, spread over the period instead of coinciding."""
+    engine = FakeEngine()
+    sources = [
+        FrameSource(
+            parse_source(f"{k}.mp4"),
+            opener=lambda spec, k=k, **kw: NumberedCapture(12, start=20 * k),
+        )
+        for k in range(3)
+    ]
+    lanes = [Lane(s.open().start(), IouTracker(FAKE_EMOTIONS)) for s in sources]
+    try:
+        result = StreamLoop(engine, lanes, detect_every=4, redetect_threshold=0.0).run()
+    finally:
+        for s in sources:
+            s.stop()
+    assert result.reason == "end"
+    by_lane = [sorted(n - 20 * k for n in engine.detected if n // 20 == k) for k in range(3)]
+    assert by_lane == [[0, 4, 8], [0, 3, 7, 11], [0, 2, 6, 10]]

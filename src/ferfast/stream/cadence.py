@@ -40,20 +40,30 @@ class DetectAhead:
     """Runs the detector on its own thread, ahead of classification, on every ``every``-th frame.
 
     Frames come out of :meth:`read` in source order, each with the detector's faces when the
-    cadence picked it (the 1st, ``every+1``-th, ... frame received), else ``detections=None``.
+    cadence picked it, else ``detections=None``: the 1st frame received, then every ``every``-th
+    counted from ``phase`` (the 1st, ``every+1``-th, ... at phase 0). Lanes of one loop get
+    different phases, so that their detector runs, which take turns on one detector, spread
+    over the period instead of all falling on the same frame.
     A small bounded queue lets detection of the next frames overlap classification and output
     of this one; a full queue blocks the detector (a live source then drops, as it does when
     inference is behind).
     """
 
     def __init__(
-        self, source: FrameSource, detect: DetectFn, every: int, *, capacity: int | None = None
+        self,
+        source: FrameSource,
+        detect: DetectFn,
+        every: int,
+        *,
+        capacity: int | None = None,
+        phase: int = 0,
     ) -> None:
         if every < 1:
             raise ValueError(f"detect every must be >= 1, got {every}")
         self.source = source
         self._detect = detect
         self._every = every
+        self._phase = phase % every
         # Room for two cadence periods: the detector works on the next period's first frame
         # while the loop classifies this period's frames.
         self._box: _Mailbox[Staged] = _Mailbox(capacity or 2 * every + 2, drop=False)
@@ -96,7 +106,7 @@ class DetectAhead:
                         return
                     continue
                 dets, spent = None, 0.0
-                if received % self._every == 0:
+                if received == 0 or (received + self._phase) % self._every == 0:
                     t0 = time.perf_counter()
                     dets = self._detect(frame.image)
                     spent = time.perf_counter() - t0

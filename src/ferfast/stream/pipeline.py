@@ -165,7 +165,10 @@ class StreamLoop:
     def run(self) -> RunResult:
         """Process frames; return the summaries and the reason the loop ended."""
         for lane in self.lanes:
-            lane.ahead = DetectAhead(lane.source, _cadence(lane).detect, self.detect_every).start()
+            # Each lane its own phase: N sources' detector runs spread over the period.
+            detect = _cadence(lane).detect
+            ahead = DetectAhead(lane.source, detect, self.detect_every, phase=lane.position)
+            lane.ahead = ahead.start()
         error = None
         try:
             try:
