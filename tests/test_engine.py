@@ -369,3 +369,25 @@ def test_predict_keeps_caller_scores_and_takes_detections(
         engine.predict(frame, scores=[1.0])
     with pytest.raises(ValueError, match="pass neither"):
         engine.predict(frame, boxes=dets, scores=[1.0] * len(dets))
+
+
+def test_faces_columns_are_checked_when_made_and_replaced() -> None:
+    from ferfast.faces import Faces
+
+    faces = Faces(np.array([[1.0, 2.0, 3.0, 4.0]]), np.array([0.5]))
+    assert len(faces) == 1 and faces.probs is None and faces[0].emotion == ""
+    with pytest.raises(ValueError, match="boxes"):
+        Faces(np.zeros((1, 3)), np.array([0.5]))
+    with pytest.raises(ValueError, match="scores"):
+        Faces(np.zeros((1, 4)), np.zeros(2))
+    with pytest.raises(ValueError, match="probs"):
+        faces.replace(probs=np.zeros((1, 6)))
+    with pytest.raises(ValueError, match="track_ids"):
+        faces.replace(track_ids=np.arange(2))
+    probs = np.eye(7, dtype=np.float32)[[3]]
+    done = faces.replace(probs=probs, track_ids=[9])
+    assert faces.probs is None  # the original is unchanged
+    assert done[0].emotion == "happy" and done[0].track_id == 9 and done.emotion_ids.tolist() == [3]
+    both = Faces(np.zeros((2, 4)) + [[0, 0, 5, 5]], np.array([0.9, 0.8]), probs=np.eye(7)[[1, 3]])
+    assert [f.emotion for f in both[both.scores > 0.85]] == ["disgust"]
+    assert len(both[1:]) == 1 and both[-1].score == 0.8

@@ -254,7 +254,9 @@ class Engine:
             if landmarks is not None or scores is not None:
                 raise ValueError("Faces carry their own landmarks and scores: pass neither")
             given = as_faces(boxes)
-            return Faces(given.boxes, given.scores, given.landmarks), geometry
+            if given.probs is not None or given.crops is not None or given.track_ids is not None:
+                given = Faces(given.boxes, given.scores, given.landmarks)  # where, not what
+            return given, geometry
         box_arr = _as_boxes(boxes)
         n = len(box_arr)
         return Faces(

@@ -67,12 +67,31 @@ FaceResult = Face
 def _array(value: Any, dtype: type, shape: tuple[int | None, ...], name: str) -> np.ndarray:
     """``value`` as a C-contiguous ``dtype`` array of ``shape`` (None: any size there)."""
     arr: np.ndarray = np.ascontiguousarray(value, dtype=dtype)
-    if arr.ndim != len(shape) or any(
-        want is not None and got != want for got, want in zip(arr.shape, shape, strict=True)
-    ):
-        spec = ", ".join("N" if s is None else str(s) for s in shape)
-        raise ValueError(f"{name} must have shape ({spec}), got {arr.shape}")
+    got = arr.shape
+    fits = len(got) == len(shape) and all(
+        w is None or g == w for g, w in zip(got, shape, strict=True)
+    )
+    if not fits:
+        spec = ", ".join("N" if w is None else str(w) for w in shape)
+        raise ValueError(f"{name} must have shape ({spec}), got {got}")
     return arr
+
+
+def _column(name: str, value: Any, n: int, k: int) -> np.ndarray | None:
+    """Column ``name`` of ``n`` faces (``k`` emotions) checked, or None."""
+    if value is None:
+        return None
+    if name == "landmarks":
+        return _array(value, np.float32, (n, 5, 2), name)
+    if name == "probs":
+        return _array(value, np.float32, (n, k), "probs (one column per emotion)")
+    if name == "crops":
+        return _array(value, np.float32, (n, SIDE, SIDE), name)
+    if name == "track_ids":
+        return _array(value, np.int64, (n,), name)
+    if name == "scores":
+        return _array(value, np.float64, (n,), name)
+    raise TypeError(f"Faces has no column {name!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,24 +113,11 @@ class Faces(Sequence[Face]):
 
     def __post_init__(self) -> None:
         boxes = _array(self.boxes, np.float64, (None, 4), "boxes")
-        n = len(boxes)
-        columns: dict[str, Any] = {
-            "boxes": boxes,
-            "scores": _array(self.scores, np.float64, (n,), "scores"),
-        }
-        if self.landmarks is not None:
-            columns["landmarks"] = _array(self.landmarks, np.float32, (n, 5, 2), "landmarks")
-        if self.probs is not None:
-            columns["probs"] = _array(
-                self.probs, np.float32, (n, len(self.emotions)), "probs (one column per emotion)"
-            )
-        if self.crops is not None:
-            columns["crops"] = _array(self.crops, np.float32, (n, SIDE, SIDE), "crops")
-        if self.track_ids is not None:
-            columns["track_ids"] = _array(self.track_ids, np.int64, (n,), "track_ids")
-        for name, value in columns.items():
-            object.__setattr__(self, name, value)
+        n, k = len(boxes), len(self.emotions)
+        object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "emotions", tuple(self.emotions))
+        for name in ("scores", "landmarks", "probs", "crops", "track_ids"):
+            object.__setattr__(self, name, _column(name, getattr(self, name), n, k))
 
     @classmethod
     def empty(cls, emotions: Sequence[str] = EMOTIONS) -> Faces:
@@ -176,8 +182,20 @@ class Faces(Sequence[Face]):
         )
 
     def replace(self, **changes: Any) -> Faces:
-        """A copy with the given columns replaced (checked like a new one)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with the given columns (or ``emotions``) replaced; only those are checked
+        again (the stream replaces columns on every frame)."""
+        if "boxes" in changes:
+            return dataclasses.replace(self, **changes)
+        new = object.__new__(Faces)
+        new.__dict__.update(self.__dict__)
+        emotions = tuple(changes.pop("emotions", self.emotions))
+        new.__dict__["emotions"] = emotions
+        n, k = len(self.boxes), len(emotions)
+        for name, value in changes.items():
+            new.__dict__[name] = _column(name, value, n, k)
+        if "probs" not in changes and new.probs is not None and new.probs.shape[1] != k:
+            raise ValueError(f"probs has {new.probs.shape[1]} columns for {k} emotions")
+        return new
 
     @property
     def emotion_ids(self) -> np.ndarray:
