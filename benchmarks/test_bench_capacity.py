@@ -6,7 +6,8 @@ real face, 640x480, 30 fps), the defaults a deployment runs (the fast INT8 model
 the detector on every 5th frame, tracking) and ``--jsonl`` to a file; N climbs 1, 2, 4, 8, 12,
 16, ... A run keeps up when
 
-- no frame was dropped,
+- no frame was dropped after the first second of records (a camera's frames that arrived
+  while the model loaded are stale and dropped at once),
 - the p95 of the ``latency`` stage (a frame's end of decoding to its record written; the run
   summary's total over all sources) is under 100 ms, and
 - (files) the run took the video's length: a file source that falls behind does not drop, its
@@ -22,7 +23,10 @@ pipeline's limit); the capacity is the largest N that kept up, refined by 2 betw
 steps. A climb stops when it has used its time (``FERFAST_CAPACITY_BUDGET_S``, default 150 s per
 test; a run takes the video's length, ``FERFAST_CAPACITY_SECONDS``, default 10, plus start-up).
 Printed per run: the criteria, fps, CPU per frame (the process, all threads, over the run), the
-cores that makes, the per-stage means (where the time goes) and the load average.
+cores that makes, the per-stage means and the load average; and where the CPU goes, per frame:
+each thread's CPU time (``/proc/PID/task/TID/stat``, sampled every 0.2 s from the first record to
+the end) summed over the loop's thread (classification, tracking, output), the N capture threads
+(decoding), the N detector threads and the rest (ONNX Runtime, ffmpeg's own threads).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ PACE_SLACK_S = 0.5
 # A camera's frames that arrive while the model loads are stale when the loop starts, and a
 # live source drops them at once: drops in this first stretch of records do not count.
 WARMUP_S = 1.0
+THREADS = ("loop", "capture", "detector", "other")
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class Load:
     detector_runs: int
     load_avg: float
     paced: bool  # file sources only: the run took the video's length
+    thread_ms: dict[str, float]  # CPU ms per frame of each kind of thread (THREADS)
 
     @property
     def ok(self) -> bool:
@@ -109,13 +115,22 @@ class Load:
             f"{self.load_avg:.2f}"
         )
 
+    def cpu_line(self) -> str:
+        """CPU per frame by thread (where the time goes)."""
+        t = self.thread_ms
+        return (
+            f"CPU per frame {sum(t.values()):.2f} ms: loop thread {t['loop']:.2f} (classify, "
+            f"track, output), capture threads {t['capture']:.2f} (decode), detector threads "
+            f"{t['detector']:.2f} (YuNet on {self.detector_runs / max(self.frames, 1):.0%} of the "
+            f"frames), other {t['other']:.2f}"
+        )
 
-def late_drops(events: Path) -> int:
+
+def late_drops(records: list[dict]) -> int:
     """Frames missing from each source's records (gaps in ``frame``) after the first
     ``WARMUP_S`` of records."""
     by_source: dict[str, list[tuple[int, float]]] = {}
-    for line in events.read_text().splitlines():
-        r = json.loads(line)
+    for r in records:
         by_source.setdefault(r["source"], []).append((r["frame"], r["time"]))
     start = min(t for frames in by_source.values() for _, t in frames)
     missing = 0
@@ -127,7 +142,17 @@ def late_drops(events: Path) -> int:
     return missing
 
 
-def _load(n: int, summary: dict, late_dropped: int, expected: int, paced: bool) -> Load:
+@dataclass(frozen=True)
+class Run:
+    """What one ferfast-stream process left: its summary, late drops, CPU per frame by thread."""
+
+    summary: dict
+    late_dropped: int
+    thread_ms: dict[str, float]
+
+
+def _load(n: int, run: Run, expected: int, paced: bool) -> Load:
+    summary = run.summary
     stages = {s["name"]: s for s in summary["stages"]}
     worst = max(
         {s["name"]: s for s in src["stages"]}["latency"]["p95_ms"]
@@ -138,7 +163,7 @@ def _load(n: int, summary: dict, late_dropped: int, expected: int, paced: bool) 
         frames=summary["frames"],
         expected=expected,
         dropped=summary["dropped"],
-        late_dropped=late_dropped,
+        late_dropped=run.late_dropped,
         p95_ms=stages["latency"]["p95_ms"],
         worst_p95_ms=worst,
         elapsed_s=summary["elapsed_s"],
@@ -148,6 +173,7 @@ def _load(n: int, summary: dict, late_dropped: int, expected: int, paced: bool) 
         detector_runs=summary["detections"],
         load_avg=os.getloadavg()[0],
         paced=paced,
+        thread_ms=run.thread_ms,
     )
 
 
@@ -163,7 +189,7 @@ def climb(run: Callable[[int], Load], label: str) -> tuple[int, list[Load]]:
     def passes(n: int) -> bool:
         for _ in range(2):  # a failure is retried once
             runs.append(run(n))
-            print(f"{label} {runs[-1].line()}", flush=True)
+            print(f"{label} {runs[-1].line()}\n    {runs[-1].cpu_line()}", flush=True)
             if runs[-1].ok:
                 return True
         return False
@@ -185,19 +211,11 @@ def climb(run: Callable[[int], Load], label: str) -> tuple[int, list[Load]]:
 
 
 def report(label: str, best: int, runs: list[Load]) -> None:
-    at = [r for r in runs if r.n == best and r.ok]
     print(f"\n{label}: {len(runs)} runs, the largest N that kept up: {best}")
-    if at:
-        r = at[-1]
-        print(f"  at N={best}: {r.line()}")
-        per_frame = r.means_ms
-        print(
-            f"  per frame: decode (read) {per_frame['read']:.2f} ms on N capture threads, "
-            f"detector {per_frame['detect'] * r.detector_runs / max(r.frames, 1):.2f} ms "
-            f"on N detector threads (one YuNet at a time), classify + track + output "
-            f"{per_frame['classify'] + per_frame['track'] + per_frame['output']:.2f} ms on the "
-            f"loop's thread; process CPU {r.cpu_ms_per_frame:.2f} ms"
-        )
+    for r in runs:
+        if r.n == best and r.ok:
+            print(f"  {r.line()}\n  {r.cpu_line()}")
+            break
 
 
 @pytest.fixture(scope="module")
@@ -214,20 +232,68 @@ def model() -> Path:
     return path
 
 
-def _stream(
-    sources: list[str], model: Path, folder: Path, max_frames: int | None = None
-) -> tuple[dict, int]:
-    """One ferfast-stream process over ``sources``: its --summary-json and the frames dropped
-    after the start (:func:`late_drops`). Files are read ``--realtime``; live sources until
-    ``max_frames`` frames were processed."""
-    summary = folder / "summary.json"
+def _thread_ticks(pid: int) -> dict[int, int]:
+    """CPU clock ticks (user + system) of each thread of ``pid`` now."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def _by_kind(pid: int, n: int, ticks: dict[int, int]) -> dict[str, float]:
+    """``ticks`` summed into THREADS: the main thread runs the loop; the last 2N threads
+    started are the N capture threads (started before the loop) and the N detector threads
+    (started by it)."""
+    tids = sorted(ticks)
+    kinds = dict.fromkeys(tids, "other")
+    kinds[pid] = "loop"
+    for tid in tids[-2 * n : -n]:
+        kinds[tid] = "capture"
+    for tid in tids[-n:]:
+        kinds[tid] = "detector"
+    out = dict.fromkeys(THREADS, 0.0)
+    for tid, t in ticks.items():
+        out[kinds[tid]] += t
+    return out
+
+
+def _stream(sources: list[str], model: Path, folder: Path, max_frames: int | None = None) -> Run:
+    """One ferfast-stream process over ``sources``. Files are read ``--realtime``; live
+    sources until ``max_frames`` frames were processed."""
+    summary, events = folder / "summary.json", folder / "events.jsonl"
+    events.unlink(missing_ok=True)
     cmd = cli_command(*[a for s in sources for a in ("--source", s)], *engine_args(model, 320))
-    cmd += ["--jsonl", str(folder / "events.jsonl"), "--force", "-q", "--no-progress"]
+    cmd += ["--jsonl", str(events), "--force", "-q", "--no-progress"]
     cmd += ["--summary-json", str(summary)]
     cmd += ["--realtime"] if max_frames is None else ["--max-frames", str(max_frames)]
-    proc = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(summary.read_text()), late_drops(folder / "events.jsonl")
+    first: tuple[float, dict[int, int]] | None = None
+    last: tuple[float, dict[int, int]] | None = None
+    log = folder / "stderr.txt"
+    with (
+        log.open("w") as err,
+        subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=err) as proc,
+    ):
+        while proc.poll() is None:
+            with contextlib.suppress(OSError):
+                sample = (time.time(), _thread_ticks(proc.pid))
+                if first is None and events.exists() and events.stat().st_size:
+                    first = sample
+                # Until the threads end: an ended thread's time is no longer listed.
+                if first is not None and sample[1].keys() >= first[1].keys():
+                    last = sample
+            time.sleep(0.2)
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    thread_ms = dict.fromkeys(THREADS, 0.0)
+    if first is not None and last is not None and last[0] > first[0]:
+        ticks = {tid: last[1][tid] - t for tid, t in first[1].items()}
+        frames = sum(1 for r in records if first[0] <= r["time"] <= last[0])
+        per_tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK") / max(frames, 1)
+        by_kind = _by_kind(proc.pid, len(sources), ticks)
+        thread_ms = {kind: t * per_tick_ms for kind, t in by_kind.items()}
+    return Run(json.loads(summary.read_text()), late_drops(records), thread_ms)
 
 
 def test_capacity_files(video: Path, model: Path, tmp_path: Path) -> None:
@@ -239,9 +305,9 @@ def test_capacity_files(video: Path, model: Path, tmp_path: Path) -> None:
     frames = int(SECONDS * FPS)
 
     def run(n: int) -> Load:
-        summary, late = _stream([str(p) for p in links[:n]], model, tmp_path)
-        paced = summary["elapsed_s"] <= SECONDS + PACE_SLACK_S
-        return _load(n, summary, late, n * frames, paced)
+        result = _stream([str(p) for p in links[:n]], model, tmp_path)
+        paced = result.summary["elapsed_s"] <= SECONDS + PACE_SLACK_S
+        return _load(n, result, n * frames, paced)
 
     best, runs = climb(run, "files")
     report("--realtime files", best, runs)
@@ -288,8 +354,8 @@ def test_capacity_cameras(video: Path, model: Path, tmp_path: Path) -> None:
     def run(n: int) -> Load:
         with cameras(mjpeg, n) as urls:
             # --max-frames: the cameras loop; the run stops after the video's length of frames.
-            summary, late = _stream(urls, model, tmp_path, max_frames=n * frames)
-        return _load(n, summary, late, n * frames, True)
+            result = _stream(urls, model, tmp_path, max_frames=n * frames)
+        return _load(n, result, n * frames, True)
 
     best, runs = climb(run, "cameras")
     report("MJPEG cameras", best, runs)
