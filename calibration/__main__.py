@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from training.paths import CACHE
+from training.quantize import METHODS, QuantSettings, quantize_model
 
 from .dataset import DEFAULT_PER_CLASS, DEFAULT_SEED, RECORD_PATH
 from .pipeline import (
@@ -28,7 +29,6 @@ from .pipeline import (
     load_test,
     read_model_info,
 )
-from .quantize import METHODS, QuantSettings, quantize_model
 
 
 def build_parser() -> argparse.ArgumentParser:

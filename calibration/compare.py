@@ -20,6 +20,14 @@ from pathlib import Path
 
 from ferfast.assets import sha256_file
 from training.paths import CACHE, DOCS, MODELS, REPO
+from training.quantize import (
+    METHODS,
+    QuantSettings,
+    calibrate,
+    inspect_qdq,
+    preprocess_model,
+    quantize_model,
+)
 
 from .dataset import RECORD_PATH
 from .pipeline import (
@@ -32,14 +40,6 @@ from .pipeline import (
     evaluate_model,
     load_test,
     read_model_info,
-)
-from .quantize import (
-    METHODS,
-    QuantSettings,
-    calibrate,
-    inspect_qdq,
-    preprocess_model,
-    quantize_model,
 )
 from .report import Row, machine, method_table, replace_section
 

@@ -64,7 +64,7 @@ def tiny_train_config(tmp_path: Path, out: str, **overrides):
     """A TrainConfig for seconds-long runs on ``write_folder(tmp_path / "fer")`` (arch tiny)."""
     from dataclasses import replace
 
-    from training.train import TrainConfig
+    from training.config import TrainConfig
 
     base = TrainConfig(
         out=str(tmp_path / out),

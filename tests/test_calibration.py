@@ -13,7 +13,12 @@ from onnx import TensorProto, helper, numpy_helper
 from calibration.dataset import CalibrationSet, stratified_sample
 from calibration.evaluate import score
 from calibration.pipeline import load_test, read_model_info
-from calibration.quantize import (
+from ferfast.labels import EMOTIONS
+from ferfast.measure import Latency, run_batches
+from ferfast.ort import OrtRunner
+from training.data import normalise, read_faces
+from training.paths import REPO
+from training.quantize import (
     QuantSettings,
     fold_bias_dequantize,
     head_nodes,
@@ -22,11 +27,6 @@ from calibration.quantize import (
     quantize_model,
     relu_to_leaky,
 )
-from ferfast.labels import EMOTIONS
-from ferfast.measure import Latency, run_batches
-from ferfast.ort import OrtRunner
-from training.data import normalise, read_faces
-from training.paths import REPO
 
 
 def _probs(model: Path, x: np.ndarray) -> np.ndarray:

@@ -114,7 +114,7 @@ def test_int8_models_compute_float_logits() -> None:
     DequantizeLinear, whose int8 grid would make equal probabilities common."""
     import onnx
 
-    from calibration.quantize import head_nodes, inspect_qdq
+    from training.quantize import head_nodes, inspect_qdq
 
     for info in CATALOG:
         if info.precision != "int8":

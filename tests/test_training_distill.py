@@ -10,8 +10,9 @@ import torch
 from _training_helpers import tiny_train_config, write_folder
 from tiny_model import build_tiny_model, reference_probs
 
+from training.config import TrainConfig
 from training.distill import Teacher, kd_loss, make_ema
-from training.train import TrainConfig, train
+from training.train import train
 
 
 def test_teacher_gives_the_models_log_probs(tmp_path):

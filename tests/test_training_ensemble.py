@@ -12,7 +12,6 @@ import onnx
 import pytest
 from tiny_model import build_tiny_model
 
-from calibration.quantize import QuantSettings, quantize_model
 from ferfast.contract import EMOTIONS, KEY_EMOTIONS, KEY_INPUT_SCALE, parse_metadata
 from ferfast.ort import OrtRunner
 from training.ensemble import (
@@ -26,6 +25,7 @@ from training.ensemble import (
     write_fused,
 )
 from training.paths import repo_relative
+from training.quantize import QuantSettings, quantize_model
 from training.teacher import fp16_weights
 
 

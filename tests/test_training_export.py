@@ -78,14 +78,14 @@ def test_six_class_export_and_mismatch(tmp_path):
 
 
 def test_latency_probe_times_the_shipped_int8_recipe(tmp_path):
-    from calibration.quantize import inspect_qdq
     from training.latency import measure
+    from training.quantize import inspect_qdq
 
     calib = normalise(synthetic_faces(32)[0])
     r = measure("tiny", calib, _trained_like("tiny"), keep_dir=tmp_path)
     assert r.arch == "tiny" and r.params == count_params(FerNet("tiny"))
     assert min(r.int8_b1_ms, r.int8_b64_ms_per_face, r.fp32_b1_ms, r.fp32_b64_ms_per_face) > 0
-    q = inspect_qdq(tmp_path / "int8.onnx")  # calibration.quantize's form: symmetric, per-channel
+    q = inspect_qdq(tmp_path / "int8.onnx")  # training.quantize's form: symmetric, per-channel
     assert q.symmetric_int8 and q.per_channel_weights > 0 and "Softmax" in q.float_ops
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "int8.onnx")).metadata_props}
     assert meta["ferfast.precision"] == "int8" and "method=minmax" in meta["ferfast.calibration"]

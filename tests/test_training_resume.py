@@ -8,7 +8,8 @@ import pytest
 import torch
 from _training_helpers import tiny_train_config, write_folder
 
-from training.train import TrainConfig, parse_args, train
+from training.config import TrainConfig
+from training.train import parse_args, train
 
 
 def _cfg(tmp_path, out: str) -> TrainConfig:

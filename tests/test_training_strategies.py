@@ -107,7 +107,7 @@ def test_seeds_table_ranks_strategies_by_their_mean_over_seeds(tmp_path):
     figures, the means, and the rank of the mean (accuracy + macro-F1)/2."""
     import json
 
-    from training.compare import run_name
+    from training.paths import run_name
     from training.tables import seeds_table
 
     def put(strategy: str, seed: int, acc: float, f1: float, disgust: float) -> None:

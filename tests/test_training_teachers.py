@@ -18,6 +18,7 @@ from training.data import load, normalise
 from training.distill import Teacher
 from training.export import export_onnx, load_checkpoint_net
 from training.model import FerNet, count_params
+from training.predict import predict_probs
 from training.teacher import (
     MANIFEST_FILE,
     MODEL_FILE,
@@ -30,7 +31,7 @@ from training.teacher import (
     sha256,
     verify,
 )
-from training.train import parse_args, predict_probs, train
+from training.train import parse_args, train
 
 
 @pytest.fixture(scope="module")

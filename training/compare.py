@@ -17,18 +17,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .config import TrainConfig
 from .data import VAL_FRACTION
-from .paths import CACHE, DOCS, FER2013, REPO, RUNS
+from .paths import CACHE, DOCS, FER2013, REPO, RUNS, run_name
 from .strategies import STRATEGIES
-from .train import TrainConfig, train
+from .train import train
 
 ROOT = RUNS / "compare"
 SIZE_ARCHS = ("a", "a3", "f")
-
-
-def run_name(strategy: str, seed: int = 0) -> str:
-    """Folder of a strategy run under the root: ``strategy_<s>``, ``strategy_<s>_seed<n>``."""
-    return f"strategy_{strategy}" + (f"_seed{seed}" if seed else "")
 
 
 def _base(a: argparse.Namespace) -> TrainConfig:

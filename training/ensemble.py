@@ -329,8 +329,9 @@ def rebuild_commands(path: str | Path, meta: dict[str, str]) -> list[str]:
     an INT8 one, the ``python -m calibration`` call whose recipe matches its
     ``ferfast.calibration`` metadata; for a teacher artifact, its manifest's training command and
     the export; for a bundled single network, ``scripts/reproduce.sh``. Empty otherwise."""
-    from calibration.quantize import METHODS, QuantSettings
     from ferfast.models import MODELS_DIR
+
+    from .quantize import METHODS, QuantSettings
 
     path = Path(path)
     if KEY_ENSEMBLE not in meta:

@@ -133,7 +133,7 @@ def main() -> None:
 
     from .export import load_checkpoint_net
     from .model import count_macs, count_params
-    from .train import predict_probs
+    from .predict import predict_probs
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

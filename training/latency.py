@@ -1,6 +1,6 @@
 """INT8 latency of candidate architectures: export, the shipped INT8 quantizer, timing.
 
-Each net is exported by ``training.export``, quantized by ``calibration.quantize`` (the recipe
+Each net is exported by ``training.export``, quantized by ``training.quantize`` (the recipe
 of the shipped INT8 model: Q/DQ, per-channel symmetric int8 weights, symmetric int8
 activations, Softmax float; MinMax calibration on ``--calib`` Training faces) and timed in
 ``ferfast.ort.OrtRunner`` (2 intra-op threads, IO binding) by
@@ -53,7 +53,7 @@ def measure(
     keep_dir: Path | None = None,
 ) -> Latency:
     """Export ``net`` (random init when None), quantize and time it (files kept in keep_dir)."""
-    from calibration.quantize import QuantSettings, quantize_model
+    from .quantize import QuantSettings, quantize_model
 
     torch.manual_seed(0)
     net = net or FerNet(arch)

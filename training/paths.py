@@ -31,3 +31,9 @@ def from_repo(path: str | Path) -> Path:
     """A recorded path: relative ones are relative to the repository root."""
     p = Path(path)
     return p if p.is_absolute() else REPO / p
+
+
+def run_name(strategy: str, seed: int = 0) -> str:
+    """Folder of a strategy comparison run under its root (``training.compare``):
+    ``strategy_<s>``, ``strategy_<s>_seed<n>``."""
+    return f"strategy_{strategy}" + (f"_seed{seed}" if seed else "")

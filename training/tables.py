@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .paths import RUNS
+from .paths import RUNS, run_name
 from .strategies import STRATEGIES
 
 STRATEGY_NAMES = {
@@ -76,8 +76,6 @@ def seeds_table(root: Path, seeds: Sequence[int] = (0, 1)) -> str:
     """Strategies run with several seeds under ``root`` (``training.compare strategies --seed``):
     each seed's best accuracy / macro-F1 / disgust recall, the means, and the rank by the mean
     selection score (accuracy + macro-F1)/2."""
-    from .compare import run_name
-
     found: list[tuple[str, dict[int, dict]]] = []
     for s in STRATEGIES:
         runs = {

@@ -127,7 +127,7 @@ def fp16_weights(model: onnx.ModelProto) -> onnx.ModelProto:
 def train_command(config: dict) -> str:
     """The ``training.train`` command line that reproduces (or, with ``--resume``, continues) a
     run: its output folder plus every recipe flag that differs from the default."""
-    from .train import TrainConfig
+    from .config import TrainConfig
 
     default = asdict(TrainConfig())
     parts = ["python -m training.train", f"--out {shlex.quote(repo_relative(config['out']))}"]
@@ -176,7 +176,7 @@ def export_teacher(
     from .evaluate import onnx_probs
     from .export import export_onnx, load_checkpoint_net
     from .model import count_macs, count_params
-    from .train import predict_probs
+    from .predict import predict_probs
 
     net, ck = load_checkpoint_net(checkpoint)
     cfg = ck["config"]
@@ -200,9 +200,8 @@ def export_teacher(
         onnx.save(fp16_weights(onnx.load(str(fp32))), str(chosen))
         if chosen.stat().st_size > max_mb * 1e6:
             # Too big as fp16: the shipped INT8 recipe (MinMax on 256 Training faces).
-            from calibration.quantize import QuantSettings, quantize_model
-
             from .data import normalise
+            from .quantize import QuantSettings, quantize_model
 
             (xt, _), _ = ds.holdout(cfg.get("val_fraction", 0.0))
             idx = np.random.default_rng(0).choice(len(xt), min(256, len(xt)), replace=False)
