@@ -23,17 +23,17 @@ from mqtt_support import (  # noqa: E402
     Broker,
     Listener,
     face,
-    free_port,
     make_password_file,
     need_mosquitto,
-    wait_for,
 )
 from stream_support import (  # noqa: E402
     REPO,
     cli_command,
     cli_env,
     engine_args,
+    free_port,
     read_jsonl,
+    wait_for,
     write_face_video,
 )
 

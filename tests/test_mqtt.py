@@ -25,19 +25,19 @@ from mqtt_support import (  # noqa: E402
     Listener,
     TestCerts,
     face,
-    free_port,
     make_certs,
     make_password_file,
     need_mosquitto,
     record,
     unique,
-    wait_for,
 )
 from stream_support import (  # noqa: E402
     check_record,
     cli_command,
     cli_env,
     engine_args,
+    free_port,
+    wait_for,
     write_face_video,
 )
 
