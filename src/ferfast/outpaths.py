@@ -24,10 +24,10 @@ from ferfast._types import PathLike
 
 __all__ = [
     "OutputError",
+    "OutputLock",
     "OutputPathError",
     "check_dir",
     "check_file",
-    "hold_lock",
     "open_text",
     "same_file",
 ]
@@ -161,7 +161,7 @@ def open_text(path: PathLike, option: str, *, force: bool = False, append: bool 
     return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
-class hold_lock:  # noqa: N801 - used like a function: hold_lock(path, option).release()
+class OutputLock:
     """An exclusive advisory lock on ``path`` (created if missing) for a writer that opens the
     file itself (OpenCV's video writer): another ferfast run cannot take the same file."""
 

@@ -9,6 +9,8 @@ carries about seven digits), times to the millisecond.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -92,6 +94,12 @@ class FrameRecord:
             "time": round(float(self.time), TIME_DIGITS),
             "faces": [face_record(face) for face in self.faces],
         }
+
+    @functools.cached_property
+    def json(self) -> str:
+        """:meth:`as_dict` as compact JSON (one line, no newline): what the JSON Lines and MQTT
+        sinks write; made once per record, however many sinks take it."""
+        return json.dumps(self.as_dict(), separators=(",", ":"))
 
     def rows(self) -> list[dict[str, Row]]:
         """One flat dict per face (CSV, table): source, frame, face (index), id (empty when not

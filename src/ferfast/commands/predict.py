@@ -168,8 +168,6 @@ def _summary(counts: dict[str, int], notes: Sequence[str]) -> str:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import cv2
-
     from ferfast.files import collect_inputs, predict_files
     from ferfast.outpaths import OutputError, OutputPathError, check_file
     from ferfast.records import FrameRecord
@@ -226,7 +224,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 if annotate is not None and pred.image is not None and pred.input is not None:
                     out = _annotated_path(annotate, pred.input, pred.frame)
                     draw_faces(pred.image, pred.faces, engine.emotions)
-                    _write_image(out, pred.image, cv2)
+                    _write_image(out, pred.image)
                 # Counted once written: the summary says what the outputs hold.
                 counts["frames"] += 1
                 counts["faces"] += len(pred.faces)
@@ -320,8 +318,10 @@ def _predict_ray(args: argparse.Namespace, inputs: list[InputFile], fmt: str, mi
 MIN_IMAGE_SIDE = 24
 
 
-def _write_image(path: Path, image: Any, cv2: Any) -> None:
+def _write_image(path: Path, image: Any) -> None:
     """Write an annotated copy; OutputError naming the file when it cannot be written."""
+    import cv2
+
     from ferfast.outpaths import OutputError
 
     try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from ferfast.records import FrameRecord
 from ferfast.sinks.text import TextSink
 
@@ -13,4 +11,4 @@ class JsonlSink(TextSink):
     only complete lines behind."""
 
     def format(self, record: FrameRecord) -> str:
-        return json.dumps(record.as_dict(), separators=(",", ":")) + "\n"
+        return record.json + "\n"

@@ -417,7 +417,7 @@ class _Connection:
             with self.cond:
                 self.skipped += 1
             return
-        payload = json.dumps(record.as_dict(), separators=(",", ":")).encode("utf-8")
+        payload = record.json.encode("utf-8")
         with self.cond:
             if len(self.pending) >= self.sink.queue:
                 self.pending.popleft()

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ferfast.outpaths import OutputError, check_file, hold_lock
+from ferfast.outpaths import OutputError, OutputLock, check_file
 
 log = logging.getLogger("ferfast.stream")
 
@@ -106,7 +106,7 @@ class VideoRecorder:
         # OpenCV's writer reports no write errors: the lock file descriptor also lets the
         # recorder watch the file grow, and the free space is checked as it grows.
         self._created = not self.path.exists()
-        self._lock = hold_lock(self.path, "--output")
+        self._lock = OutputLock(self.path, "--output")
 
     def _fall_back(self, reason: str) -> None:
         if self.fourcc == self._fallback:
