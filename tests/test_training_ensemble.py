@@ -1,6 +1,7 @@
 """training.ensemble: contract models fused into one ONNX graph (weighted mean, flip TTA),
-metadata, refusal of mismatched members, INT8 quantization of the fused graph, evaluate/record
-and the generated docs table."""
+metadata (the members' validation fractions included), refusal of mismatched members, INT8
+quantization of the fused graph, evaluate/record (validation figures, held out or seen) and the
+generated docs table."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ from training.ensemble import (
     KEY_ARCH,
     KEY_ENSEMBLE,
     EnsembleRow,
+    evaluate,
     fuse,
+    held_out,
     load_members,
     main,
     rebuild_commands,
+    recorded_val_fraction,
     write_fused,
 )
+from training.export import KEY_VAL_FRACTION
 from training.paths import repo_relative
 from training.quantize import QuantSettings, quantize_model
 from training.teacher import fp16_weights
@@ -95,6 +100,45 @@ def test_fused_graph_carries_the_contract_metadata(members, tmp_path):
     assert {e.key: e.value for e in weighted.metadata_props}[
         KEY_ARCH
     ] == "ensemble(tiny0:3,tiny1:1)"
+
+
+def test_fused_graph_records_the_members_val_fractions(members, tmp_path):
+    held = [
+        build_tiny_model(tmp_path / f"held{i}.onnx", seed=i, metadata={KEY_VAL_FRACTION: "0.1"})
+        for i in range(2)
+    ]
+    seen = build_tiny_model(tmp_path / "seen.onnx", seed=2, metadata={KEY_VAL_FRACTION: "0.0"})
+
+    def fractions(model: onnx.ModelProto) -> tuple[str | None, list[float | None]]:
+        meta = {e.key: e.value for e in model.metadata_props}
+        doc = json.loads(meta[KEY_ENSEMBLE])
+        return meta.get(KEY_VAL_FRACTION), [m["val_fraction"] for m in doc["members"]]
+
+    assert fractions(fuse(load_members(held))) == ("0.1", [0.1, 0.1])
+    # one member that trained on the split makes the ensemble one that saw it
+    assert fractions(fuse(load_members([held[0], seen]))) == ("0.0", [0.1, 0.0])
+    # a member that does not say (members[0]: no metadata, no manifest) leaves it unknown
+    assert fractions(fuse(load_members([held[0], members[0]]))) == (None, [0.1, None])
+    assert recorded_val_fraction(members[0], _meta(members[0])) is None
+
+
+def test_teacher_artifacts_give_their_val_fraction_from_the_manifest(tmp_path):
+    from training.teacher import TEACHERS
+
+    r2, t1_90 = TEACHERS / "r2" / "teacher.onnx", TEACHERS / "t1_90" / "teacher.onnx"
+    assert KEY_VAL_FRACTION not in _meta(r2)  # exported before the key existed
+    assert recorded_val_fraction(r2, _meta(r2)) == pytest.approx(0.1)
+    # a config from before the validation split: the run trained on all of Training
+    assert recorded_val_fraction(t1_90, {}) == 0.0
+    assert recorded_val_fraction(r2, {KEY_VAL_FRACTION: "0.0"}) == 0.0  # the file's own word
+    assert load_members(["r2"])[0].val_fraction == pytest.approx(0.1)
+
+
+def test_held_out_only_for_the_split_that_evaluate_scores():
+    from training.data import VAL_FRACTION
+
+    assert held_out(VAL_FRACTION) and held_out(0.3 / 3)  # 0.09999999999999999
+    assert not held_out(0.0) and not held_out(None) and not held_out(VAL_FRACTION * 2)
 
 
 def test_mismatched_members_are_refused(members, tmp_path):
@@ -182,6 +226,14 @@ def test_cli_fuse_evaluate_record_and_table(members, tmp_path, capsys):
     printed = capsys.readouterr().out
     row = EnsembleRow.read(record)
     assert row.line() in printed and row.publictest["n"] == 24
+    from training.data import load
+
+    n_val = len(load(fer, tmp_path / "cache")[0].holdout()[1][1])
+    assert set(row.validation) == {"accuracy", "macro_f1", "disgust_recall", "n", "held_out"}
+    # tiny0 and tiny1 do not record their split: the figures are marked as possibly seen
+    assert row.validation["n"] == n_val > 0 and row.validation["held_out"] is False
+    val = f"{row.validation['accuracy']:.4f} / {row.validation['macro_f1']:.4f} (seen)"
+    assert f"| {val} |" in row.line()
     assert (row.arch, row.precision) == ("ensemble(tiny0,tiny1)+flip", "fp32")
     assert row.latency["b1_ms"] > 0 and row.latency["b64_ms_per_face"] > 0
     assert row.latency["load_1min"] >= 0
@@ -191,6 +243,36 @@ def test_cli_fuse_evaluate_record_and_table(members, tmp_path, capsys):
     )
     table = ensembles_table(record.parent)
     assert row.line() in table and row.commands[0] in table
+
+
+def test_evaluate_marks_validation_figures_of_held_out_members(tmp_path):
+    from _training_helpers import write_folder
+
+    fer = write_folder(tmp_path / "fer", n_train=40, n_test=8, corrupt=False)
+    held = [
+        build_tiny_model(tmp_path / f"held{i}.onnx", seed=i, metadata={KEY_VAL_FRACTION: "0.1"})
+        for i in range(2)
+    ]
+    out = write_fused(held, tmp_path / "held.onnx")
+    row = evaluate(out, data=fer, cache=tmp_path / "cache", repeats=2, repeats_b64=1)
+    v = row.validation
+    assert v["held_out"] is True and v["n"] > 0
+    assert f"| {v['accuracy']:.4f} / {v['macro_f1']:.4f} |" in row.line()
+    assert "(seen)" not in row.line()
+
+
+def test_a_record_without_validation_figures_loads_and_renders_a_dash(tmp_path):
+    from training.ensemble import ENSEMBLES, HEADER
+    from training.tables import ensembles_table
+
+    doc = json.loads((ENSEMBLES / "accurate_fp32.json").read_text())
+    doc.pop("validation", None)
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    row = EnsembleRow.read(tmp_path / "old.json")
+    assert row.validation is None
+    cells = row.line().split(" | ")
+    assert cells[6] == "–" and len(cells) == HEADER.split("\n")[0].count(" | ") + 1
+    assert row.line() in ensembles_table(tmp_path)
 
 
 def test_comparison_doc_lists_the_recorded_ensembles():

@@ -61,6 +61,21 @@ def test_export_contract_and_parity(tmp_path, arch):
         np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
 
 
+def test_export_records_the_runs_val_fraction(tmp_path):
+    from training.export import KEY_VAL_FRACTION
+
+    net = _trained_like("tiny")
+
+    def recorded(**kw) -> str | None:
+        m = onnx.load(str(export_onnx(net, tmp_path / "v.onnx", **kw)))
+        return {p.key: p.value for p in m.metadata_props}.get(KEY_VAL_FRACTION)
+
+    assert recorded(config={"arch": "tiny", "val_fraction": 0.1}) == "0.1"
+    assert recorded(config={"arch": "tiny", "val_fraction": 0.0}) == "0.0"
+    assert recorded(config={"arch": "tiny"}) == "0.0"  # a run from before the validation split
+    assert recorded() is None  # no training config: unknown
+
+
 def test_six_class_export_and_mismatch(tmp_path):
     net = _trained_like("tiny", k=6)
     emos = ("angry", "fear", "happy", "sad", "surprise", "neutral")

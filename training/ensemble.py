@@ -17,9 +17,16 @@ Runtime (and the INT8 quantizer's pre-processing) folds. The averaging uses ops 
 quantizer leaves in float (``Div``, ``Sum``, ``Reshape`` of float tensors, ``ReduceSum``), so the
 probabilities keep full resolution in a Q/DQ model, as a single model's ``Softmax`` does.
 
-``evaluate`` prints one table row (PublicTest accuracy, macro-F1, disgust recall; median latency at
-batch 1 and 64 in ``ferfast.ort.OrtRunner``); ``--record`` writes it as JSON for the generated
-table in docs/comparison.md (:func:`training.tables.ensembles_table`).
+``evaluate`` prints one table row (PublicTest accuracy, macro-F1, disgust recall; accuracy and
+macro-F1 on the validation split of Training, marked when the model trained on those faces; median
+latency at batch 1 and 64 in ``ferfast.ort.OrtRunner``); ``--record`` writes it as JSON for the
+generated table in docs/comparison.md (:func:`training.tables.ensembles_table`).
+
+Whether a model held the validation split out comes from its files, never from a flag: the
+``ferfast.val_fraction`` metadata that ``training.export`` writes, else the training config in the
+teacher manifest beside the file. A fused model records each member's fraction and, when all are
+known, the smallest as its own: a smaller fraction's split is part of a larger one's (same seed),
+so the smallest says which faces every member held out.
 """
 
 from __future__ import annotations
@@ -65,6 +72,31 @@ class Member:
     emotions: tuple[str, ...]
     input_scale: float
     input_bias: float
+    val_fraction: float | None = None  # the validation fraction its run held out; None: unknown
+
+
+def recorded_val_fraction(path: str | Path, meta: dict[str, str]) -> float | None:
+    """The validation fraction that the training run of the model at ``path`` held out: its
+    ``ferfast.val_fraction`` metadata (``meta``), else the ``config`` of the teacher manifest
+    beside it; None when neither says."""
+    from .export import KEY_VAL_FRACTION, run_val_fraction
+    from .teacher import MANIFEST_FILE, TeacherManifest
+
+    if KEY_VAL_FRACTION in meta:
+        return float(meta[KEY_VAL_FRACTION])
+    path = Path(path)
+    if (path.parent / MANIFEST_FILE).is_file():
+        manifest = TeacherManifest.read(path.parent)
+        if manifest.file == path.name and manifest.config:
+            return run_val_fraction(manifest.config)
+    return None
+
+
+def held_out(val_fraction: float | None) -> bool:
+    """True when a model's run held out the validation split that ``evaluate`` scores on."""
+    from .data import VAL_FRACTION
+
+    return val_fraction is not None and math.isclose(val_fraction, VAL_FRACTION)
 
 
 def load_members(specs: list[str | Path]) -> list[Member]:
@@ -82,10 +114,18 @@ def load_members(specs: list[str | Path]) -> list[Member]:
     for p in paths:
         runner = OrtRunner(p, threads=1)
         model = onnx.load(str(p))
-        arch = {e.key: e.value for e in model.metadata_props}.get(KEY_ARCH)
-        name = arch or Path(p).stem
+        meta = {e.key: e.value for e in model.metadata_props}
+        name = meta.get(KEY_ARCH) or Path(p).stem
         members.append(
-            Member(Path(p), name, model, runner.emotions, runner.input_scale, runner.input_bias)
+            Member(
+                Path(p),
+                name,
+                model,
+                runner.emotions,
+                runner.input_scale,
+                runner.input_bias,
+                recorded_val_fraction(p, meta),
+            )
         )
     first = members[0]
     for m in members[1:]:
@@ -129,6 +169,8 @@ def fuse(
 ) -> onnx.ModelProto:
     """One contract model: ``probs`` = sum_i w_i p_i / sum_i w_i over the members (and over the
     face and its mirror image with ``flip``)."""
+    from .export import KEY_VAL_FRACTION
+
     if not members:
         raise ValueError("an ensemble needs at least one member")
     if weights is not None:
@@ -250,7 +292,12 @@ def fuse(
         KEY_ENSEMBLE: json.dumps(
             {
                 "members": [
-                    {"name": m.name, "file": repo_relative(m.path), "sha256": sha256_file(m.path)}
+                    {
+                        "name": m.name,
+                        "file": repo_relative(m.path),
+                        "sha256": sha256_file(m.path),
+                        "val_fraction": m.val_fraction,
+                    }
                     for m in members
                 ],
                 "weights": [wi / sum(w) for wi in w],
@@ -259,6 +306,9 @@ def fuse(
             }
         ),
     }
+    fractions = [m.val_fraction for m in members]
+    if all(f is not None for f in fractions):
+        meta[KEY_VAL_FRACTION] = str(min(fractions))
     for key, value in meta.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
@@ -291,7 +341,8 @@ def write_fused(
 
 @dataclass
 class EnsembleRow:
-    """One measured model: PublicTest scores, CPU latency, and how to rebuild and re-measure it."""
+    """One measured model: PublicTest and validation scores, CPU latency, and how to rebuild and
+    re-measure it."""
 
     name: str
     file: str
@@ -303,6 +354,9 @@ class EnsembleRow:
     commands: list[str]
     date: str
     machine: str
+    # accuracy, macro_f1, disgust_recall, n on the validation split, and held_out; None in rows
+    # measured before the field existed and for models without the split (a peer library)
+    validation: dict | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> EnsembleRow:
@@ -316,10 +370,14 @@ class EnsembleRow:
 
     def line(self) -> str:
         """A markdown table row (the columns of :func:`training.tables.ensembles_table`)."""
-        p, lat = self.publictest, self.latency
+        p, lat, v = self.publictest, self.latency, self.validation
+        val = "–"
+        if v:
+            val = f"{v['accuracy']:.4f} / {v['macro_f1']:.4f}"
+            val += "" if v.get("held_out") else " (seen)"
         return (
             f"| {self.name} | `{self.arch}` | {self.precision} | {p['accuracy']:.4f} "
-            f"| {p['macro_f1']:.4f} | {p['disgust_recall']:.3f} | {lat['b1_ms']:.3f} "
+            f"| {p['macro_f1']:.4f} | {p['disgust_recall']:.3f} | {val} | {lat['b1_ms']:.3f} "
             f"| {lat['b64_ms_per_face']:.3f} | {lat['load_1min']:.1f} |"
         )
 
@@ -376,8 +434,9 @@ def evaluate(
     repeats_b64: int = 20,
     threads: int | None = None,
 ) -> EnsembleRow:
-    """PublicTest scores (``training.evaluate.onnx_probs``, ``training.metrics``) and median
-    latency at batch 1 and 64 (``ferfast.measure.measure_latency`` on PublicTest faces)."""
+    """PublicTest scores (``training.evaluate.onnx_probs``, ``training.metrics``), the same on the
+    validation split (``FerData.holdout``; held out or not by :func:`recorded_val_fraction`) and
+    median latency at batch 1 and 64 (``ferfast.measure.measure_latency`` on PublicTest faces)."""
     from ferfast.measure import measure_latency
     from ferfast.ort import OrtRunner
 
@@ -389,6 +448,12 @@ def evaluate(
     ds, _ = load(data, cache)
     x, y = ds.subset("PublicTest")
     m = compute_metrics(y, onnx_probs(str(path), x), with_auc=False)
+    meta = {e.key: e.value for e in onnx.load(str(path), load_external_data=False).metadata_props}
+    _, (xval, yval) = ds.holdout()
+    validation = None
+    if len(yval):
+        mval = compute_metrics(yval, onnx_probs(str(path), xval), with_auc=False)
+        validation = validation_scores(mval, len(yval), recorded_val_fraction(path, meta))
     runner = OrtRunner(path, threads=threads)
     faces = normalise(x[:64], runner.input_scale, runner.input_bias)
     load_before = os.getloadavg()[0]
@@ -396,7 +461,6 @@ def evaluate(
     b64 = measure_latency(runner, 64, repeats=repeats_b64, data=faces)
     # The machine is shared: the run-queue length beside the timing says how much it was.
     load = max(load_before, os.getloadavg()[0])
-    meta = {e.key: e.value for e in onnx.load(str(path), load_external_data=False).metadata_props}
     return EnsembleRow(
         name=name or path.stem,
         file=repo_relative(path),
@@ -414,6 +478,7 @@ def evaluate(
         commands=rebuild_commands(path, meta),
         date=utc_now(),
         machine=f"{cpu_info().model}, ORT {_ort_version()}",
+        validation=validation,
     )
 
 
@@ -425,6 +490,12 @@ def publictest_scores(m: Metrics, n: int) -> dict:
         "disgust_recall": round(m.disgust_recall, 4),
         "n": n,
     }
+
+
+def validation_scores(m: Metrics, n: int, val_fraction: float | None) -> dict:
+    """The ``validation`` field of a row: the scores of :func:`publictest_scores` on the
+    validation split, and ``held_out`` (:func:`held_out` of the model's recorded fraction)."""
+    return {**publictest_scores(m, n), "held_out": held_out(val_fraction)}
 
 
 def latency_record(
@@ -452,8 +523,8 @@ def _ort_version() -> str:
 
 
 HEADER = (
-    "| Model | Arch | Precision | Accuracy | Macro-F1 | Disgust recall | b1 ms "
-    "| b64 ms/face | Load |\n|---|---|---|---:|---:|---:|---:|---:|---:|"
+    "| Model | Arch | Precision | Accuracy | Macro-F1 | Disgust recall | Val acc / F1 | b1 ms "
+    "| b64 ms/face | Load |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -478,7 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     fu.add_argument("--out", required=True)
     fu.add_argument("--flip", action="store_true", help="average over the face and its mirror")
     fu.add_argument("--weights", type=_weights, default=None, help="w1,w2,... (normalised)")
-    ev = sub.add_parser("evaluate", help="PublicTest scores and latency: one table row")
+    ev = sub.add_parser(
+        "evaluate", help="PublicTest and validation scores and latency: one table row"
+    )
     ev.add_argument("file")
     ev.add_argument("--name", default=None, help="row label (default: the file stem)")
     ev.add_argument("--record", default=None, help="write the row as JSON here")

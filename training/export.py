@@ -27,6 +27,16 @@ from .model import ARCHS, FerNet, ProbsWrapper, build_net, fold_bn
 from .paths import CACHE, FER2013
 
 OPSET = 17
+# Metadata key: the fraction of FER2013 Training that the run held out as its validation split
+# (``training.data.VAL_FRACTION`` for the standard split, 0.0 when it trained on all of Training),
+# so a model's validation figures say by themselves whether the model saw those faces.
+KEY_VAL_FRACTION = "ferfast.val_fraction"
+
+
+def run_val_fraction(config: dict) -> float:
+    """The validation fraction a training run's ``config`` held out; a config without the key is
+    from before the validation split, when runs trained on all of Training."""
+    return float(config.get("val_fraction", 0.0))
 
 
 @dataclass
@@ -47,8 +57,10 @@ def export_onnx(
     path: str | os.PathLike,
     emotions: tuple[str, ...] = EMOTIONS,
     extra_meta: dict[str, str] | None = None,
+    config: dict | None = None,
 ) -> Path:
-    """Fold BN, wrap with softmax and write ``path`` (atomic)."""
+    """Fold BN, wrap with softmax and write ``path`` (atomic). ``config`` (the checkpoint's
+    training config) adds :data:`KEY_VAL_FRACTION`."""
     if len(emotions) != net.num_classes:
         raise ValueError(f"{len(emotions)} class names for a {net.num_classes}-class net")
     model = ProbsWrapper(fold_bn(net)).eval()
@@ -67,6 +79,8 @@ def export_onnx(
     )
     m = _inline_identities(onnx.load_from_string(buf.getvalue()))
     meta = {**metadata_props(emotions, __version__), "ferfast.arch": net.arch}
+    if config is not None:
+        meta[KEY_VAL_FRACTION] = str(run_val_fraction(config))
     meta.update(extra_meta or {})
     del m.metadata_props[:]
     for k, v in meta.items():
@@ -214,7 +228,7 @@ def main() -> None:
 
     net, ck = load_checkpoint_net(a.checkpoint)
     emotions = tuple(ck["emotions"])
-    export_onnx(net, a.out, emotions)
+    export_onnx(net, a.out, emotions, config=ck["config"])
     data, _ = load(a.data, a.cache)
     x, _ = data.subset("PublicTest")
     x = normalise(x[:256])

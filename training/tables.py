@@ -265,7 +265,9 @@ def refresh_teachers(doc: Path) -> bool:
 
 def ensembles_table(root: Path | None = None) -> str:
     """Measured fused ensembles (training/ensembles/*.json, ``python -m training.ensemble
-    evaluate --record``): the table, then the commands that rebuild and re-measure each row."""
+    evaluate --record``): the table, what its validation column means, then the commands that
+    rebuild and re-measure each row."""
+    from .data import VAL_FRACTION
     from .ensemble import ENSEMBLES, HEADER, EnsembleRow
 
     rows = [EnsembleRow.read(p) for p in sorted(Path(root or ENSEMBLES).glob("*.json"))]
@@ -280,8 +282,17 @@ def ensembles_table(root: Path | None = None) -> str:
         )
     )
     table = "\n".join([HEADER, *(r.line() for r in rows)])
+    if not rows:
+        return table
+    # Validation figures of a model that trained on those faces overstate it; the mark says so.
+    legend = (
+        f"Val acc / F1: accuracy and macro-F1 on the validation split ({VAL_FRACTION:g} of "
+        "Training, stratified, seeded); (seen) marks a model that trained on those faces, or one "
+        "whose files do not say it held them out (an ensemble: any member), so the figures may "
+        "overstate it; –: not measured."
+    )
     cmds = "\n".join(f"# {r.name}, {r.precision}\n" + "\n".join(r.commands) for r in rows)
-    return f"{table}\n\n```bash\n{cmds}\n```" if rows else table
+    return f"{table}\n\n{legend}\n\n```bash\n{cmds}\n```"
 
 
 def comparison_markdown(root: Path, latency_file: Path | None, notes: str = "") -> str:

@@ -195,7 +195,7 @@ def export_teacher(
     x, y = ds.subset("PublicTest")
     _, (xval, yval) = ds.holdout(cfg.get("val_fraction", 0.0))
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(net, Path(tmp) / "fp32.onnx")
+        fp32 = export_onnx(net, Path(tmp) / "fp32.onnx", config=cfg)
         chosen, fmt = Path(tmp) / "fp16.onnx", "fp16-weights"
         onnx.save(fp16_weights(onnx.load(str(fp32))), str(chosen))
         if chosen.stat().st_size > max_mb * 1e6:
