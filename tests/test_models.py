@@ -135,7 +135,8 @@ def test_int8_models_compute_float_logits() -> None:
 def test_accurate_model_is_the_mean_of_its_committed_members() -> None:
     """accurate-fp32 is a fused graph whose members are files of this repository: the shipped
     fast-fp32 model and a committed teacher artifact. Its probabilities equal the weighted mean
-    of theirs (test_catalog_figures_match_publictest measures the INT8 file)."""
+    of theirs, each averaged over the face and its mirror image when the graph flips
+    (test_catalog_figures_match_publictest measures the INT8 file)."""
     import json
     from pathlib import Path
 
@@ -156,7 +157,9 @@ def test_accurate_model_is_the_mean_of_its_committed_members() -> None:
     for m, f in zip(doc["members"], files, strict=True):
         assert sha256_file(f) == m["sha256"], f
     faces = np.random.default_rng(0).integers(0, 256, (32, 1, 48, 48)).astype(np.float32) / 255
+    # With flip test-time augmentation each member also sees the mirror image of every face.
+    views = [faces, faces[..., ::-1].copy()] if doc["flip"] else [faces]
     fused = OrtRunner(info.path).run(faces)
-    members = [OrtRunner(f).run(faces) for f in files]
+    members = [np.mean([OrtRunner(f).run(v) for v in views], axis=0) for f in files]
     expected = sum(w * p for w, p in zip(doc["weights"], members, strict=True))
     np.testing.assert_allclose(fused, expected, atol=1e-5)

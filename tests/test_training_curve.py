@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from training.curve import TARGETS, main, pareto_front, plot_curve, read_rows  # noqa: E402
+from training.curve import main, pareto_front, plot_curve, read_rows  # noqa: E402
 from training.ensemble import EnsembleRow  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -67,13 +67,6 @@ def test_pareto_front_keeps_the_best_accuracy_at_each_latency():
     assert pareto_front(points) == [(0.1, 68.0), (0.5, 69.0), (1.0, 70.0), (3.0, 71.0)]
     assert pareto_front([]) == []
     assert pareto_front(iter([(1.0, 50.0)])) == [(1.0, 50.0)]
-
-
-def test_targets_are_the_product_goals():
-    assert [(t.name, t.min_accuracy, t.max_b1_ms) for t in TARGETS] == [
-        ("fast", 70.0, 0.26),
-        ("accurate", 71.5, 2.0),
-    ]
 
 
 def test_plot_curve_writes_a_deterministic_png(tmp_path):

@@ -6,8 +6,9 @@ Reads every row recorded by ``python -m training.ensemble evaluate --record`` (t
 table in docs/comparison.md, :func:`training.tables.ensembles_table`), skips rows without a
 latency, and plots PublicTest accuracy against latency per face at batch 1 (log scale): INT8
 points filled, fp32 hollow, the shipped models as stars, the Pareto front over the INT8 rows as a
-step line and the product targets (:data:`TARGETS`) as shaded goal regions. Prints the PNG's path.
-The PNG carries no timestamp or software version, so the same records give the same bytes.
+step line and the product targets (:data:`ferfast.models.TARGETS`) as shaded goal regions.
+Prints the PNG's path. The PNG carries no timestamp or software version, so the same records
+give the same bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +28,11 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
+from ferfast.models import TARGETS, Target  # noqa: E402
+
 from .ensemble import ENSEMBLES, EnsembleRow  # noqa: E402
 from .paths import REPO  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Target:
-    """A product goal: at least ``min_accuracy`` % on PublicTest within ``max_b1_ms`` per face."""
-
-    name: str
-    min_accuracy: float  # PublicTest accuracy, percent
-    max_b1_ms: float  # latency per face at batch 1, ms
-
-
-TARGETS: tuple[Target, ...] = (
-    Target("fast", min_accuracy=70.0, max_b1_ms=0.26),
-    Target("accurate", min_accuracy=71.5, max_b1_ms=2.0),
-)
 SHIPPED_PREFIXES = ("fast (shipped", "accurate (shipped")
 OUT = REPO / "docs" / "accuracy_latency.png"
 
@@ -189,10 +177,10 @@ def plot_curve(
     xs = [float(r.latency["b1_ms"]) for r in rows]
     ys = [100 * float(r.publictest["accuracy"]) for r in rows]
 
-    x_lo = min([*xs, *(t.max_b1_ms for t in targets)]) / 1.5
-    x_hi = max([*xs, *(t.max_b1_ms for t in targets)]) * 1.6
-    y_lo = min([*ys, *(t.min_accuracy for t in targets)]) - 0.8
-    y_hi = max([*ys, *(t.min_accuracy for t in targets)]) + 0.9
+    x_lo = min([*xs, *(t.b1_ms for t in targets)]) / 1.5
+    x_hi = max([*xs, *(t.b1_ms for t in targets)]) * 1.6
+    y_lo = min([*ys, *(100 * t.accuracy for t in targets)]) - 0.8
+    y_hi = max([*ys, *(100 * t.accuracy for t in targets)]) + 0.9
 
     fig, ax = plt.subplots(figsize=(9, 5.8), dpi=100)
     ax.set_xscale("log")
@@ -202,11 +190,11 @@ def plot_curve(
     captions = []
     for t, colour in zip(targets, _TARGET_COLOURS * len(targets), strict=False):
         ax.fill_between(
-            [x_lo, t.max_b1_ms], t.min_accuracy, y_hi, color=colour, alpha=0.09, lw=0, zorder=0
+            [x_lo, t.b1_ms], 100 * t.accuracy, y_hi, color=colour, alpha=0.09, lw=0, zorder=0
         )
         ax.plot(
-            [x_lo, t.max_b1_ms, t.max_b1_ms],
-            [t.min_accuracy, t.min_accuracy, y_hi],
+            [x_lo, t.b1_ms, t.b1_ms],
+            [100 * t.accuracy, 100 * t.accuracy, y_hi],
             color=colour,
             lw=1,
             ls="--",
@@ -215,9 +203,9 @@ def plot_curve(
         )
         # x in data, y in axes fraction: the caption sits under the top edge at any scale.
         caption = ax.text(
-            t.max_b1_ms / 1.03,
+            t.b1_ms / 1.03,
             0.985,
-            f"{t.name} goal\n≥ {t.min_accuracy:g} %, ≤ {t.max_b1_ms:g} ms",
+            f"{t.family} goal\n≥ {100 * t.accuracy:g} %, ≤ {t.b1_ms:g} ms",
             ha="right",
             va="top",
             fontsize=7.5,

@@ -64,6 +64,26 @@ CATALOG: tuple[ModelInfo, ...] = (
         0.696,
     ),
 )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model family's release goal: INT8 figures on FER2013 PublicTest (the release gate checks
+    the same on faces kept out of this project) and INT8 latency per face on 2 CPU cores."""
+
+    family: str
+    accuracy: float
+    macro_f1: float
+    disgust_recall: float
+    b1_ms: float  # batch 1
+    b64_ms: float | None = None  # per face at batch 64, where the family has a goal there
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("fast", 0.700, 0.69, 0.65, b1_ms=0.26, b64_ms=0.13),
+    Target("accurate", 0.715, 0.705, 0.65, b1_ms=2.0),
+)
+
 BUNDLED: dict[str, str] = {m.name: m.file for m in CATALOG}  # canonical name -> file
 ALIASES: dict[str, str] = {a: m.name for m in CATALOG for a in m.aliases}  # alias -> name
 _BY_NAME: dict[str, ModelInfo] = {m.name: m for m in CATALOG}
