@@ -123,37 +123,57 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("checkpoint", help="best.pt / last.pt of a training run")
+    ap.add_argument(
+        "checkpoint", nargs="?", default=None, help="best.pt / last.pt of a training run"
+    )
     ap.add_argument("--out", required=True)
-    ap.add_argument("--onnx", default=None, help="evaluate this exported model instead")
+    ap.add_argument(
+        "--onnx",
+        default=None,
+        help="evaluate this exported model instead (or alone, e.g. a fused one)",
+    )
     ap.add_argument("--data", default=str(FER2013))
     ap.add_argument("--cache", default=str(CACHE))
     a = ap.parse_args()
-    import torch
-
-    from .export import load_checkpoint_net
-    from .model import count_macs, count_params
-    from .predict import predict_probs
+    if not a.checkpoint and not a.onnx:
+        ap.error("give a checkpoint, an --onnx model, or both")
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     data, report = load(a.data, a.cache)
     x, y = data.subset("PublicTest")
-    net, ck = load_checkpoint_net(a.checkpoint)
-    torch.set_num_threads(1)
-    strategy = ck["config"]["strategy"]
-    probs = onnx_probs(a.onnx, x) if a.onnx else predict_probs(net, x, strategy)
+    ck: dict = {}
+    if a.checkpoint:
+        import torch
+
+        from .export import load_checkpoint_net
+        from .model import count_macs, count_params
+        from .predict import predict_probs
+
+        net, ck = load_checkpoint_net(a.checkpoint)
+        torch.set_num_threads(1)
+        strategy = ck["config"]["strategy"]
+        probs = onnx_probs(a.onnx, x) if a.onnx else predict_probs(net, x, strategy)
+        about = {
+            "arch": ck["config"]["arch"],
+            "strategy": strategy,
+            "params": count_params(net),
+            "mflops": 2 * count_macs(ck["config"]["arch"], net.num_classes) / 1e6,
+            "best_epoch": ck.get("best_epoch"),
+            "config": ck["config"],
+        }
+    else:
+        import onnx
+
+        probs = onnx_probs(a.onnx, x)
+        meta = {e.key: e.value for e in onnx.load(a.onnx, load_external_data=False).metadata_props}
+        about = {"arch": meta.get("ferfast.arch", "?")}
     m = compute_metrics(y, probs)
     doc = {
         "model": a.onnx or a.checkpoint,
         "split": "PublicTest",
         "data": report.summary(),
-        "arch": ck["config"]["arch"],
-        "strategy": strategy,
-        "params": count_params(net),
-        "mflops": 2 * count_macs(ck["config"]["arch"], net.num_classes) / 1e6,
-        "best_epoch": ck.get("best_epoch"),
-        "config": ck["config"],
+        **about,
         **m.as_dict(),
     }
     (out / "metrics.json").write_text(json.dumps(doc, indent=1))
