@@ -8,7 +8,8 @@
 #      (runs/kd_f2); evaluation report (runs/kd_f2/report); ONNX export with the PyTorch parity
 #      check -> src/ferfast/models/ferfast_fp32.onnx; INT8 calibration, method comparison
 #      -> src/ferfast/models/ferfast_int8.onnx, docs/int8.md
-#   3. accurate: fast + t1_90 fused into one graph -> ferfast_accurate_fp32.onnx; INT8 (entropy)
+#   3. accurate: fast + t1_90, each over the face and its mirror image, fused into one graph
+#      -> ferfast_accurate_fp32.onnx; INT8 (entropy)
 #      -> ferfast_accurate_int8.onnx; the accuracy/latency records of both (training/ensembles)
 #   4. balancing strategies (5 epochs), model sizes, classical baselines -> docs/comparison.md
 # FERFAST_FULL=1: also retrain what the artifacts stand for (about ten more hours):
@@ -94,9 +95,9 @@ run "$PY" -m training.evaluate --data "$DATA" runs/kd_f2/best.pt --out runs/kd_f
 run "$PY" -m training.export --data "$DATA" runs/kd_f2/best.pt "$MODELS/ferfast_fp32.onnx"
 run "$PY" -m calibration.compare --fp32 "$MODELS/ferfast_fp32.onnx" --ship --test-data "$DATA"
 
-stage "accurate: fast + t1_90 fused into one graph, INT8, accuracy and latency records" "5 min"
-# accurate: fast + t1_90 in one graph, INT8 by the method that agrees best with its float model.
-run "$PY" -m training.ensemble fuse "$MODELS/ferfast_fp32.onnx" t1_90 \
+stage "accurate: fast + t1_90 with flip in one graph, INT8, accuracy and latency records" "5 min"
+# accurate: fast + t1_90, each over the face and its mirror image, in one graph; INT8 (entropy).
+run "$PY" -m training.ensemble fuse "$MODELS/ferfast_fp32.onnx" t1_90 --flip \
   --out "$MODELS/ferfast_accurate_fp32.onnx"
 run "$PY" -m calibration --fp32 "$MODELS/ferfast_accurate_fp32.onnx" \
   --out "$MODELS/ferfast_accurate_int8.onnx" --method entropy --no-eval
@@ -104,7 +105,7 @@ for p in fp32 int8; do
   run "$PY" -m training.ensemble evaluate --data "$DATA" "$MODELS/ferfast_$p.onnx" \
     --name 'fast (shipped f v2)' --record "training/ensembles/fast_$p.json"
   run "$PY" -m training.ensemble evaluate --data "$DATA" "$MODELS/ferfast_accurate_$p.onnx" \
-    --name 'accurate (shipped: fast + t1_90)' --record "training/ensembles/accurate_$p.json"
+    --name 'accurate (shipped: fast + t1_90 +flip)' --record "training/ensembles/accurate_$p.json"
 done
 
 stage "the peer fer package's row (only where build/fer-venv exists)" "1 min"

