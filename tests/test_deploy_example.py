@@ -71,6 +71,10 @@ def subscriber(tmp_path: Path) -> Iterator[Callable[..., Subscriber]]:
             sub.proc.communicate(timeout=10)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Subscriber:
     """The example script collecting into ``db`` until :meth:`stop` (SIGINT, as Ctrl-C)."""
 
@@ -82,6 +86,9 @@ class Subscriber:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C as in a terminal: a test run started in the background (`cmd &` in a
+            # script) passes SIGINT down ignored, and Python then never raises KeyboardInterrupt.
+            preexec_fn=_default_sigint,
         )
         assert self.proc.stderr is not None
         ready, _, _ = select.select([self.proc.stderr], [], [], 20.0)  # it subscribed, or died
