@@ -174,7 +174,7 @@ def export_teacher(
 
     from .data import EMOTIONS, load
     from .evaluate import onnx_probs
-    from .export import export_onnx, load_checkpoint_net
+    from .export import export_onnx, load_checkpoint_net, run_val_fraction
     from .model import count_macs, count_params
     from .predict import predict_probs
 
@@ -193,7 +193,7 @@ def export_teacher(
     out = dest / MODEL_FILE
     ds, _ = load(data, cache)
     x, y = ds.subset("PublicTest")
-    _, (xval, yval) = ds.holdout(cfg.get("val_fraction", 0.0))
+    _, (xval, yval) = ds.holdout(run_val_fraction(cfg))
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(net, Path(tmp) / "fp32.onnx", config=cfg)
         chosen, fmt = Path(tmp) / "fp16.onnx", "fp16-weights"
@@ -203,7 +203,7 @@ def export_teacher(
             from .data import normalise
             from .quantize import QuantSettings, quantize_model
 
-            (xt, _), _ = ds.holdout(cfg.get("val_fraction", 0.0))
+            (xt, _), _ = ds.holdout(run_val_fraction(cfg))
             idx = np.random.default_rng(0).choice(len(xt), min(256, len(xt)), replace=False)
             chosen, fmt = Path(tmp) / "int8.onnx", "int8-qdq"
             settings = QuantSettings(method="minmax")
