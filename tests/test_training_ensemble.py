@@ -123,15 +123,26 @@ def test_fused_graph_records_the_members_val_fractions(members, tmp_path):
 
 
 def test_teacher_artifacts_give_their_val_fraction_from_the_manifest(tmp_path):
-    from training.teacher import TEACHERS
+    import shutil
 
-    r2, t1_90 = TEACHERS / "r2" / "teacher.onnx", TEACHERS / "t1_90" / "teacher.onnx"
-    assert KEY_VAL_FRACTION not in _meta(r2)  # exported before the key existed
-    assert recorded_val_fraction(r2, _meta(r2)) == pytest.approx(0.1)
+    from training.teacher import MANIFEST_FILE, TEACHERS
+
+    r2e, t1_90 = TEACHERS / "r2e" / "teacher.onnx", TEACHERS / "t1_90" / "teacher.onnx"
+    assert _meta(r2e)[KEY_VAL_FRACTION] == "0.1"
+    # the same artifact as exported before the key existed: its manifest's config says
+    old = onnx.load(str(r2e))
+    kept = [p for p in old.metadata_props if p.key != KEY_VAL_FRACTION]
+    del old.metadata_props[:]
+    old.metadata_props.extend(kept)
+    onnx.save(old, str(tmp_path / "teacher.onnx"))
+    shutil.copy(r2e.parent / MANIFEST_FILE, tmp_path / MANIFEST_FILE)
+    legacy = tmp_path / "teacher.onnx"
+    assert KEY_VAL_FRACTION not in _meta(legacy)
+    assert recorded_val_fraction(legacy, _meta(legacy)) == pytest.approx(0.1)
     # a config from before the validation split: the run trained on all of Training
     assert recorded_val_fraction(t1_90, {}) == 0.0
-    assert recorded_val_fraction(r2, {KEY_VAL_FRACTION: "0.0"}) == 0.0  # the file's own word
-    assert load_members(["r2"])[0].val_fraction == pytest.approx(0.1)
+    assert recorded_val_fraction(legacy, {KEY_VAL_FRACTION: "0.0"}) == 0.0  # the file's own word
+    assert load_members(["r2e"])[0].val_fraction == pytest.approx(0.1)
 
 
 def test_held_out_only_for_the_split_that_evaluate_scores():

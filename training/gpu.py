@@ -26,9 +26,12 @@ from pathlib import Path
 
 from .paths import REPO, RUNS
 
-# name -> training.train flags; the first is the t1_90 recipe, now selecting on validation
+# name -> training.train flags; the first is the t1_90 recipe, now selecting on validation; the
+# next two are the recipes of the teachers w1 and r2e trained here on the CPU, at 90 epochs
 RECIPES: dict[str, str] = {
     "t1_90v": "--arch t1 --strategy sqrt --epochs 90",
+    "w1_90": "--arch w1 --strategy sqrt --epochs 90",
+    "r2e_90": "--arch r2 --strategy sqrt --epochs 90 --ema 0.999",
     "r1_60": "--arch r1 --strategy sqrt --epochs 60 --mixup 0.2",
 }
 TINY: dict[str, str] = {
