@@ -38,9 +38,9 @@ ARCHS: dict[str, list[tuple[int, int]]] = {
         (384, 2),
         (384, 1),
     ],
-    # A teacher of another shape: wide and shallow, a stride-2 first layer straight to 24x24 and
-    # twice t1's width per stage with seven layers instead of ten (2.3M params, 192 MFLOPs), so
-    # its errors differ from the deep narrow t1's.
+    # A teacher of another shape: shallow, a stride-2 first layer straight to 24x24 (no
+    # full-resolution layer), two layers per stage at t1's widths and one 512-wide layer at 3x3:
+    # seven layers instead of ten (2.3M params, 192 MFLOPs), so its errors differ from t1's.
     "w1": [(64, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)],
 }
 
